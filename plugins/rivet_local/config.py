@@ -1,0 +1,18 @@
+"""Keys of ``[exports.destination]`` when ``type = "local"``."""
+
+from __future__ import annotations
+
+import attrs
+
+from rivet_core.config import doc
+
+
+@attrs.frozen(kw_only=True)
+class LocalOptions:
+    """``type = "local"``: a directory on this machine."""
+
+    path: str = doc(
+        "Directory for the files, relative to the config file's directory unless absolute. "
+        "Placeholders: `{export}`, `{date}` (UTC `YYYY-MM-DD` of the run start), `{run_id}`.",
+        default="./output/{export}",
+    )

@@ -1,0 +1,164 @@
+"""Parquet encoding: :class:`ParquetFormat` and the streaming row-group writer it opens.
+
+Imported by the spec's factory only, because it imports ``pyarrow.parquet``. The spec and the
+config keys live in the package ``__init__``.
+
+pyarrow's ``ParquetWriter.write_batch`` turns every call into its own row group, and source
+batches are small (10 000 rows by default), so :class:`ParquetFormatWriter` buffers batches
+and writes one row group per ``write_table`` call once the buffer holds ``row_group_rows``
+rows or its byte budget. Memory is bounded by that buffer, whatever the size of the result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rivet_core import __version__
+from rivet_core.backends import Compression, Format, FormatWriter
+from rivet_core.errors import FormatError
+
+if TYPE_CHECKING:
+    from rivet_parquet import ParquetOptions
+
+MIB = 1024 * 1024
+ZSTD_DEFAULT_LEVEL = 3
+"""zstd level when none is configured: Arrow's own default is 1, which trades size for a speed
+the export rarely needs."""
+
+# Errors pyarrow raises for data it cannot encode; anything else (a failing sink) passes
+# through unchanged so the runner can classify it.
+_ENCODING_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+
+
+class ParquetFormat(Format):
+    """Parquet with the configured row-group sizing and codec."""
+
+    def __init__(self, options: ParquetOptions, compression: Compression) -> None:
+        self.options = options
+        self.compression = compression
+
+    @property
+    def extension(self) -> str:
+        return "parquet"
+
+    def writer_properties(self) -> dict[str, Any]:
+        """Keyword arguments for ``pyarrow.parquet.ParquetWriter``."""
+        codec = self.compression.codec
+        level = self.compression.level
+        if codec == "zstd" and level is None:
+            level = ZSTD_DEFAULT_LEVEL
+        return {
+            "version": "2.6",
+            "compression": "NONE" if codec == "none" else codec,
+            "compression_level": level,
+            # Dictionary pages fall back to plain encoding per column chunk once they pass
+            # 1 MiB, so high-cardinality columns cost little while repetitive ones shrink a lot.
+            "use_dictionary": True,
+            "write_statistics": self.options.write_statistics,
+            # Timestamps keep their own unit (microseconds from every built-in source) as
+            # TIMESTAMP logical types; INT96 is deprecated and coercing could truncate.
+            "use_deprecated_int96_timestamps": False,
+            "coerce_timestamps": None,
+            # The Arrow schema in the footer restores types Parquet lacks (large_string,
+            # uint widths, decimal256) and keeps the `rivet.source_type` field metadata.
+            "store_schema": True,
+        }
+
+    def open(
+        self, sink: pa.NativeFile, schema: pa.Schema, *, max_file_bytes: int | None = None
+    ) -> ParquetFormatWriter:
+        properties = self.writer_properties()
+        check_storable(schema, properties)
+        flush_bytes = self.options.row_group_mb * MIB
+        if max_file_bytes is not None:
+            flush_bytes = min(flush_bytes, max(MIB, max_file_bytes // 4))
+        metadata = dict(schema.metadata or {})
+        metadata[b"rivet.version"] = __version__.encode()
+        return ParquetFormatWriter(
+            sink,
+            schema.with_metadata(metadata),
+            properties,
+            row_group_rows=self.options.row_group_rows,
+            flush_bytes=flush_bytes,
+        )
+
+
+def check_storable(schema: pa.Schema, properties: dict[str, Any]) -> None:
+    """Raise :class:`FormatError` naming every column Parquet cannot store.
+
+    Asks pyarrow itself, on a scratch buffer with the real writer properties, so the answer
+    matches what the file writer would do; nothing is written to the real sink.
+    """
+    try:
+        pq.ParquetWriter(pa.BufferOutputStream(), schema, **properties).close()
+        return
+    except _ENCODING_ERRORS:
+        pass
+    problems = []
+    for field in schema:
+        try:
+            pq.ParquetWriter(pa.BufferOutputStream(), pa.schema([field]), **properties).close()
+        except _ENCODING_ERRORS:
+            problems.append(f"{field.name!r} ({field.type})")
+    raise FormatError(
+        "parquet cannot store column " + ", ".join(problems),
+        hint="cast the column in the query to a type Parquet can store (intervals: to text), "
+        "or export it as csv",
+    )
+
+
+class ParquetFormatWriter(FormatWriter):
+    """One Parquet file: batches are buffered and written as whole row groups."""
+
+    def __init__(
+        self,
+        sink: pa.NativeFile,
+        schema: pa.Schema,
+        properties: dict[str, Any],
+        *,
+        row_group_rows: int,
+        flush_bytes: int,
+    ) -> None:
+        self.schema = schema
+        self.row_group_rows = row_group_rows
+        self.flush_bytes = flush_bytes
+        self._writer = pq.ParquetWriter(sink, schema, **properties)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
+        self._closed = False
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self._pending_bytes += batch.nbytes
+        while self._pending_rows >= self.row_group_rows:
+            self._write_row_group(self.row_group_rows)
+        if self._pending_bytes >= self.flush_bytes:
+            self._write_row_group(self._pending_rows)
+
+    def close(self) -> None:
+        """Write the last row group and the footer. The sink is left open."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pending_rows:
+            self._write_row_group(self._pending_rows)
+        self._writer.close()
+
+    def _write_row_group(self, rows: int) -> None:
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        try:
+            self._writer.write_table(table.slice(0, rows), row_group_size=rows)
+        except _ENCODING_ERRORS as exc:
+            raise FormatError(f"parquet could not encode a row group: {exc}") from exc
+        # The remainder stays as zero-copy views of the batches already held.
+        rest = table.slice(rows)
+        self._pending = [batch for batch in rest.to_batches() if batch.num_rows]
+        self._pending_rows = rest.num_rows
+        self._pending_bytes = sum(batch.nbytes for batch in self._pending)

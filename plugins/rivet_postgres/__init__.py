@@ -1,0 +1,40 @@
+"""The ``postgres`` source: PostgreSQL queries streamed as Arrow batches over psycopg 3.
+
+Importing this module is cheap: psycopg and pyarrow are imported by :mod:`.source`, which
+only the factory loads. See :mod:`.source` for the read protocol, :mod:`.typemap` for the
+type mapping.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rivet_core import hookimpl
+from rivet_core.specs import SourceSpec
+from rivet_postgres.config import PostgresConfig
+
+if TYPE_CHECKING:
+    from rivet_core.backends import Source, SourceContext
+
+__all__ = ["PostgresConfig", "factory", "rivet_sources"]
+
+
+def factory(config: PostgresConfig, context: SourceContext) -> Source:
+    """Build the source; it connects on first use."""
+    from rivet_postgres.source import PostgresSource
+
+    return PostgresSource(config, config_dir=context.config_dir)
+
+
+@hookimpl
+def rivet_sources() -> list[SourceSpec]:
+    return [
+        SourceSpec(
+            name="postgres",
+            config_cls=PostgresConfig,
+            factory=factory,
+            dialect="postgres",
+            description="PostgreSQL via psycopg 3: read-only transaction, server-side cursor, "
+                        "binary protocol",
+        )
+    ]

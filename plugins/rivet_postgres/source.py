@@ -1,0 +1,364 @@
+"""The PostgreSQL source: one connection, read-only transactions, a server-side cursor per read.
+
+Protocol of one :meth:`PostgresSource.read` (``describe`` stops after step 3 and rolls back):
+
+1. ``BEGIN READ ONLY; SET LOCAL statement_timeout = <ms>; SET LOCAL lock_timeout = <ms>;
+   SET LOCAL TimeZone = 'UTC'`` in one round trip (the timeouts only when > 0). Every
+   setting is transaction-scoped, so nothing leaks into a pooled session.
+2. ``DECLARE "_rivet" NO SCROLL CURSOR FOR <sql>`` with the parameters bound (extended
+   protocol), then Describe Portal: the columns are known before any row is produced.
+3. ``SELECT format_type(oid, typmod) ...`` for column types not seen before on this
+   connection, so messages spell types as PostgreSQL does. Unmappable columns raise
+   :class:`~rivet_core.errors.UnsupportedTypeError` here, before any batch.
+4. ``FETCH FORWARD <n> FROM "_rivet"`` (binary results) until a short fetch, one Arrow
+   batch per fetch, sleeping ``throttle_ms`` between fetches.
+5. ``CLOSE "_rivet"; COMMIT`` as soon as the last rows are in hand (before the last batch
+   is handed over, so the snapshot is released early). On any error, or when the stream is
+   closed early, ``ROLLBACK``; a connection that cannot roll back is discarded.
+
+``Query.sql`` takes psycopg placeholders (``%s``) when ``Query.params`` is not empty; with no
+params the text is sent as written, so a literal ``%`` needs no escaping.
+
+``ReadOptions.max_batch_bytes``: when a batch's Arrow size exceeds it, later fetches ask
+for half as many rows (never fewer than 1). The oversized batch itself is still delivered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+from psycopg import pq
+
+from rivet_core.backends import BatchStream, Query, ReadOptions, Source
+from rivet_core.config.connection import ConnectionParams
+from rivet_core.errors import SourceError, TransientSourceError
+from rivet_core.redact import redact
+from rivet_core.types import ColumnInfo, schema_of
+from rivet_postgres import decode, typemap
+from rivet_postgres.config import PostgresConfig
+from rivet_postgres.sqlstate import classify, error_text, hint_for
+
+CURSOR_NAME = "_rivet"
+_IDLE = pq.TransactionStatus.IDLE
+
+
+def _wrap(exc: psycopg.Error, label: str) -> SourceError:
+    """A psycopg failure as a Rivet error: the server's first line, SQLSTATE, redacted."""
+    sqlstate = exc.sqlstate
+    message = str(exc)
+    connection_lost = isinstance(exc, psycopg.OperationalError) and sqlstate is None
+    transient = classify(sqlstate, message, connection_lost=connection_lost)
+    cls = TransientSourceError if transient else SourceError
+    return cls(redact(error_text(label, message, sqlstate)), hint=hint_for(sqlstate, message))
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _begin_sql(options: ReadOptions) -> str:
+    statements = ["BEGIN READ ONLY"]
+    # Integers formatted by us, never user text: SET takes no bind parameters.
+    if options.statement_timeout_s > 0:
+        statements.append(
+            f"SET LOCAL statement_timeout = {_milliseconds(options.statement_timeout_s)}")
+    if options.lock_timeout_s > 0:
+        statements.append(f"SET LOCAL lock_timeout = {_milliseconds(options.lock_timeout_s)}")
+    statements.append("SET LOCAL TimeZone = 'UTC'")
+    return "; ".join(statements)
+
+
+class _Column:
+    """How one result column is decoded: its OID, mapped type and written type."""
+
+    __slots__ = ("name", "natural", "oid", "target")
+
+    def __init__(self, name: str, oid: int, natural: pa.DataType | None,
+                 target: pa.DataType) -> None:
+        self.name = name
+        self.oid = oid
+        self.natural = natural
+        self.target = target
+
+
+class PostgresSource(Source):
+    """Reads queries from one PostgreSQL database over a single, reused connection."""
+
+    def __init__(self, config: PostgresConfig, *, config_dir: Path) -> None:
+        self._config = config
+        self._config_dir = config_dir
+        self._params: ConnectionParams | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._type_names: dict[tuple[int, int], str] = {}
+        self._active: PostgresBatchStream | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    def _connection_params(self) -> ConnectionParams:
+        if self._params is None:
+            try:
+                self._params = self._config.resolve(self._config_dir, default_port=5432)
+            except (ValueError, KeyError, OSError) as exc:
+                raise SourceError(redact(f"postgres source: bad connection settings: {exc}"),
+                                  hint="run `rivet check` to see every config problem") from None
+        return self._params
+
+    def display_name(self) -> str:
+        try:
+            return self._connection_params().safe_url("postgresql")
+        except SourceError:
+            return "postgresql (connection settings unresolved)"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        params = self._connection_params()
+        # URL query parameters (sslmode, options, ...) are libpq keywords and override ours.
+        kwargs: dict[str, Any] = {
+            "host": params.host, "port": params.port, "user": params.user,
+            "dbname": params.database, "application_name": self._config.application_name,
+            "connect_timeout": self._config.connect_timeout_s,
+        }
+        if params.password is not None:
+            kwargs["password"] = params.password
+        if params.tls_mode is not None:
+            kwargs["sslmode"] = params.tls_mode
+        if params.ca_file is not None:
+            kwargs["sslrootcert"] = params.ca_file
+        kwargs.update(params.query)
+        try:
+            # prepare_threshold=None: no server-side prepared statements, which a
+            # transaction-mode pooler would route to the wrong backend.
+            conn = psycopg.connect(autocommit=True, prepare_threshold=None,
+                                   client_encoding="UTF8", **kwargs)
+        except psycopg.Error as exc:
+            raise _wrap(exc, f"cannot connect to {self.display_name()}") from None
+        decode.register_loaders(conn.adapters)
+        return conn
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is not None and (conn.closed or conn.broken):
+            self._discard_connection()
+            conn = None
+        if conn is None:
+            conn = self._conn = self._connect()
+        return conn
+
+    def _discard_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+        # OIDs of user types can be reused after DROP/CREATE; names are cached per connection.
+        self._type_names.clear()
+
+    def _rollback(self) -> None:
+        """End the current transaction, or drop a connection that cannot."""
+        conn = self._conn
+        if conn is None:
+            return
+        if conn.closed or conn.broken:
+            self._discard_connection()
+            return
+        try:
+            if conn.info.transaction_status != _IDLE:
+                conn.execute("ROLLBACK")
+        except psycopg.Error:
+            self._discard_connection()
+
+    # ------------------------------------------------------------------ reading
+
+    def _begin(self, options: ReadOptions) -> psycopg.Connection[Any]:
+        """Step 1. A reused connection found dead here (server restart, idle timeout,
+        pooler) is replaced once: nothing has run on it yet, so this cannot repeat work."""
+        reused = self._conn is not None and not (self._conn.closed or self._conn.broken)
+        conn = self._connection()
+        try:
+            if conn.info.transaction_status != _IDLE:
+                conn.execute("ROLLBACK")
+            conn.execute(_begin_sql(options))
+            return conn
+        except psycopg.OperationalError:
+            if not reused or not (conn.closed or conn.broken):
+                raise
+        self._discard_connection()
+        conn = self._connection()
+        conn.execute(_begin_sql(options))
+        return conn
+
+    def _resolve_type_names(self, conn: psycopg.Connection[Any],
+                            shapes: list[tuple[int, int]]) -> list[str]:
+        missing = sorted({shape for shape in shapes if shape not in self._type_names})
+        if missing:
+            rows = conn.execute(
+                "SELECT format_type(t.oid, t.typmod) FROM unnest(%s::oid[], %s::int4[])"
+                " WITH ORDINALITY AS t(oid, typmod, n) ORDER BY t.n",
+                ([oid for oid, _ in missing], [mod for _, mod in missing]),
+            ).fetchall()
+            for shape, (name,) in zip(missing, rows, strict=True):
+                self._type_names[shape] = name or f"oid {shape[0]}"
+        return [self._type_names[shape] for shape in shapes]
+
+    def _open(self, query: Query, options: ReadOptions
+              ) -> tuple[psycopg.ServerCursor[Any], list[ColumnInfo], list[_Column]]:
+        """Steps 1-3 of the protocol. On failure the transaction is rolled back."""
+        if self._active is not None:
+            raise RuntimeError("a previous read on this source is still open; close its "
+                               "stream before starting another")
+        cursor: psycopg.ServerCursor[Any] | None = None
+        try:
+            conn = self._begin(options)
+            cursor = conn.cursor(CURSOR_NAME, binary=True, scrollable=False)
+            cursor.execute(query.sql, query.params or None)
+            result = cursor.pgresult
+            assert result is not None  # set by the Describe Portal of execute()
+            names = [(result.fname(i) or b"?column?").decode() for i in range(result.nfields)]
+            shapes = [(result.ftype(i), result.fmod(i)) for i in range(result.nfields)]
+            type_names = self._resolve_type_names(conn, shapes)
+        except psycopg.Error as exc:
+            error = _wrap(exc, query.label)
+            self._close_cursor(cursor)
+            raise error from None
+        except BaseException:
+            self._close_cursor(cursor)
+            raise
+        try:
+            columns, plan = self._map(names, shapes, type_names, options, query.label)
+        except BaseException:
+            self._close_cursor(cursor)
+            raise
+        return cursor, columns, plan
+
+    def _close_cursor(self, cursor: psycopg.ServerCursor[Any] | None) -> None:
+        self._rollback()
+        if cursor is not None:
+            # After ROLLBACK (or with the connection gone) the portal no longer exists; this
+            # sends nothing and only marks the psycopg object closed.
+            with contextlib.suppress(psycopg.Error):
+                cursor.close()
+
+    def _map(self, names: list[str], shapes: list[tuple[int, int]], type_names: list[str],
+             options: ReadOptions, label: str) -> tuple[list[ColumnInfo], list[_Column]]:
+        overrides = options.column_types
+        unknown = typemap.unmatched_overrides(names, overrides)
+        if unknown:
+            raise SourceError(
+                f"{label}: [exports.columns] names {', '.join(map(repr, unknown))}, which the "
+                f"query does not return (columns: {', '.join(names)})",
+                hint="column names are case-sensitive; fix the name or drop the override")
+        columns: list[ColumnInfo] = []
+        plan: list[_Column] = []
+        for name, (oid, typmod), type_name in zip(names, shapes, type_names, strict=True):
+            natural = typemap.map_column(name, oid, typmod, type_name)
+            column = natural
+            if name in overrides:
+                column = typemap.apply_override(natural, oid, overrides[name])
+            columns.append(column)
+            if column.arrow_type is not None:
+                plan.append(_Column(name, oid, natural.arrow_type, column.arrow_type))
+        error = typemap.unsupported_error(columns, [oid for oid, _ in shapes], label)
+        if error is not None:
+            raise error
+        return columns, plan
+
+    def describe(self, query: Query, options: ReadOptions) -> list[ColumnInfo]:
+        """The mapped columns of ``query``; the cursor is declared, described and rolled
+        back without a single FETCH, so the query does not run."""
+        cursor, columns, _ = self._open(query, options)
+        self._close_cursor(cursor)
+        return columns
+
+    def read(self, query: Query, options: ReadOptions) -> PostgresBatchStream:
+        cursor, columns, plan = self._open(query, options)
+        stream = PostgresBatchStream(self, cursor, columns, plan, options, query.label)
+        self._active = stream
+        return stream
+
+    def _finished(self, stream: PostgresBatchStream, *, ok: bool) -> None:
+        """Called by the stream when it ends: ``CLOSE`` + ``COMMIT`` or ``ROLLBACK``."""
+        if self._active is stream:
+            self._active = None
+        if not ok:
+            self._close_cursor(stream.cursor)
+            return
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute(f'CLOSE "{CURSOR_NAME}"; COMMIT')
+        except psycopg.Error as exc:
+            error = _wrap(exc, stream.label)
+            self._close_cursor(stream.cursor)
+            raise error from None
+        stream.cursor.close()
+
+    def close(self) -> None:
+        if self._active is not None:
+            self._active.close()
+        self._discard_connection()
+
+
+class PostgresBatchStream(BatchStream):
+    """Batches of one server-side cursor. Iterate once; ``close()`` rolls back if the
+    stream did not run to its end."""
+
+    def __init__(self, source: PostgresSource, cursor: psycopg.ServerCursor[Any],
+                 columns: list[ColumnInfo], plan: list[_Column], options: ReadOptions,
+                 label: str) -> None:
+        self.columns = columns
+        self.schema = schema_of(columns)
+        self.cursor = cursor
+        self.label = label
+        self._source = source
+        self._plan = plan
+        self._options = options
+        self._fetch_size = max(1, options.batch_size)
+        self._open = True
+        self._started = False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self._started:
+            raise RuntimeError("a PostgresBatchStream can be iterated only once")
+        self._started = True
+        return self._batches()
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        throttle_s = self._options.throttle_ms / 1000
+        max_bytes = self._options.max_batch_bytes
+        try:
+            while self._open:
+                size = self._fetch_size
+                try:
+                    rows = self.cursor.fetchmany(size)
+                except psycopg.Error as exc:
+                    raise _wrap(exc, self.label) from None
+                last = len(rows) < size
+                if last:
+                    self._open = False
+                    self._source._finished(self, ok=True)
+                if rows:
+                    batch = self._convert(rows)
+                    if max_bytes is not None and batch.nbytes > max_bytes:
+                        self._fetch_size = max(1, size // 2)
+                    yield batch
+                if not last and throttle_s > 0:
+                    time.sleep(throttle_s)
+        finally:
+            # An error, or the consumer stopping early (GeneratorExit), ends up here.
+            self.close()
+
+    def _convert(self, rows: Sequence[tuple[Any, ...]]) -> pa.RecordBatch:
+        columns = list(zip(*rows, strict=True))
+        arrays = [
+            decode.build_column(values, col.oid, col.natural, col.target, col.name)
+            for values, col in zip(columns, self._plan, strict=True)
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._source._finished(self, ok=False)

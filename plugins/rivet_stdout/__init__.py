@@ -1,0 +1,70 @@
+"""Built-in ``stdout`` destination: the file's bytes streamed to standard output.
+
+For pipes (``rivet run ... | duckdb``). There is no commit point: bytes are visible as
+written, so the planner refuses what needs one (several files, cursors, retries).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import attrs
+
+from rivet_core import hookimpl
+from rivet_core.backends import CommittedFile, Destination, DestinationContext, WriteTarget
+from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
+from rivet_core.specs import DestinationSpec
+
+CAPABILITIES = DestinationCapabilities(
+    commit_protocol=WriteCommitProtocol.STREAMING,
+    idempotent_overwrite=False,
+    retry_safe=False,
+    partial_write_risk=True,
+    multi_file=False,
+)
+
+
+@attrs.frozen(kw_only=True)
+class StdoutOptions:
+    """``type = "stdout"`` takes no keys."""
+
+
+class StdoutDestination(Destination):
+    def __init__(self, options: StdoutOptions, context: DestinationContext) -> None:
+        self.stream = sys.stdout.buffer
+
+    def location(self) -> str:
+        return "stdout"
+
+    def open(self, name: str) -> WriteTarget:
+        return StdoutTarget(self.stream, name)
+
+
+class StdoutTarget(WriteTarget):
+    def __init__(self, stream, name: str) -> None:  # type: ignore[no-untyped-def]
+        self.stream = stream
+        self.name = name
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.stream.write(data)
+
+    def commit(self) -> CommittedFile:
+        self.stream.flush()
+        return CommittedFile(name=self.name, uri="stdout")
+
+    def abort(self) -> None:
+        # Nothing can be taken back from a stream; flush so the reader sees where it stopped.
+        self.stream.flush()
+
+
+@hookimpl
+def rivet_destinations() -> list[DestinationSpec]:
+    return [
+        DestinationSpec(
+            name="stdout",
+            config_cls=StdoutOptions,
+            factory=StdoutDestination,
+            capabilities=CAPABILITIES,
+            description="Standard output, for pipes; streaming, one file per run.",
+        )
+    ]

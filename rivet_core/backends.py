@@ -1,0 +1,225 @@
+"""The abstract classes a backend implements, and the small values passed across them.
+
+Data moves one way: a :class:`Source` turns a :class:`Query` into a :class:`BatchStream` of
+Arrow record batches; a :class:`Format` encodes batches through a :class:`FormatWriter` into
+the bytes of one file; a :class:`Destination` hands out a :class:`WriteTarget` per file, which
+the runner commits or aborts. No class here knows about TOML, the planner or another plugin.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import pyarrow as pa
+
+from rivet_core.types import ColumnInfo
+
+# --------------------------------------------------------------------------------- sources
+
+
+@attrs.frozen(kw_only=True)
+class Query:
+    """One unit of work: a statement the source runs as one short read."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+    label: str = "query"
+    """How progress and errors name this unit (``"chunk 3 [1000..1999]"``)."""
+
+
+@attrs.frozen(kw_only=True)
+class ReadOptions:
+    """How gently to read: batch size, timeouts, pacing and type overrides."""
+
+    batch_size: int = 10_000
+    statement_timeout_s: float = 0
+    """0 disables the timeout."""
+    lock_timeout_s: float = 0
+    throttle_ms: int = 0
+    """Pause between batches, to spread load on a busy server."""
+    column_types: Mapping[str, pa.DataType] = attrs.field(factory=dict)
+    """Per-column Arrow type overrides from ``[exports.columns]``."""
+    max_batch_bytes: int | None = None
+    """Shrink batches so one holds at most this many Arrow bytes (None: rows only)."""
+
+
+@attrs.frozen(kw_only=True)
+class SourceContext:
+    """What a source factory gets besides its config."""
+
+    config_dir: Path
+    """The config file's directory: anchors relative paths such as ``url_file``."""
+
+
+class BatchStream(abc.ABC):
+    """Record batches of one query, with the schema known before the first row."""
+
+    columns: list[ColumnInfo]
+    schema: pa.Schema
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[pa.RecordBatch]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the server-side cursor early (after an error downstream)."""
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Source(abc.ABC):
+    """A connection to one database. Built by ``SourceSpec.factory(config, context)`` with a
+    :class:`SourceContext`.
+
+    A source connects lazily and may be closed and rebuilt between attempts (retries happen
+    on a fresh connection). It never writes to the database.
+    """
+
+    @abc.abstractmethod
+    def describe(self, query: Query, options: ReadOptions) -> list[ColumnInfo]:
+        """Map the query's result columns without reading a row (a zero-row probe)."""
+
+    @abc.abstractmethod
+    def read(self, query: Query, options: ReadOptions) -> BatchStream:
+        """Start the query and return its batches. Raises
+        :class:`~rivet_core.errors.UnsupportedTypeError` before returning if a column cannot
+        be mapped, so no file is started."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every connection the source opened."""
+
+    def display_name(self) -> str:
+        """Where this source reads from, safe to print (no password)."""
+        return type(self).__name__
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------- formats
+
+
+@attrs.frozen(kw_only=True)
+class Compression:
+    """The codec and level a format should use, already validated against its spec."""
+
+    codec: str
+    level: int | None = None
+
+
+class FormatWriter(abc.ABC):
+    """Encodes the batches of one file into an Arrow output stream."""
+
+    @abc.abstractmethod
+    def write_batch(self, batch: pa.RecordBatch) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Write buffered data and the file trailer. Does not close the output stream."""
+
+
+class Format(abc.ABC):
+    """A configured file format. Built by ``FormatSpec.factory(config, compression)``."""
+
+    @property
+    @abc.abstractmethod
+    def extension(self) -> str:
+        """Full file extension without the dot, including any compression suffix."""
+
+    @abc.abstractmethod
+    def open(
+        self, sink: pa.NativeFile, schema: pa.Schema, *, max_file_bytes: int | None = None
+    ) -> FormatWriter:
+        """Start a file. ``max_file_bytes`` is the part size the runner rolls at, so the
+        writer can keep its internal buffers (row groups) well below it."""
+
+
+# ---------------------------------------------------------------------------- destinations
+
+
+@attrs.frozen(kw_only=True)
+class DestinationContext:
+    """What a destination needs to resolve its location for one export run."""
+
+    export: str
+    run_id: str
+    started_at: dt.datetime
+    config_dir: Path
+
+    def render(self, template: str) -> str:
+        """Fill the path placeholders ``{export}``, ``{date}`` (UTC ``YYYY-MM-DD``) and
+        ``{run_id}``; any other ``{...}`` is left as written."""
+        values = {
+            "{export}": self.export,
+            "{date}": self.started_at.strftime("%Y-%m-%d"),
+            "{run_id}": self.run_id,
+        }
+        for token, value in values.items():
+            template = template.replace(token, value)
+        return template
+
+
+@attrs.frozen(kw_only=True)
+class CommittedFile:
+    """A file the destination has made visible."""
+
+    name: str
+    """Name relative to the destination's location (what ``open`` was given)."""
+    uri: str
+    """Where a reader finds it (``file:///…``, ``s3://…``, ``stdout``)."""
+
+
+class WriteTarget(abc.ABC):
+    """One file being written. The runner calls :meth:`write` many times, then exactly one of
+    :meth:`commit` or :meth:`abort`. Visibility follows the destination's commit protocol."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes | memoryview) -> None:
+        """Append bytes. The buffer may be reused by the caller after the call returns."""
+
+    @abc.abstractmethod
+    def commit(self) -> CommittedFile:
+        """Make the file visible under its final name (no-op for streaming)."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Discard the file; never raises for a target that is already gone."""
+
+
+class Destination(abc.ABC):
+    """A configured place to put files. Built by ``DestinationSpec.factory(config, context)``."""
+
+    @abc.abstractmethod
+    def open(self, name: str) -> WriteTarget:
+        """Start writing the file ``name`` (a plain file name, no directories)."""
+
+    @abc.abstractmethod
+    def location(self) -> str:
+        """The resolved location files go to, safe to print (``file:///out/orders/…``)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients and connections."""
+
+
+@runtime_checkable
+class SupportsListing(Protocol):
+    """A destination whose committed files can be listed and read back (for validation and
+    resume). Tested with ``isinstance``."""
+
+    def list_files(self) -> dict[str, int]:
+        """Map of file name → size in bytes for every object under the location."""
+
+    def read_file(self, name: str) -> bytes:
+        """The whole content of a committed file."""

@@ -1,0 +1,1 @@
+"""The ``rivet`` command line: one module per command group, argparse only."""

@@ -1,0 +1,274 @@
+"""Reading ``rivet.toml``: parse, substitute ``${VAR}``, structure, check, report all at once.
+
+The pipeline is: TOML (``tomllib``) → ``${NAME}`` substitution inside string values (a
+``--param`` wins over the environment; an unset name is an error) → structuring with the one
+converter, plugin tables in two steps (core keys, then the plugin's ``config_cls``) → the
+cross-field rules of :mod:`rivet_core.config.rules`. Every problem found along the way is
+collected and raised together as one :class:`~rivet_core.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from rivet_core.config import rules
+from rivet_core.config.connection import ConnectionConfig
+from rivet_core.config.converter import KeyProblem, did_you_mean, flatten, make_converter
+from rivet_core.config.models import (
+    ChecksConfig,
+    Config,
+    DestinationConfig,
+    ExportConfig,
+    FormatConfig,
+    SourceConfig,
+    Tuning,
+)
+from rivet_core.errors import ConfigError, ConfigIssue
+from rivet_core.plugins import Registry
+
+_VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_TOP_LEVEL = ("source", "exports")
+_TUNING_KEYS = {f.name for f in attrs.fields(Tuning)}
+
+
+@attrs.frozen(kw_only=True)
+class LoadedConfig:
+    """The result of loading: the config, the SQL of each export, and load-time warnings."""
+
+    config: Config
+    queries: dict[str, str]
+    warnings: list[str]
+
+
+class _Issues:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.items: list[ConfigIssue] = []
+
+    def add(self, path: str, message: str, hint: str | None = None) -> None:
+        self.items.append(ConfigIssue(self.file, path, message, hint))
+
+
+def load_config(
+    path: str | Path,
+    registry: Registry,
+    *,
+    params: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Load and validate a config file; raise :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    issues = _Issues(path.name)
+    params = dict(params or {})
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigIssue(str(path), "", "config file not found")],
+            hint="check the path given to -c/--config",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue(str(path), "", f"cannot read config file: {exc}")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigIssue(path.name, "", f"invalid TOML: {exc}")]) from None
+
+    used: set[str] = set()
+    raw = _substitute(raw, "", params, environ, used, issues)
+    warnings = [
+        f"--param {name!r} was not referenced by any ${{{name}}} placeholder in {path.name}"
+        for name in sorted(set(params) - used)
+    ]
+
+    config_dir = path.resolve().parent
+    converter = make_converter()
+    _register_plugin_tables(converter, registry)
+
+    for key in raw:
+        if key not in _TOP_LEVEL:
+            issues.add(key, "unknown key", did_you_mean(key, list(_TOP_LEVEL)))
+    source = _structure_source(raw, converter, issues, config_dir)
+    exports = _structure_exports(raw, converter, issues)
+    queries: dict[str, str] = {}
+    for index, export in exports:
+        rules.check_export(export, f"exports[{index}]", registry, config_dir, issues.add)
+        sql = rules.base_sql(export, config_dir)
+        if sql is not None and export.query_file is not None:
+            # Inline values were substituted with the rest of the file; a query file's
+            # text is substituted here, once.
+            sql = _substitute_text(
+                sql, f"exports[{index}].query_file", params, environ, used, issues
+            )
+        if sql is not None:
+            queries[export.name] = sql
+    rules.check_export_set(exports, issues.add)
+    if issues.items:
+        raise ConfigError(issues.items)
+    assert source is not None
+    config = Config(path=path.resolve(), source=source, exports=[e for _, e in exports])
+    if isinstance(source.options, ConnectionConfig) and source.options.plaintext_password():
+        warnings.append(
+            f"{path.name}: source holds a plaintext password; prefer password_env, url_env "
+            "or url_file"
+        )
+    return LoadedConfig(config=config, queries=queries, warnings=warnings)
+
+
+# ------------------------------------------------------------------------ substitution
+
+
+def _substitute(
+    value: Any,
+    path: str,
+    params: Mapping[str, str],
+    environ: Mapping[str, str],
+    used: set[str],
+    issues: _Issues,
+) -> Any:
+    if isinstance(value, str):
+        return _substitute_text(value, path, params, environ, used, issues)
+    if isinstance(value, dict):
+        return {
+            k: _substitute(v, f"{path}.{k}" if path else k, params, environ, used, issues)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _substitute(v, f"{path}[{i}]", params, environ, used, issues)
+            for i, v in enumerate(value)
+        ]
+    return value
+
+
+def _substitute_text(
+    text: str,
+    path: str,
+    params: Mapping[str, str],
+    environ: Mapping[str, str],
+    used: set[str],
+    issues: _Issues,
+) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name = match.group(1)
+        if name in params:
+            used.add(name)
+            return params[name]
+        if name in environ:
+            return environ[name]
+        issues.add(
+            path,
+            f"${{{name}}}: environment variable {name!r} is not set",
+            f"export {name}=... or pass --param {name}=...",
+        )
+        return match.group(0)
+
+    return _VAR.sub(replace, text)
+
+
+# -------------------------------------------------------------------------- structuring
+
+
+def _register_plugin_tables(converter: cattrs.Converter, registry: Registry) -> None:
+    def plugin_options(value: Any, kind: str, core_keys: tuple[str, ...]) -> tuple[str, Any, dict]:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a table, got {type(value).__name__}")
+        if "type" not in value:
+            installed = ", ".join(registry.names(kind))
+            raise KeyProblem("type", "required field missing", f"installed: {installed}")
+        name = value["type"]
+        if not isinstance(name, str):
+            raise KeyProblem("type", f"expected a string, got {name!r}")
+        if name not in registry.table(kind):
+            guess = did_you_mean(name, registry.names(kind))
+            hint = guess or registry.missing_hint(kind, name)
+            raise KeyProblem("type", registry.missing_message(kind, name), hint)
+        spec = registry.table(kind)[name].spec
+        rest = {k: v for k, v in value.items() if k not in ("type", *core_keys)}
+        core = {k: value[k] for k in core_keys if k in value}
+        return name, converter.structure(rest, spec.config_cls), core
+
+    def source_hook(value: Any, _: Any) -> SourceConfig:
+        name, options, core = plugin_options(value, "source", ("tuning",))
+        tuning = converter.structure(core["tuning"], Tuning) if "tuning" in core else None
+        return SourceConfig(type=name, tuning=tuning, options=options)
+
+    def format_hook(value: Any, _: Any) -> FormatConfig:
+        if isinstance(value, str):
+            value = {"type": value}
+        name, options, _core = plugin_options(value, "format", ())
+        return FormatConfig(type=name, options=options)
+
+    def destination_hook(value: Any, _: Any) -> DestinationConfig:
+        name, options, _core = plugin_options(value, "destination", ())
+        return DestinationConfig(type=name, options=options)
+
+    converter.register_structure_hook(SourceConfig, source_hook)
+    converter.register_structure_hook(FormatConfig, format_hook)
+    converter.register_structure_hook(DestinationConfig, destination_hook)
+
+
+def _misplaced_hint(key: str, cls: type) -> str | None:
+    if key in _TUNING_KEYS and cls in (ExportConfig, SourceConfig):
+        return "tuning keys belong in a `tuning` table, e.g. [exports.tuning] or [source.tuning]"
+    return None
+
+
+def _record(exc: BaseException, path: str, issues: _Issues) -> None:
+    for where, message, hint in flatten(exc, path, _misplaced_hint):
+        issues.add(where, message, hint)
+
+
+def _structure_source(
+    raw: dict[str, Any], converter: cattrs.Converter, issues: _Issues, config_dir: Path
+) -> SourceConfig | None:
+    if "source" not in raw:
+        issues.add("source", "required table missing", "add a [source] table with a type")
+        return None
+    value = raw["source"]
+    if isinstance(value, dict):
+        for key in value:
+            if key in _TUNING_KEYS:
+                issues.add(f"source.{key}", "unknown key", _misplaced_hint(key, SourceConfig))
+        value = {k: v for k, v in value.items() if k not in _TUNING_KEYS}
+    try:
+        source = converter.structure(value, SourceConfig)
+    except (cattrs.BaseValidationError, KeyProblem, TypeError, ValueError) as exc:
+        _record(exc, "source", issues)
+        return None
+    if isinstance(source.options, ChecksConfig):
+        for key, message in source.options.config_issues(config_dir):
+            issues.add(f"source.{key}", message)
+    return source
+
+
+def _structure_exports(
+    raw: dict[str, Any], converter: cattrs.Converter, issues: _Issues
+) -> list[tuple[int, ExportConfig]]:
+    if "exports" not in raw:
+        issues.add("exports", "required: at least one [[exports]] entry", None)
+        return []
+    entries = raw["exports"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        issues.add("exports", "must be an array of tables: write [[exports]] entries")
+        return []
+    if not entries:
+        issues.add("exports", "at least one export must be defined")
+    out: list[tuple[int, ExportConfig]] = []
+    for index, entry in enumerate(entries):
+        try:
+            out.append((index, converter.structure(entry, ExportConfig)))
+        except (cattrs.BaseValidationError, KeyProblem, TypeError, ValueError) as exc:
+            _record(exc, f"exports[{index}]", issues)
+    return out

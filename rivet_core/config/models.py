@@ -1,0 +1,216 @@
+"""The typed config: attrs models whose attribute names are exactly the TOML keys.
+
+Each field carries its documentation in ``metadata["doc"]``; the config reference in
+``docs/`` is generated from it (``python -m rivet_core.config.reference``). Plugin-owned
+tables (``[source]``, ``[exports.format]``, ``[exports.destination]``) keep only ``type``
+(and the source's ``tuning``) here; their other keys belong to the plugin's ``config_cls``.
+Cross-field rules live in :mod:`rivet_core.config.rules`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import attrs
+
+Mode = Literal["full", "incremental", "chunked", "time_window"]
+Profile = Literal["fast", "balanced", "safe"]
+CompressionProfile = Literal["none", "fast", "balanced", "compact"]
+
+
+def doc(text: str, **kwargs: Any) -> Any:
+    """An attrs field documented for the config reference."""
+    return attrs.field(metadata={"doc": text}, **kwargs)
+
+
+@runtime_checkable
+class ChecksConfig(Protocol):
+    """Optional behaviour of a plugin ``config_cls``: cross-field rules of its own keys,
+    checked at load time with the rest of the config."""
+
+    def config_issues(self, config_dir: Path) -> list[tuple[str, str]]:
+        """Return ``(key, message)`` for every problem; ``key`` is relative to the table."""
+
+
+# ---------------------------------------------------------------------------------- tuning
+
+
+@attrs.frozen(kw_only=True)
+class Tuning:
+    """``tuning`` table (under ``[source]`` or an export): how gently to read.
+    An export's value wins over the source's, field by field, which wins over the profile."""
+
+    profile: Profile | None = doc(
+        "Preset for the other fields: `fast` (big batches, no timeouts), `balanced` (default), "
+        "`safe` (small batches, pauses between batches, short timeouts).",
+        default=None,
+    )
+    batch_size: int | None = doc("Rows fetched per round trip and per Arrow batch.", default=None)
+    throttle_ms: int | None = doc(
+        "Pause after each batch, in milliseconds, to spread load on a busy server.", default=None
+    )
+    statement_timeout_s: float | None = doc(
+        "Server-side timeout for each statement, in seconds (0 = none).", default=None
+    )
+    lock_timeout_s: float | None = doc(
+        "PostgreSQL lock wait timeout, in seconds (0 = none).", default=None
+    )
+    max_retries: int | None = doc(
+        "Retries of a unit of work after a transient error, each on a fresh connection.",
+        default=None,
+    )
+    retry_backoff_ms: int | None = doc(
+        "First retry delay in milliseconds; doubles each attempt, with jitter.", default=None
+    )
+    max_batch_memory_mb: int | None = doc(
+        "Cap on the Arrow memory of one batch; wide rows shrink the batch to fit.", default=None
+    )
+
+
+@attrs.frozen(kw_only=True)
+class EffectiveTuning:
+    """Tuning after profile and overrides are applied: every value concrete."""
+
+    profile: str
+    batch_size: int
+    throttle_ms: int
+    statement_timeout_s: float
+    lock_timeout_s: float
+    max_retries: int
+    retry_backoff_ms: int
+    max_batch_memory_mb: int | None
+
+
+PROFILES: dict[str, EffectiveTuning] = {
+    "fast": EffectiveTuning(
+        profile="fast", batch_size=50_000, throttle_ms=0, statement_timeout_s=0,
+        lock_timeout_s=0, max_retries=1, retry_backoff_ms=1_000, max_batch_memory_mb=None,
+    ),
+    "balanced": EffectiveTuning(
+        profile="balanced", batch_size=10_000, throttle_ms=0, statement_timeout_s=300,
+        lock_timeout_s=30, max_retries=3, retry_backoff_ms=2_000, max_batch_memory_mb=None,
+    ),
+    "safe": EffectiveTuning(
+        profile="safe", batch_size=2_000, throttle_ms=200, statement_timeout_s=120,
+        lock_timeout_s=10, max_retries=5, retry_backoff_ms=5_000, max_batch_memory_mb=256,
+    ),
+}
+
+
+def effective_tuning(*layers: Tuning | None) -> EffectiveTuning:
+    """Merge tuning tables; later layers win field by field, then fill from the profile."""
+    chosen: dict[str, Any] = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        for field in attrs.fields(Tuning):
+            value = getattr(layer, field.name)
+            if value is not None:
+                chosen[field.name] = value
+    base = PROFILES[chosen.get("profile", "balanced")]
+    return attrs.evolve(base, **{k: v for k, v in chosen.items() if k != "profile"})
+
+
+# -------------------------------------------------------------------- plugin-owned tables
+
+
+@attrs.frozen(kw_only=True)
+class SourceConfig:
+    """``[source]``: the database every export reads from."""
+
+    type: str = doc("Source backend: `postgres` or `mysql` (or a plugin's).")
+    tuning: Tuning | None = doc("Source-wide tuning; see `tuning`.", default=None)
+    options: Any = doc("The backend's own keys (connection settings).", default=None)
+
+
+@attrs.frozen(kw_only=True)
+class FormatConfig:
+    """``format = "parquet"``, or an ``[exports.format]`` table with ``type`` and the
+    format's own keys."""
+
+    type: str = doc("Format backend: `parquet` or `csv` (or a plugin's).")
+    options: Any = doc("The format's own keys.", default=None)
+
+
+@attrs.frozen(kw_only=True)
+class DestinationConfig:
+    """``[exports.destination]``: where the files of one export go."""
+
+    type: str = doc("Destination backend: `local`, `stdout`, `s3`, `gcs` (or a plugin's).")
+    options: Any = doc("The destination's own keys (path, bucket, ...).", default=None)
+
+
+# ---------------------------------------------------------------------------------- export
+
+
+@attrs.frozen(kw_only=True)
+class ExportConfig:
+    """One ``[[exports]]`` entry: a query, how to read it, and where its files go."""
+
+    name: str = doc(
+        "Unique name; keys all state (cursor, runs, files) and fills `{export}` in paths."
+    )
+    query: str | None = doc("SQL to export. Exactly one of `query`, `query_file`, `table`.",
+                            default=None)
+    query_file: str | None = doc(
+        "Path of a file holding the SQL, relative to the config file's directory and inside it.",
+        default=None,
+    )
+    table: str | None = doc(
+        "`name` or `schema.name`: exports `SELECT * FROM` that table.", default=None
+    )
+    mode: Mode = doc(
+        "`full` (everything, every run), `incremental` (rows after the stored cursor), "
+        "`chunked` (key ranges, resumable) or `time_window` (the last N days).",
+        default="full",
+    )
+    format: FormatConfig = doc("Output format: `parquet` or `csv`, or a table with options.")
+    compression: str | None = doc(
+        "Codec: parquet `zstd` (default) `snappy` `gzip` `lz4` `brotli` `none`; "
+        "csv `none` (default) `gzip` `zstd`.",
+        default=None,
+    )
+    compression_level: int | None = doc(
+        "Codec level (zstd 1..22, gzip 1..9, brotli 0..11).", default=None
+    )
+    compression_profile: CompressionProfile | None = doc(
+        "Preset codec and level; wins over `compression` and `compression_level`.",
+        default=None,
+    )
+    max_file_size: str | int | None = doc(
+        "Roll to a new part file once a file reaches this size (`\"256MB\"`, `\"1GB\"`; "
+        "binary units).",
+        default=None,
+    )
+    skip_empty: bool = doc(
+        "Report a run that read zero rows as `skipped` instead of `success`.", default=False
+    )
+    destination: DestinationConfig = doc("Where files go; see the destination pages.")
+    tuning: Tuning | None = doc("Tuning for this export; wins over `[source.tuning]`.",
+                                default=None)
+    columns: dict[str, str] = doc(
+        "Column → type overrides for types the catalog cannot decide, e.g. "
+        "`amount = \"decimal(18,4)\"`.",
+        factory=dict,
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """A whole ``rivet.toml`` after loading: validated, substituted, resolved."""
+
+    path: Path
+    source: SourceConfig
+    exports: list[ExportConfig]
+
+    @property
+    def directory(self) -> Path:
+        """The config file's directory: anchors ``query_file`` and the state store."""
+        return self.path.parent
+
+    def export(self, name: str) -> ExportConfig:
+        for export in self.exports:
+            if export.name == name:
+                return export
+        raise KeyError(name)

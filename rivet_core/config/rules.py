@@ -1,0 +1,149 @@
+"""Cross-field rules of the core config keys, checked after structuring.
+
+Each check reports through ``add(toml_path, message, hint)`` so every problem is collected;
+nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from rivet_core.config.models import ChecksConfig, ExportConfig
+from rivet_core.config.values import parse_size
+from rivet_core.plugins import Registry
+from rivet_core.types import parse_override
+
+Add = Callable[..., None]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_EXPORT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+def table_parts(table: str) -> list[str] | None:
+    """``schema.name`` split into identifiers, or None if it is not one or two plain idents."""
+    parts = table.split(".")
+    if not 1 <= len(parts) <= 2 or not all(_IDENT.match(p) for p in parts):
+        return None
+    return parts
+
+
+def base_sql(export: ExportConfig, config_dir: Path) -> str | None:
+    """The export's SQL before any mode wraps it, or None if the query keys are invalid."""
+    if export.query is not None:
+        return export.query.strip().rstrip(";").strip()
+    if export.query_file is not None:
+        target = _query_file_path(export.query_file, config_dir)
+        if target is None or not target.is_file():
+            return None
+        return target.read_text(encoding="utf-8").strip().rstrip(";").strip()
+    if export.table is not None and table_parts(export.table):
+        return f"SELECT * FROM {export.table}"
+    return None
+
+
+def _query_file_path(query_file: str, config_dir: Path) -> Path | None:
+    candidate = Path(query_file)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        return None
+    resolved = (config_dir / candidate).resolve()
+    if not resolved.is_relative_to(config_dir.resolve()):
+        return None
+    return resolved
+
+
+def check_export(
+    export: ExportConfig, path: str, registry: Registry, config_dir: Path, add: Add
+) -> None:
+    if not _EXPORT_NAME.match(export.name):
+        add(f"{path}.name", f"{export.name!r} is not a usable export name",
+            "use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'")
+
+    given = [k for k in ("query", "query_file", "table") if getattr(export, k) is not None]
+    if len(given) != 1:
+        add(path, "specify exactly one of 'query', 'query_file' or 'table'"
+            + (f" (got {', '.join(given)})" if given else ""))
+    if export.query is not None and not export.query.strip():
+        add(f"{path}.query", "must not be empty")
+    if export.query_file is not None:
+        candidate = Path(export.query_file)
+        if candidate.is_absolute():
+            add(f"{path}.query_file", "must be a path relative to the config file's directory")
+        elif ".." in candidate.parts:
+            add(f"{path}.query_file", "must not contain '..'")
+        elif _query_file_path(export.query_file, config_dir) is None:
+            add(f"{path}.query_file", "resolves outside the config file's directory")
+        elif not (config_dir / candidate).is_file():
+            add(f"{path}.query_file", f"file {export.query_file!r} does not exist")
+    if export.table is not None and table_parts(export.table) is None:
+        add(f"{path}.table", f"{export.table!r} must be `name` or `schema.name` "
+            "(letters, digits and '_')")
+
+    _check_compression(export, path, registry, add)
+
+    if export.max_file_size is not None:
+        try:
+            parse_size(export.max_file_size)
+        except ValueError as exc:
+            add(f"{path}.max_file_size", str(exc))
+
+    for column, text in export.columns.items():
+        try:
+            parse_override(text)
+        except ValueError as exc:
+            add(f"{path}.columns.{column}", str(exc))
+
+    if export.tuning is not None:
+        _check_tuning(export.tuning, f"{path}.tuning", add)
+
+    for key, options in (("format", export.format.options), ("destination",
+                                                              export.destination.options)):
+        if isinstance(options, ChecksConfig):
+            for sub, message in options.config_issues(config_dir):
+                add(f"{path}.{key}.{sub}", message)
+
+
+def _check_compression(export: ExportConfig, path: str, registry: Registry, add: Add) -> None:
+    registered = registry.formats.get(export.format.type)
+    if registered is None:
+        return
+    spec = registered.spec
+    codec = export.compression
+    if codec is not None and codec not in spec.codecs:
+        add(f"{path}.compression", f"{codec!r} is not supported by format {spec.name!r} "
+            f"(supported: {', '.join(sorted(spec.codecs))})")
+        return
+    if export.compression_profile is not None and export.compression_profile not in spec.profiles:
+        add(f"{path}.compression_profile",
+            f"{export.compression_profile!r} is not defined by format {spec.name!r} "
+            f"(defined: {', '.join(sorted(spec.profiles)) or 'none'})")
+    if export.compression_level is not None:
+        effective = codec or spec.default_codec
+        bounds = spec.level_ranges.get(effective)
+        if bounds is None:
+            add(f"{path}.compression_level", f"codec {effective!r} takes no level")
+        elif not bounds[0] <= export.compression_level <= bounds[1]:
+            add(f"{path}.compression_level", f"must be {bounds[0]}..{bounds[1]} for "
+                f"{effective!r}, got {export.compression_level}")
+
+
+def _check_tuning(tuning: object, path: str, add: Add) -> None:
+    minimums = {"batch_size": 1, "throttle_ms": 0, "statement_timeout_s": 0,
+                "lock_timeout_s": 0, "max_retries": 0, "retry_backoff_ms": 0,
+                "max_batch_memory_mb": 1}
+    for key, minimum in minimums.items():
+        value = getattr(tuning, key)
+        if value is not None and value < minimum:
+            add(f"{path}.{key}", f"must be at least {minimum}, got {value}")
+
+
+def check_export_set(exports: list[tuple[int, ExportConfig]], add: Add) -> None:
+    seen: dict[str, int] = {}
+    for index, export in exports:
+        if export.name in seen:
+            add(f"exports[{index}].name",
+                f"duplicate export name {export.name!r} (also exports[{seen[export.name]}]); "
+                "state is keyed by name")
+        else:
+            seen[export.name] = index

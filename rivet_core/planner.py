@@ -1,0 +1,259 @@
+"""Config + registry → :class:`Plan`: resolved backends per export, and every diagnostic.
+
+The planner runs nothing and opens no connection. It resolves each export's backends,
+compression, tuning and SQL, then applies the rules below to the declared capabilities.
+A ``rejected`` diagnostic stops ``rivet run`` before any connection opens; ``rivet check``
+prints the same list. Each rule names the TOML key involved and the plugin whose
+declaration it relied on.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pyarrow as pa
+
+from rivet_core.backends import Compression
+from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
+from rivet_core.config.loader import LoadedConfig
+from rivet_core.config.models import EffectiveTuning, ExportConfig, effective_tuning
+from rivet_core.config.values import parse_size
+from rivet_core.plugins import Registered, Registry
+from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec
+from rivet_core.types import parse_override
+
+
+class Severity(enum.Enum):
+    REJECTED = "rejected"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@attrs.frozen(kw_only=True)
+class Diagnostic:
+    severity: Severity
+    rule: str
+    """Stable rule id, e.g. ``single-stream-no-split``."""
+    export: str | None
+    toml_path: str
+    message: str
+    hint: str | None = None
+    origin: str | None = None
+    """The plugin whose declaration the rule relied on."""
+
+    def render(self) -> str:
+        where = f"{self.toml_path}: " if self.toml_path else ""
+        text = f"[{self.severity.value}] {where}{self.message} ({self.rule})"
+        if self.origin:
+            text += f" [declared by {self.origin}]"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "severity": self.severity.value,
+            "rule": self.rule,
+            "export": self.export,
+            "toml_path": self.toml_path,
+            "message": self.message,
+            "hint": self.hint,
+            "origin": self.origin,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class ExportPlan:
+    """Everything the runner needs for one export, resolved."""
+
+    index: int
+    config: ExportConfig
+    sql: str
+    source: Registered[SourceSpec]
+    source_options: Any
+    format: Registered[FormatSpec]
+    destination: Registered[DestinationSpec]
+    compression: Compression
+    max_file_bytes: int | None
+    tuning: EffectiveTuning
+    column_types: dict[str, pa.DataType]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def capabilities(self) -> DestinationCapabilities:
+        return self.destination.spec.capabilities
+
+    @property
+    def path(self) -> str:
+        return f"exports[{self.index}]"
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    loaded: LoadedConfig
+    exports: list[ExportPlan]
+    diagnostics: list[Diagnostic]
+
+    def rejected(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.REJECTED]
+
+    def rejected_exports(self) -> set[str | None]:
+        return {d.export for d in self.rejected()}
+
+
+def resolve_compression(export: ExportConfig, spec: FormatSpec) -> Compression:
+    """Codec and level after ``compression_profile`` (which wins) and the format's default."""
+    if export.compression_profile is not None:
+        codec, level = spec.profiles[export.compression_profile]
+        return Compression(codec=codec, level=level)
+    return Compression(codec=export.compression or spec.default_codec,
+                       level=export.compression_level)
+
+
+def build_plan(loaded: LoadedConfig, registry: Registry, *, only: list[str] | None = None) -> Plan:
+    """Resolve and check every export (or only those named in ``only``)."""
+    config = loaded.config
+    source = registry.sources[config.source.type]
+    plans: list[ExportPlan] = []
+    diagnostics: list[Diagnostic] = [
+        Diagnostic(severity=Severity.WARNING, rule="config-warning", export=None, toml_path="",
+                   message=w)
+        for w in loaded.warnings
+    ]
+    for index, export in enumerate(config.exports):
+        if only is not None and export.name not in only:
+            continue
+        plans.append(
+            ExportPlan(
+                index=index,
+                config=export,
+                sql=loaded.queries[export.name],
+                source=source,
+                source_options=config.source.options,
+                format=registry.formats[export.format.type],
+                destination=registry.destinations[export.destination.type],
+                compression=resolve_compression(export, registry.formats[export.format.type].spec),
+                max_file_bytes=parse_size(export.max_file_size)
+                if export.max_file_size is not None else None,
+                tuning=effective_tuning(config.source.tuning, export.tuning),
+                column_types={k: parse_override(v) for k, v in export.columns.items()},
+            )
+        )
+    for plan in plans:
+        for rule in RULES:
+            diagnostics.extend(rule(plan))
+    diagnostics.extend(_single_stdout(plans))
+    return Plan(loaded=loaded, exports=plans, diagnostics=diagnostics)
+
+
+# ------------------------------------------------------------------------------- rules
+
+Rule = Callable[[ExportPlan], list[Diagnostic]]
+IMPLEMENTED_MODES = frozenset({"full"})
+
+
+def _diag(plan: ExportPlan, severity: Severity, rule: str, key: str, message: str,
+          hint: str | None = None, origin: str | None = None) -> Diagnostic:
+    path = f"{plan.path}.{key}" if key else plan.path
+    return Diagnostic(severity=severity, rule=rule, export=plan.name, toml_path=path,
+                      message=message, hint=hint, origin=origin)
+
+
+def _mode_supported(plan: ExportPlan) -> list[Diagnostic]:
+    mode = plan.config.mode
+    if mode not in plan.source.spec.modes:
+        return [_diag(plan, Severity.REJECTED, "mode-unsupported-by-source", "mode",
+                      f"source {plan.source.spec.name!r} cannot run mode {mode!r}",
+                      f"supported: {', '.join(sorted(plan.source.spec.modes))}",
+                      plan.source.plugin.origin())]
+    if mode not in IMPLEMENTED_MODES:
+        return [_diag(plan, Severity.REJECTED, "mode-not-available", "mode",
+                      f"mode {mode!r} is not available in this version of Rivet",
+                      "use mode = \"full\"")]
+    return []
+
+
+def _single_stream_no_split(plan: ExportPlan) -> list[Diagnostic]:
+    caps = plan.capabilities
+    if caps.multi_file or plan.max_file_bytes is None:
+        return []
+    return [_diag(plan, Severity.REJECTED, "single-stream-no-split", "max_file_size",
+                  f"destination {plan.destination.spec.name!r} holds a single stream, so the "
+                  "output cannot be split into part files",
+                  "remove max_file_size, or write to a destination that stores named files",
+                  plan.destination.plugin.origin())]
+
+
+def _format_destination(plan: ExportPlan) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    dest, fmt = plan.destination.spec, plan.format.spec
+    if dest.accepts_formats is not None and fmt.name not in dest.accepts_formats:
+        out.append(_diag(plan, Severity.REJECTED, "format-not-accepted", "format",
+                         f"destination {dest.name!r} cannot store format {fmt.name!r}",
+                         f"accepted: {', '.join(sorted(dest.accepts_formats))}",
+                         plan.destination.plugin.origin()))
+    if fmt.needs_seekable and not dest.seekable:
+        out.append(_diag(plan, Severity.REJECTED, "format-needs-seekable", "format",
+                         f"format {fmt.name!r} seeks back while writing, but destination "
+                         f"{dest.name!r} is write-once",
+                         "choose another format or destination", plan.format.plugin.origin()))
+    return out
+
+
+def _streaming_state(plan: ExportPlan) -> list[Diagnostic]:
+    caps = plan.capabilities
+    if caps.commit_protocol is not WriteCommitProtocol.STREAMING:
+        return []
+    out = [_diag(plan, Severity.INFO, "streaming-no-commit", "destination",
+                 f"destination {plan.destination.spec.name!r} streams bytes with no commit "
+                 "point: a failed run leaves a truncated stream, and no manifest is written",
+                 origin=plan.destination.plugin.origin())]
+    if plan.config.mode in ("incremental", "chunked"):
+        out.append(_diag(plan, Severity.REJECTED, "streaming-no-state", "mode",
+                         f"mode {plan.config.mode!r} records progress after files are "
+                         f"committed, but {plan.destination.spec.name!r} has no commit point",
+                         "use a local or object-store destination for this mode",
+                         plan.destination.plugin.origin()))
+    return out
+
+
+def _retries_on_unsafe(plan: ExportPlan) -> list[Diagnostic]:
+    caps = plan.capabilities
+    if caps.retry_safe or plan.tuning.max_retries == 0:
+        return []
+    return [_diag(plan, Severity.WARNING, "retry-not-safe", "tuning.max_retries",
+                  f"destination {plan.destination.spec.name!r} is not retry-safe, so Rivet "
+                  "retries only failures that happen before the first byte is written",
+                  "set tuning.max_retries = 0 to silence this",
+                  plan.destination.plugin.origin())]
+
+
+RULES: list[Rule] = [
+    _mode_supported,
+    _single_stream_no_split,
+    _format_destination,
+    _streaming_state,
+    _retries_on_unsafe,
+]
+
+
+def _single_stdout(plans: list[ExportPlan]) -> list[Diagnostic]:
+    streaming = [p for p in plans if not p.capabilities.multi_file]
+    by_dest: dict[str, list[ExportPlan]] = {}
+    for plan in streaming:
+        by_dest.setdefault(plan.destination.spec.name, []).append(plan)
+    out = []
+    for name, group in by_dest.items():
+        for plan in group[1:]:
+            out.append(_diag(plan, Severity.REJECTED, "single-stream-shared", "destination",
+                             f"exports {group[0].name!r} and {plan.name!r} both write to the "
+                             f"single stream {name!r}; their bytes would interleave",
+                             "run them separately with -e NAME",
+                             plan.destination.plugin.origin()))
+    return out
