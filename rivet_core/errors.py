@@ -8,6 +8,7 @@ Transient errors (worth a retry on a fresh connection) are marked by :class:`Tra
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -92,7 +93,15 @@ class SourceError(RivetError):
 
 
 class UnsupportedTypeError(SourceError):
-    """A column has a type Rivet cannot write without losing information."""
+    """A column has a type Rivet cannot write without losing information.
+
+    ``columns`` holds the mapping of every result column (``ColumnInfo``), the unsupported
+    ones included, so a type report can still show the whole table."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 columns: list[Any] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.columns = columns or []
 
 
 class FormatError(RivetError):

@@ -225,6 +225,7 @@ def unsupported_error(columns: list[ColumnInfo], oids: list[int],
     return UnsupportedTypeError(
         f"{label}: {len(bad)} {noun} no faithful Arrow mapping: {listed}",
         hint="; or ".join(fixes),
+        columns=columns,
     )
 
 
