@@ -215,11 +215,14 @@ class Destination(abc.ABC):
 
 @runtime_checkable
 class SupportsListing(Protocol):
-    """A destination whose committed files can be listed and read back (for validation and
-    resume). Tested with ``isinstance``."""
+    """A destination whose committed files can be listed, read back and deleted (for
+    validation, resume and chunk retries). Tested with ``isinstance``."""
 
     def list_files(self) -> dict[str, int]:
         """Map of file name → size in bytes for every object under the location."""
 
     def read_file(self, name: str) -> bytes:
         """The whole content of a committed file."""
+
+    def delete_file(self, name: str) -> None:
+        """Remove a committed file; no error if it is already gone."""

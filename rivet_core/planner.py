@@ -155,7 +155,6 @@ def build_plan(loaded: LoadedConfig, registry: Registry, *, only: list[str] | No
 # ------------------------------------------------------------------------------- rules
 
 Rule = Callable[[ExportPlan], list[Diagnostic]]
-IMPLEMENTED_MODES = frozenset({"full"})
 
 
 def _diag(plan: ExportPlan, severity: Severity, rule: str, key: str, message: str,
@@ -172,10 +171,6 @@ def _mode_supported(plan: ExportPlan) -> list[Diagnostic]:
                       f"source {plan.source.spec.name!r} cannot run mode {mode!r}",
                       f"supported: {', '.join(sorted(plan.source.spec.modes))}",
                       plan.source.plugin.origin())]
-    if mode not in IMPLEMENTED_MODES:
-        return [_diag(plan, Severity.REJECTED, "mode-not-available", "mode",
-                      f"mode {mode!r} is not available in this version of Rivet",
-                      "use mode = \"full\"")]
     return []
 
 

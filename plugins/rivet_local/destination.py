@@ -43,6 +43,9 @@ class LocalDestination(Destination):
     def read_file(self, name: str) -> bytes:
         return (self.directory / name).read_bytes()
 
+    def delete_file(self, name: str) -> None:
+        (self.directory / name).unlink(missing_ok=True)
+
     def _sweep_orphans(self) -> None:
         """Remove temp files left by killed runs: their writer process no longer exists."""
         for entry in self.directory.glob(f".*{TEMP_SUFFIX}"):

@@ -28,6 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                         help="print the run summary as JSON on stdout")
     parser.add_argument("--summary-output", metavar="PATH",
                         help="also write the JSON summary to PATH")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run of chunked exports with "
+                             "chunk_checkpoint = true (completed chunks are not redone)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress line on stderr (default: when stderr is a terminal)")
     parser.set_defaults(handler=handle)
@@ -54,7 +57,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     state = open_store(config_dir)
     try:
         results = run_plan(plan, RunContext(config_dir=config_dir, state=state,
-                                            progress=args.progress))
+                                            progress=args.progress, resume=args.resume))
     finally:
         state.close()
     summary = summarize(plan, results)
@@ -100,6 +103,17 @@ def print_summary(console: Console, results: list[ExportResult]) -> None:
         for f in r.files:
             console.say(f"    {f.name}  {f.rows:,} rows  {format_bytes(f.bytes)}  "
                         f"sha256:{f.sha256[:16]}…")
+        if r.cursor_before or r.cursor_after:
+            console.say(f"    cursor {r.cursor_before or '(none)'} → {r.cursor_after or '(none)'}")
+        if r.window_start:
+            console.say(f"    window from {r.window_start}")
+        if r.chunks:
+            c = r.chunks
+            resumed = f", {c['skipped_completed']} already done" if r.resumed else ""
+            console.say(f"    chunks {c['completed']}/{c['total']} completed, {c['failed']} "
+                        f"failed{resumed}")
+        for warning in r.warnings:
+            console.say(f"    warning: {warning}")
         if r.note:
             console.say(f"    {r.note}")
         if r.error:

@@ -15,6 +15,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import attrs
 
 Mode = Literal["full", "incremental", "chunked", "time_window"]
+CursorMode = Literal["single_column", "coalesce"]
+NullCursorPolicy = Literal["fail", "include", "exclude"]
+TimeColumnType = Literal["timestamp", "unix"]
 Profile = Literal["fast", "balanced", "safe"]
 CompressionProfile = Literal["none", "fast", "balanced", "compact"]
 
@@ -193,6 +196,79 @@ class ExportConfig:
         "Column → type overrides for types the catalog cannot decide, e.g. "
         "`amount = \"decimal(18,4)\"`.",
         factory=dict,
+    )
+
+    # incremental
+    cursor_column: str | None = doc(
+        "incremental: column whose value orders rows; each run exports rows strictly after "
+        "the stored cursor. Must be a column of the query's result.",
+        default=None,
+    )
+    incremental_cursor_mode: CursorMode = doc(
+        "incremental: `single_column`, or `coalesce` to order by "
+        "`COALESCE(cursor_column, cursor_fallback_column)`.",
+        default="single_column",
+    )
+    cursor_fallback_column: str | None = doc(
+        "incremental, `coalesce` mode: column used where `cursor_column` is NULL.",
+        default=None,
+    )
+    cursor_lag: str | int | None = doc(
+        "incremental: only export rows whose cursor is at most `now() - lag` on the server "
+        "(`\"5m\"`, `\"30s\"`), so rows of transactions that commit late are not skipped. "
+        "For timestamp cursors.",
+        default=None,
+    )
+    on_null_cursor: NullCursorPolicy = doc(
+        "incremental: rows whose cursor is NULL cannot be ordered. `fail` (default) fails "
+        "the run before anything is committed; `include` exports them on every run; "
+        "`exclude` never exports them.",
+        default="fail",
+    )
+
+    # time_window
+    time_column: str | None = doc("time_window: the timestamp (or epoch) column.",
+                                  default=None)
+    time_column_type: TimeColumnType = doc(
+        "time_window: `timestamp` (date/timestamp column) or `unix` (epoch seconds).",
+        default="timestamp",
+    )
+    days_window: int | None = doc(
+        "time_window: export rows with `time_column` at or after UTC midnight N days ago.",
+        default=None,
+    )
+
+    # chunked
+    chunk_column: str | None = doc(
+        "chunked: integer (or, with `chunk_by_days`, date/timestamp) column to split on. "
+        "Optional with `table`: the table's single-column integer primary key is used.",
+        default=None,
+    )
+    chunk_size: int | None = doc(
+        "chunked: width of each key range (default 100000 keys; with sparse keys, ranges "
+        "are merged so each chunk holds about this many rows).",
+        default=None,
+    )
+    chunk_count: int | None = doc(
+        "chunked: split into about this many chunks instead of `chunk_size` wide ones.",
+        default=None,
+    )
+    chunk_by_days: int | None = doc(
+        "chunked: split a date/timestamp column into ranges of this many days.",
+        default=None,
+    )
+    parallel: int = doc(
+        "chunked: chunks read at once, each worker on its own connection.", default=1
+    )
+    chunk_checkpoint: bool = doc(
+        "chunked: record every chunk in the state store so `rivet run --resume` continues an "
+        "interrupted run without redoing completed chunks.",
+        default=False,
+    )
+    chunk_max_attempts: int | None = doc(
+        "chunked with checkpoint: claims of one chunk in a run before it is left `failed` "
+        "(default `max_retries + 1`); `--resume` gives failed chunks a new claim.",
+        default=None,
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rivet_core.planner import Plan
-from rivet_core.runner.export import ExportResult, ExportRun, FileResult, RunContext
+from rivet_core.runner.export import ExportResult, ExportRun, RunContext
+from rivet_core.runner.files import FileResult
 
 __all__ = ["ExportResult", "ExportRun", "FileResult", "RunContext", "run_plan"]
 

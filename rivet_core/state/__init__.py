@@ -1,11 +1,33 @@
-"""Durable state: runs, the file manifest, and (later) cursors, chunks and the journal.
+"""Durable state: runs, the file manifest, cursors, chunk checkpoints, the journal, locks.
 
-:class:`StateStore` is the interface the runner uses; :class:`SqliteStateStore` is the
-default backend (``.rivet_state.db`` beside the config).
+:class:`StateStore` (SQLite, ``.rivet_state.db`` beside the config) is what the runner and
+the ``rivet state`` commands use; writes go through :meth:`StateStore.transaction`.
 """
 
 from __future__ import annotations
 
-from rivet_core.state.store import FileRecord, RunRecord, SqliteStateStore, StateStore, open_store
+from rivet_core.state.store import (
+    ChunkRun,
+    ChunkTask,
+    CursorRecord,
+    FileRecord,
+    JournalEvent,
+    LockRecord,
+    RunRecord,
+    StateStore,
+    StateTx,
+    open_store,
+)
 
-__all__ = ["FileRecord", "RunRecord", "SqliteStateStore", "StateStore", "open_store"]
+__all__ = [
+    "ChunkRun",
+    "ChunkTask",
+    "CursorRecord",
+    "FileRecord",
+    "JournalEvent",
+    "LockRecord",
+    "RunRecord",
+    "StateStore",
+    "StateTx",
+    "open_store",
+]

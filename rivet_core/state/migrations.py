@@ -43,3 +43,59 @@ MIGRATIONS: list[str] = [
     CREATE INDEX files_by_run ON files (run_id);
     """,
 ]
+
+MIGRATIONS.append(
+    # 2: incremental cursors, chunk checkpoints, the journal, and per-export run locks
+    """
+    CREATE TABLE cursors (
+        export_name  TEXT PRIMARY KEY,
+        value        TEXT NOT NULL,
+        run_id       TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE TABLE chunk_runs (
+        run_id       TEXT PRIMARY KEY,
+        export_name  TEXT NOT NULL,
+        plan_hash    TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('in_progress', 'completed')),
+        max_attempts INTEGER NOT NULL,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX chunk_runs_by_export ON chunk_runs (export_name, status);
+    CREATE TABLE chunk_tasks (
+        run_id        TEXT NOT NULL REFERENCES chunk_runs (run_id) ON DELETE CASCADE,
+        idx           INTEGER NOT NULL,
+        lo            TEXT,
+        hi            TEXT,
+        expected_rows INTEGER,
+        status        TEXT NOT NULL
+                      CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        rows          INTEGER,
+        files         INTEGER,
+        bytes         INTEGER,
+        last_error    TEXT,
+        updated_at    TEXT NOT NULL,
+        PRIMARY KEY (run_id, idx)
+    );
+    CREATE TABLE journal (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id       TEXT NOT NULL,
+        export_name  TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        event        TEXT NOT NULL,
+        data         TEXT NOT NULL
+    );
+    CREATE INDEX journal_by_run ON journal (run_id, id);
+    CREATE INDEX journal_by_export ON journal (export_name, id);
+    CREATE TABLE locks (
+        export_name  TEXT PRIMARY KEY,
+        run_id       TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        host         TEXT NOT NULL,
+        acquired_at  TEXT NOT NULL
+    );
+    ALTER TABLE files ADD COLUMN chunk_index INTEGER
+    """
+)

@@ -1,16 +1,24 @@
-"""The state store interface and its SQLite implementation.
+"""The state store: the interface the runner and ``rivet state`` use, and its SQLite backend.
 
-Every state change of one commit step happens in one transaction. The database lives beside
-the config file (``.rivet_state.db``), in WAL mode so readers (``rivet state``) never block
-a running export.
+Writes happen inside :meth:`StateStore.transaction`, which yields a :class:`StateTx`: every
+state change of one commit step (a file and its chunk, a cursor and its journal event) lands
+in one SQLite transaction or not at all. The database lives beside the config file
+(``.rivet_state.db``) in WAL mode, so readers (``rivet state``) never block a running export.
+One store may be shared by the threads of a parallel export; a lock serialises its use.
 """
 
 from __future__ import annotations
 
-import abc
+import contextlib
 import datetime as dt
+import json
+import os
+import socket
 import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -41,6 +49,7 @@ class FileRecord:
     sha256: str
     format: str
     compression: str
+    chunk_index: int | None = None
     created_at: str = ""
 
 
@@ -62,37 +71,248 @@ class RunRecord:
     tool_version: str = __version__
 
 
-class StateStore(abc.ABC):
-    """What the runner and the ``rivet state`` commands need from durable state."""
+@attrs.frozen(kw_only=True)
+class CursorRecord:
+    export_name: str
+    value: str
+    """Typed JSON (see :mod:`rivet_core.runner.cursor`)."""
+    run_id: str
+    updated_at: str
 
-    @abc.abstractmethod
+
+@attrs.frozen(kw_only=True)
+class ChunkRun:
+    run_id: str
+    export_name: str
+    plan_hash: str
+    status: str
+    max_attempts: int
+    created_at: str
+    updated_at: str
+
+
+@attrs.frozen(kw_only=True)
+class ChunkTask:
+    run_id: str
+    idx: int
+    lo: str | None
+    hi: str | None
+    expected_rows: int | None
+    status: str
+    attempts: int = 0
+    rows: int | None = None
+    files: int | None = None
+    bytes: int | None = None
+    last_error: str | None = None
+    updated_at: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class JournalEvent:
+    id: int
+    run_id: str
+    export_name: str
+    at: str
+    event: str
+    data: dict[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class LockRecord:
+    export_name: str
+    run_id: str
+    pid: int
+    host: str
+    acquired_at: str
+
+    def holder_alive(self) -> bool:
+        """Whether the holding process still runs (only knowable on the same host)."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class StateTx:
+    """The write operations, all inside one open transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    # ----------------------------------------------------------------- files and runs
+
     def record_file(self, record: FileRecord) -> None:
-        """Add a committed file to the manifest (after the destination committed it)."""
+        """A committed file enters the manifest (after the destination committed it)."""
+        self.db.execute(
+            "INSERT INTO files (run_id, export_name, file_name, uri, rows, bytes, sha256, "
+            "format, compression, chunk_index, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (record.run_id, record.export_name, record.file_name, redact(record.uri),
+             record.rows, record.bytes, record.sha256, record.format, record.compression,
+             record.chunk_index, record.created_at or iso(utc_now())),
+        )
 
-    @abc.abstractmethod
     def record_run(self, record: RunRecord) -> None:
-        """Record a finished run's metrics (the last state write of a run)."""
+        """A finished run's metrics: the last state write of a run."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO runs (run_id, export_name, mode, status, started_at, "
+            "finished_at, rows, files, bytes, duration_ms, peak_rss_mb, retries, error, "
+            "tool_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (record.run_id, record.export_name, record.mode, record.status,
+             record.started_at, record.finished_at, record.rows, record.files,
+             record.bytes, record.duration_ms, record.peak_rss_mb, record.retries,
+             redact(record.error) if record.error else None, record.tool_version),
+        )
 
-    @abc.abstractmethod
-    def files(self, export_name: str | None = None, *, run_id: str | None = None,
-              limit: int = 50) -> list[FileRecord]: ...
+    def journal(self, run_id: str, export_name: str, event: str, **data: Any) -> None:
+        payload = redact(json.dumps(data, default=str, sort_keys=True))
+        self.db.execute(
+            "INSERT INTO journal (run_id, export_name, at, event, data) VALUES (?,?,?,?,?)",
+            (run_id, export_name, iso(utc_now()), event, payload),
+        )
 
-    @abc.abstractmethod
-    def runs(self, export_name: str | None = None, *, limit: int = 20) -> list[RunRecord]: ...
+    # ---------------------------------------------------------------------- cursors
 
-    @abc.abstractmethod
-    def close(self) -> None: ...
+    def set_cursor(self, export_name: str, value: str, run_id: str) -> None:
+        self.db.execute(
+            "INSERT INTO cursors (export_name, value, run_id, updated_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (export_name) DO UPDATE SET value = excluded.value, "
+            "run_id = excluded.run_id, updated_at = excluded.updated_at",
+            (export_name, value, run_id, iso(utc_now())),
+        )
+
+    def reset_cursor(self, export_name: str) -> bool:
+        return self.db.execute("DELETE FROM cursors WHERE export_name = ?",
+                               (export_name,)).rowcount > 0
+
+    # -------------------------------------------------------------- chunk checkpoints
+
+    def create_chunk_run(self, run: ChunkRun, tasks: list[ChunkTask]) -> None:
+        self.db.execute(
+            "INSERT INTO chunk_runs (run_id, export_name, plan_hash, status, max_attempts, "
+            "created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+            (run.run_id, run.export_name, run.plan_hash, run.status, run.max_attempts,
+             run.created_at, run.updated_at),
+        )
+        self.db.executemany(
+            "INSERT INTO chunk_tasks (run_id, idx, lo, hi, expected_rows, status, attempts, "
+            "updated_at) VALUES (?,?,?,?,?,?,0,?)",
+            [(t.run_id, t.idx, t.lo, t.hi, t.expected_rows, "pending", run.created_at)
+             for t in tasks],
+        )
+
+    def claim_chunk(self, run_id: str, max_attempts: int) -> ChunkTask | None:
+        """Move the first claimable task (pending, or failed with attempts left) to running."""
+        row = self.db.execute(
+            "SELECT idx FROM chunk_tasks WHERE run_id = ? AND (status = 'pending' OR "
+            "(status = 'failed' AND attempts < ?)) ORDER BY idx LIMIT 1",
+            (run_id, max_attempts),
+        ).fetchone()
+        if row is None:
+            return None
+        self.db.execute(
+            "UPDATE chunk_tasks SET status = 'running', attempts = attempts + 1, "
+            "updated_at = ? WHERE run_id = ? AND idx = ?", (iso(utc_now()), run_id, row[0]))
+        return _task(self.db.execute(f"SELECT {_TASK_COLUMNS} FROM chunk_tasks WHERE "
+                                     "run_id = ? AND idx = ?", (run_id, row[0])).fetchone())
+
+    def complete_chunk(self, run_id: str, idx: int, *, rows: int, files: int,
+                       bytes_: int) -> None:
+        self.db.execute(
+            "UPDATE chunk_tasks SET status = 'completed', rows = ?, files = ?, bytes = ?, "
+            "last_error = NULL, updated_at = ? WHERE run_id = ? AND idx = ? "
+            "AND status = 'running'",
+            (rows, files, bytes_, iso(utc_now()), run_id, idx),
+        )
+
+    def fail_chunk(self, run_id: str, idx: int, error: str) -> None:
+        self.db.execute(
+            "UPDATE chunk_tasks SET status = 'failed', last_error = ?, updated_at = ? "
+            "WHERE run_id = ? AND idx = ? AND status = 'running'",
+            (redact(error), iso(utc_now()), run_id, idx),
+        )
+
+    def reopen_tasks(self, run_id: str) -> int:
+        """For a resume: tasks left running by a dead process, and failed ones, go back to
+        pending (completed tasks never move). Attempts are kept as history."""
+        return self.db.execute(
+            "UPDATE chunk_tasks SET status = 'pending', updated_at = ? "
+            "WHERE run_id = ? AND status IN ('running', 'failed')",
+            (iso(utc_now()), run_id)).rowcount
+
+    def finish_chunk_run(self, run_id: str) -> None:
+        """Mark a chunk run completed; refuses unless every task is completed."""
+        open_tasks = self.db.execute(
+            "SELECT COUNT(*) FROM chunk_tasks WHERE run_id = ? AND status != 'completed'",
+            (run_id,)).fetchone()[0]
+        if open_tasks:
+            raise StateError(f"chunk run {run_id} has {open_tasks} unfinished task(s)")
+        self.db.execute("UPDATE chunk_runs SET status = 'completed', updated_at = ? "
+                        "WHERE run_id = ?", (iso(utc_now()), run_id))
+
+    def delete_chunk_runs(self, export_name: str) -> int:
+        runs = [r[0] for r in self.db.execute(
+            "SELECT run_id FROM chunk_runs WHERE export_name = ?", (export_name,))]
+        for run_id in runs:
+            self.db.execute("DELETE FROM chunk_tasks WHERE run_id = ?", (run_id,))
+            self.db.execute("DELETE FROM chunk_runs WHERE run_id = ?", (run_id,))
+        return len(runs)
+
+    # ------------------------------------------------------------------------- locks
+
+    def acquire_lock(self, export_name: str, run_id: str) -> LockRecord | None:
+        """Take the export's run lock; returns the current holder if someone alive has it.
+
+        A lock whose holder died on this host is taken over."""
+        row = self.db.execute(
+            "SELECT export_name, run_id, pid, host, acquired_at FROM locks "
+            "WHERE export_name = ?", (export_name,)).fetchone()
+        if row is not None:
+            holder = LockRecord(export_name=row[0], run_id=row[1], pid=row[2], host=row[3],
+                                acquired_at=row[4])
+            if holder.holder_alive():
+                return holder
+            self.db.execute("DELETE FROM locks WHERE export_name = ?", (export_name,))
+        self.db.execute(
+            "INSERT INTO locks (export_name, run_id, pid, host, acquired_at) "
+            "VALUES (?,?,?,?,?)",
+            (export_name, run_id, os.getpid(), socket.gethostname(), iso(utc_now())))
+        return None
+
+    def release_lock(self, export_name: str, run_id: str) -> None:
+        self.db.execute("DELETE FROM locks WHERE export_name = ? AND run_id = ?",
+                        (export_name, run_id))
 
 
-class SqliteStateStore(StateStore):
+_TASK_COLUMNS = ("run_id, idx, lo, hi, expected_rows, status, attempts, rows, files, bytes, "
+                 "last_error, updated_at")
+
+
+def _task(row: tuple[Any, ...]) -> ChunkTask:
+    return ChunkTask(run_id=row[0], idx=row[1], lo=row[2], hi=row[3], expected_rows=row[4],
+                     status=row[5], attempts=row[6], rows=row[7], files=row[8], bytes=row[9],
+                     last_error=row[10], updated_at=row[11])
+
+
+class StateStore:
+    """Durable state in SQLite. The runner and the CLI use only the public methods here and
+    :class:`StateTx`, so a shared server backend (``RIVET_STATE_URL``) can implement the same
+    surface later."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
-            self.db = sqlite3.connect(path, timeout=10, isolation_level=None,
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=30000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state database {path} is unusable: {exc}",
@@ -103,8 +323,8 @@ class SqliteStateStore(StateStore):
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
             "applied_at TEXT NOT NULL)"
         )
-        current = self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-        version = current.fetchone()[0]
+        version = self.db.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise StateError(
                 f"state database {self.path} has schema version {version}, newer than this "
@@ -122,84 +342,125 @@ class SqliteStateStore(StateStore):
                 self.db.execute("ROLLBACK")
                 raise
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
 
-    def record_file(self, record: FileRecord) -> None:
-        with self.transaction():
-            self.db.execute(
-                "INSERT INTO files (run_id, export_name, file_name, uri, rows, bytes, sha256, "
-                "format, compression, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (record.run_id, record.export_name, record.file_name, redact(record.uri),
-                 record.rows, record.bytes, record.sha256, record.format, record.compression,
-                 record.created_at or iso(utc_now())),
-            )
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[StateTx]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` if the block raises)."""
+        with self._lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StateError(f"state database {self.path} is busy: {exc}") from exc
+            try:
+                yield StateTx(self.db)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
-    def record_run(self, record: RunRecord) -> None:
-        with self.transaction():
-            self.db.execute(
-                "INSERT INTO runs (run_id, export_name, mode, status, started_at, finished_at, "
-                "rows, files, bytes, duration_ms, peak_rss_mb, retries, error, tool_version) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (record.run_id, record.export_name, record.mode, record.status,
-                 record.started_at, record.finished_at, record.rows, record.files,
-                 record.bytes, record.duration_ms, record.peak_rss_mb, record.retries,
-                 redact(record.error) if record.error else None, record.tool_version),
-            )
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.db.execute(sql, args).fetchall()
+
+    # -------------------------------------------------------------------------- reads
 
     def files(self, export_name: str | None = None, *, run_id: str | None = None,
               limit: int = 50) -> list[FileRecord]:
-        clauses, args = [], []
-        if export_name is not None:
-            clauses.append("export_name = ?")
-            args.append(export_name)
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            args.append(run_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self.db.execute(
+        clauses, args = _filters(export_name=export_name, run_id=run_id)
+        rows = self._read(
             "SELECT run_id, export_name, file_name, uri, rows, bytes, sha256, format, "
-            f"compression, created_at FROM files {where} ORDER BY id DESC LIMIT ?",
-            (*args, limit),
-        ).fetchall()
+            f"compression, chunk_index, created_at FROM files {clauses} ORDER BY id DESC "
+            "LIMIT ?", (*args, limit))
         return [FileRecord(run_id=r[0], export_name=r[1], file_name=r[2], uri=r[3], rows=r[4],
                            bytes=r[5], sha256=r[6], format=r[7], compression=r[8],
-                           created_at=r[9]) for r in rows]
+                           chunk_index=r[9], created_at=r[10]) for r in rows]
 
     def runs(self, export_name: str | None = None, *, limit: int = 20) -> list[RunRecord]:
-        where, args = ("WHERE export_name = ?", [export_name]) if export_name else ("", [])
-        rows = self.db.execute(
+        clauses, args = _filters(export_name=export_name)
+        rows = self._read(
             "SELECT run_id, export_name, mode, status, started_at, finished_at, rows, files, "
             "bytes, duration_ms, peak_rss_mb, retries, error, tool_version FROM runs "
-            f"{where} ORDER BY started_at DESC, rowid DESC LIMIT ?", (*args, limit),
-        ).fetchall()
+            f"{clauses} ORDER BY started_at DESC, rowid DESC LIMIT ?", (*args, limit))
         return [RunRecord(run_id=r[0], export_name=r[1], mode=r[2], status=r[3],
                           started_at=r[4], finished_at=r[5], rows=r[6], files=r[7], bytes=r[8],
                           duration_ms=r[9], peak_rss_mb=r[10], retries=r[11], error=r[12],
                           tool_version=r[13]) for r in rows]
 
+    def cursor(self, export_name: str) -> CursorRecord | None:
+        rows = self._read("SELECT export_name, value, run_id, updated_at FROM cursors "
+                          "WHERE export_name = ?", (export_name,))
+        return _cursor(rows[0]) if rows else None
+
+    def cursors(self) -> list[CursorRecord]:
+        return [_cursor(r) for r in self._read(
+            "SELECT export_name, value, run_id, updated_at FROM cursors ORDER BY export_name")]
+
+    def chunk_run(self, export_name: str, *, status: str | None = None) -> ChunkRun | None:
+        """The export's latest chunk run (optionally only one with ``status``)."""
+        clauses, args = _filters(export_name=export_name, status=status)
+        rows = self._read(
+            "SELECT run_id, export_name, plan_hash, status, max_attempts, created_at, "
+            f"updated_at FROM chunk_runs {clauses} ORDER BY created_at DESC LIMIT 1", args)
+        if not rows:
+            return None
+        r = rows[0]
+        return ChunkRun(run_id=r[0], export_name=r[1], plan_hash=r[2], status=r[3],
+                        max_attempts=r[4], created_at=r[5], updated_at=r[6])
+
+    def chunk_tasks(self, run_id: str) -> list[ChunkTask]:
+        return [_task(r) for r in self._read(
+            f"SELECT {_TASK_COLUMNS} FROM chunk_tasks WHERE run_id = ? ORDER BY idx",
+            (run_id,))]
+
+    def journal(self, *, export_name: str | None = None, run_id: str | None = None,
+                limit: int = 1000) -> list[JournalEvent]:
+        clauses, args = _filters(export_name=export_name, run_id=run_id)
+        rows = self._read(
+            f"SELECT id, run_id, export_name, at, event, data FROM journal {clauses} "
+            "ORDER BY id DESC LIMIT ?", (*args, limit))
+        return [JournalEvent(id=r[0], run_id=r[1], export_name=r[2], at=r[3], event=r[4],
+                             data=json.loads(r[5])) for r in reversed(rows)]
+
+    def unfinished_runs(self, export_name: str) -> list[str]:
+        """Runs that journaled a start but never recorded their metric (the process died)."""
+        return [r[0] for r in self._read(
+            "SELECT DISTINCT j.run_id FROM journal j WHERE j.export_name = ? "
+            "AND j.event = 'run_started' AND NOT EXISTS "
+            "(SELECT 1 FROM runs r WHERE r.run_id = j.run_id) ORDER BY j.run_id",
+            (export_name,))]
+
+    def lock(self, export_name: str) -> LockRecord | None:
+        rows = self._read("SELECT export_name, run_id, pid, host, acquired_at FROM locks "
+                          "WHERE export_name = ?", (export_name,))
+        if not rows:
+            return None
+        r = rows[0]
+        return LockRecord(export_name=r[0], run_id=r[1], pid=r[2], host=r[3], acquired_at=r[4])
+
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            self.db.close()
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+def _cursor(row: tuple[Any, ...]) -> CursorRecord:
+    return CursorRecord(export_name=row[0], value=row[1], run_id=row[2], updated_at=row[3])
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+def _filters(**equal: Any) -> tuple[str, tuple[Any, ...]]:
+    pairs = [(k, v) for k, v in equal.items() if v is not None]
+    if not pairs:
+        return "", ()
+    return "WHERE " + " AND ".join(f"{k} = ?" for k, _ in pairs), tuple(v for _, v in pairs)
 
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def open_store(config_dir: Path) -> SqliteStateStore:
+def open_store(config_dir: Path) -> StateStore:
     """The state store of the config in ``config_dir``."""
-    return SqliteStateStore(config_dir / STATE_FILE)
+    return StateStore(config_dir / STATE_FILE)
+

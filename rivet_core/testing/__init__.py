@@ -71,13 +71,14 @@ class RivetProject:
         return target
 
     def run(self, *args: str, config: bool = True) -> Outcome:
-        """``rivet <args> -c rivet.toml`` in-process (``config=False`` omits ``-c``)."""
+        """``rivet <args> -c <project>/rivet.toml`` in-process (``config=False`` omits
+        ``-c``)."""
         from rivet_core.cli.common import Console
         from rivet_core.cli.main import main
 
         argv = list(args)
         if config and args and args[0] not in ("plugins", "--version", "--help"):
-            argv[1:1] = ["-c", str(self.config)]
+            argv += ["-c", str(self.config)]
         out, err = io.StringIO(), io.StringIO()
         forget_secrets()
         code = main(argv, Console(out=out, err=err))

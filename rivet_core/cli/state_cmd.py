@@ -1,0 +1,193 @@
+"""``rivet state``: inspect and reset durable state (cursors, files, chunk checkpoints)."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from rivet_core.cli.common import Console
+from rivet_core.config.values import format_bytes
+from rivet_core.errors import ConfigError, ConfigIssue, ExitCode, UsageError
+from rivet_core.runner import cursor as cursors
+from rivet_core.state import StateStore, open_store
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser(
+        "state", help="inspect or reset cursors, files and chunk checkpoints",
+        description="Read or change the state store (.rivet_state.db beside the config). "
+        "These commands only read the config's export names; they connect to nothing.")
+    sub = parser.add_subparsers(dest="state_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str, handler: Any, *, export: str = "optional") -> None:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-c", "--config", default="rivet.toml", metavar="PATH",
+                       help="config file (default: ./rivet.toml)")
+        if export == "required":
+            p.add_argument("-e", "--export", required=True, metavar="NAME")
+        elif export == "optional":
+            p.add_argument("-e", "--export", metavar="NAME", help="only this export")
+        p.add_argument("--json", action="store_true", help="print as JSON")
+        p.set_defaults(handler=handler)
+        if name == "files":
+            p.add_argument("-l", "--last", type=int, default=50, metavar="N",
+                           help="newest N files (default 50)")
+
+    action("show", "cursor, last run, open chunk run and lock of each export", show)
+    action("reset", "forget an incremental export's cursor (the next run exports everything)",
+           reset, export="required")
+    action("files", "the file manifest: committed files with rows, bytes, SHA-256", files)
+    action("chunks", "the latest chunk run of an export and its tasks", chunks,
+           export="required")
+    action("reset-chunks", "discard an export's chunk checkpoints (the next run starts over)",
+           reset_chunks, export="required")
+
+
+def export_names(config_path: str) -> tuple[Path, list[str]]:
+    """The config's directory and export names, without resolving anything else (so state
+    can be inspected where the source's secrets are not available)."""
+    path = Path(config_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(str(path), "", "config file not found")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigIssue(path.name, "", f"invalid TOML: {exc}")]) from None
+    names = [e.get("name") for e in raw.get("exports", []) if isinstance(e, dict)]
+    return path.resolve().parent, [n for n in names if isinstance(n, str)]
+
+
+def _open(args: argparse.Namespace) -> tuple[StateStore, list[str]]:
+    directory, names = export_names(args.config)
+    export = getattr(args, "export", None)
+    if export is not None and export not in names:
+        raise UsageError(f"export {export!r} not found in {Path(args.config).name}",
+                         hint=f"known exports: {', '.join(names) or 'none'}; "
+                              "see `rivet state show`")
+    return open_store(directory), ([export] if export else names)
+
+
+def show(args: argparse.Namespace, console: Console) -> int:
+    store, names = _open(args)
+    try:
+        rows: list[dict[str, Any]] = []
+        for name in names:
+            cursor = store.cursor(name)
+            runs = store.runs(name, limit=1)
+            chunk_run = store.chunk_run(name, status="in_progress")
+            lock = store.lock(name)
+            rows.append({
+                "export": name,
+                "cursor": cursors.display(cursor.value) if cursor else None,
+                "cursor_raw": cursor.value if cursor else None,
+                "cursor_run_id": cursor.run_id if cursor else None,
+                "last_run": attrs.asdict(runs[0]) if runs else None,
+                "chunk_run_in_progress": chunk_run.run_id if chunk_run else None,
+                "locked_by": attrs.asdict(lock) if lock else None,
+            })
+    finally:
+        store.close()
+    if args.json:
+        console.json({"exports": rows})
+        return ExitCode.OK
+    for row in rows:
+        last = row["last_run"]
+        console.print(f"{row['export']}")
+        console.print(f"  cursor:    {row['cursor'] or '-'}")
+        console.print("  last run:  " + (f"{last['run_id']} {last['status']} {last['rows']:,} "
+                                           f"rows {last['finished_at']}" if last else "-"))
+        if row["chunk_run_in_progress"]:
+            console.print(f"  chunk run: {row['chunk_run_in_progress']} in progress "
+                          "(rivet run --resume continues it)")
+        holder = row["locked_by"]
+        if holder:
+            console.print(f"  running:   pid {holder['pid']} on {holder['host']} since "
+                          f"{holder['acquired_at']}")
+    return ExitCode.OK
+
+
+def reset(args: argparse.Namespace, console: Console) -> int:
+    store, _ = _open(args)
+    try:
+        before = store.cursor(args.export)
+        with store.transaction() as tx:
+            removed = tx.reset_cursor(args.export)
+            if removed:
+                tx.journal("-", args.export, "cursor_reset",
+                           before=before.value if before else None)
+    finally:
+        store.close()
+    if args.json:
+        console.json({"export": args.export, "reset": removed})
+    else:
+        console.print(f"{args.export}: cursor " + (
+            f"reset (was {cursors.display(before.value)})" if before else "was not set"))
+    return ExitCode.OK
+
+
+def files(args: argparse.Namespace, console: Console) -> int:
+    store, _ = _open(args)
+    try:
+        records = store.files(args.export, limit=args.last)
+    finally:
+        store.close()
+    if args.json:
+        console.json({"files": [attrs.asdict(r) for r in records]})
+        return ExitCode.OK
+    for r in records:
+        console.print(f"{r.created_at}  {r.run_id}  {r.file_name}  {r.rows:,} rows  "
+                      f"{format_bytes(r.bytes)}  sha256:{r.sha256[:16]}…")
+    if not records:
+        console.print("no files recorded")
+    return ExitCode.OK
+
+
+def chunks(args: argparse.Namespace, console: Console) -> int:
+    store, _ = _open(args)
+    try:
+        run = store.chunk_run(args.export)
+        tasks = store.chunk_tasks(run.run_id) if run else []
+    finally:
+        store.close()
+    if args.json:
+        console.json({"chunk_run": attrs.asdict(run) if run else None,
+                      "tasks": [attrs.asdict(t) for t in tasks]})
+        return ExitCode.OK
+    if run is None:
+        console.print(f"{args.export}: no chunk run recorded (chunk_checkpoint = true records "
+                      "them)")
+        return ExitCode.OK
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    console.print(f"{args.export}: chunk run {run.run_id} {run.status}, plan {run.plan_hash}, "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    console.print(f"{'IDX':>5}  {'STATUS':<9}  {'ATT':>3}  {'ROWS':>10}  RANGE")
+    for t in tasks:
+        lo = cursors.display(t.lo) if t.lo else "NULL keys"
+        hi = cursors.display(t.hi) if t.hi else ""
+        rows = f"{t.rows:,}" if t.rows is not None else "-"
+        console.print(f"{t.idx:>5}  {t.status:<9}  {t.attempts:>3}  {rows:>10}  {lo}"
+                      + (f" .. {hi}" if hi else ""))
+        if t.last_error:
+            console.print(f"       error: {t.last_error}")
+    return ExitCode.OK
+
+
+def reset_chunks(args: argparse.Namespace, console: Console) -> int:
+    store, _ = _open(args)
+    try:
+        with store.transaction() as tx:
+            removed = tx.delete_chunk_runs(args.export)
+            tx.journal("-", args.export, "chunks_reset", chunk_runs=removed)
+    finally:
+        store.close()
+    if args.json:
+        console.json({"export": args.export, "chunk_runs_removed": removed})
+    else:
+        console.print(f"{args.export}: removed {removed} chunk run(s)")
+    return ExitCode.OK

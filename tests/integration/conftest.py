@@ -1,0 +1,114 @@
+"""A database-neutral fixture for tests that run the same scenario on PostgreSQL and MariaDB.
+
+``database`` is parametrized over both servers; each gives a URL for configs, a way to run
+SQL, a qualified table name inside this session's own schema/database, and the column types
+the scenarios need.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+from rivet_core.plugins import build_registry
+
+
+@attrs.define
+class Database:
+    kind: str
+    url: str
+    namespace: str
+    _conn: Any
+
+    def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        if self.kind == "postgres":
+            cur = self._conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+        with self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.kind == "postgres":
+            with self._conn.cursor() as cur:
+                cur.executemany(sql, rows)
+        else:
+            with self._conn.cursor() as cur:
+                cur.executemany(sql, rows)
+
+    def table(self, name: str) -> str:
+        return f"{self.namespace}.{name}"
+
+    # Column types the scenarios use, spelled per server.
+    @property
+    def timestamptz(self) -> str:
+        return "timestamptz" if self.kind == "postgres" else "TIMESTAMP(6) NULL"
+
+    @property
+    def timestamp(self) -> str:
+        return "timestamp" if self.kind == "postgres" else "DATETIME(6)"
+
+    @property
+    def text(self) -> str:
+        return "text" if self.kind == "postgres" else "VARCHAR(200)"
+
+    def now_minus(self, seconds: int) -> str:
+        """SQL for the server's current UTC time minus ``seconds``."""
+        if self.kind == "postgres":
+            return f"now() - interval '{seconds} seconds'"
+        return f"UTC_TIMESTAMP(6) - INTERVAL {seconds} SECOND"
+
+
+PG_URL = os.environ.get("RIVET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("RIVET_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(scope="session")
+def _mysql_namespace() -> Iterator[str]:
+    import pymysql
+
+    from rivet_core.config.connection import ConnectionParams
+
+    params = ConnectionParams.from_url(MYSQL_URL, default_port=3306)
+    name = f"rivet_m_{uuid.uuid4().hex[:10]}"
+    conn = pymysql.connect(host=params.host, port=params.port, user=params.user,
+                           password=params.password or "", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{name}`")
+        conn.close()
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    if request.param == "postgres":
+        import psycopg
+
+        schema = request.getfixturevalue("pg_schema")
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            yield Database(kind="postgres", url=PG_URL, namespace=schema, conn=conn)
+        return
+    if "mysql" not in build_registry().sources:
+        pytest.skip("the mysql source plugin is not installed")
+    import pymysql
+
+    from rivet_core.config.connection import ConnectionParams
+
+    name = request.getfixturevalue("_mysql_namespace")
+    params = ConnectionParams.from_url(MYSQL_URL, default_port=3306)
+    conn = pymysql.connect(host=params.host, port=params.port, user=params.user,
+                           password=params.password or "", database=name, autocommit=True)
+    try:
+        yield Database(kind="mysql", url=MYSQL_URL, namespace=name, conn=conn)
+    finally:
+        conn.close()
