@@ -116,8 +116,10 @@ def resolve_compression(export: ExportConfig, spec: FormatSpec) -> Compression:
                        level=export.compression_level)
 
 
-def build_plan(loaded: LoadedConfig, registry: Registry, *, only: list[str] | None = None) -> Plan:
-    """Resolve and check every export (or only those named in ``only``)."""
+def build_plan(loaded: LoadedConfig, registry: Registry, *, only: list[str] | None = None,
+               resume: bool = False) -> Plan:
+    """Resolve and check every export (or only those named in ``only``); ``resume`` is
+    ``rivet run --resume``."""
     config = loaded.config
     source = registry.sources[config.source.type]
     plans: list[ExportPlan] = []
@@ -148,6 +150,11 @@ def build_plan(loaded: LoadedConfig, registry: Registry, *, only: list[str] | No
     for plan in plans:
         for rule in RULES:
             diagnostics.extend(rule(plan))
+        if resume and not (plan.config.mode == "chunked" and plan.config.chunk_checkpoint):
+            diagnostics.append(_diag(
+                plan, Severity.WARNING, "resume-no-checkpoint", "mode",
+                "--resume only continues chunked exports with chunk_checkpoint = true; this "
+                "export runs normally", "set chunk_checkpoint = true to make it resumable"))
     diagnostics.extend(_single_stdout(plans))
     return Plan(loaded=loaded, exports=plans, diagnostics=diagnostics)
 

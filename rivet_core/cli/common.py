@@ -71,14 +71,14 @@ def _ensure_backends(registry: Registry, loaded: LoadedConfig) -> None:
 
 
 def plan_for(config_path: str, params: Sequence[str] | None,
-             exports: Sequence[str] | None) -> Plan:
+             exports: Sequence[str] | None, *, resume: bool = False) -> Plan:
     registry, loaded = load(config_path, params)
     names = [e.name for e in loaded.config.exports]
     for name in exports or ():
         if name not in names:
             raise UsageError(f"export {name!r} not found in {Path(config_path).name}",
                              hint=f"known exports: {', '.join(names)}")
-    return build_plan(loaded, registry, only=list(exports) if exports else None)
+    return build_plan(loaded, registry, only=list(exports) if exports else None, resume=resume)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, exports: bool = True) -> None:

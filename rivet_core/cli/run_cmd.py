@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:
-    plan = plan_for(args.config, args.params, args.exports)
+    plan = plan_for(args.config, args.params, args.exports, resume=args.resume)
     streaming = [p.name for p in plan.exports
                  if p.capabilities.commit_protocol is WriteCommitProtocol.STREAMING]
     if args.json and streaming:

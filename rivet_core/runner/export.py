@@ -496,9 +496,6 @@ class ExportRun:
             if config.chunk_checkpoint:
                 tasks = self._checkpoint_tasks(source, column, fingerprint)
             else:
-                if self.ctx.resume:
-                    result.warnings.append("--resume has no effect without "
-                                           "chunk_checkpoint = true; starting over")
                 planned = self._plan_chunks(source, column)
                 tasks = [ChunkTask(run_id=result.run_id, idx=c.idx,
                                    lo=_encode_bound(c.lo), hi=_encode_bound(c.hi),
