@@ -15,9 +15,10 @@ only, its own process, faithful to what object_store 0.14 (inside obstore) relie
   ``DELETE ?uploadId`` (abort), and ``GET /{bucket}?uploads`` (ListMultipartUploads), which
   tests use to prove no upload is left open.
 
-Test-only controls, under ``/_test/``: ``POST /_test/fault?status=503&count=N[&method=PUT]``
-makes the next N matching requests fail with that status (for retry tests), and
-``GET /_test/stats`` returns request counts as JSON.
+Test-only controls, under ``/_test/``: ``POST /_test/fault?status=503&count=N[&method=PUT]
+[&bucket=B]`` makes the next N matching requests fail with that status (for retry and
+error tests), ``DELETE /_test/fault`` disarms every fault, and ``GET /_test/stats`` returns
+request counts and the number of open uploads as JSON.
 
 Object bytes live in files under a temporary directory (removed on exit); metadata in
 memory. Authorization headers are accepted and ignored; MD5/CRC32C are not checked.
@@ -29,6 +30,7 @@ Run: ``python gcs_xml_server.py --port 0 [--bucket B]... [--min-part-size N]``; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -113,7 +115,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("GCS_XML_SERVER_LOG"):
             super().log_message(format, *args)
 
@@ -176,7 +178,8 @@ class Handler(BaseHTTPRequestHandler):
         """Serve an injected failure if one is armed for this request."""
         with self.state.lock:
             for fault in self.state.faults:
-                if fault["method"] in ("", self.command) and fault["count"] > 0:
+                if fault["method"] in ("", self.command) and fault["count"] > 0 and \
+                        self.path.startswith(f"/{fault['bucket']}"):
                     fault["count"] -= 1
                     status = fault["status"]
                     break
@@ -227,7 +230,12 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.faults.append({"status": int(query.get("status", "503")),
                                           "count": int(query.get("count", "1")),
-                                          "method": query.get("method", "").upper()})
+                                          "method": query.get("method", "").upper(),
+                                          "bucket": query.get("bucket", "")})
+            self._send(204)
+        elif parts.path == "/_test/fault" and self.command == "DELETE":
+            with self.state.lock:
+                self.state.faults.clear()
             self._send(204)
         elif parts.path == "/_test/stats":
             with self.state.lock:
@@ -586,10 +594,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def _unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class Server(ThreadingHTTPServer):
