@@ -1,7 +1,8 @@
 """Running one export: read batches, write files, commit them in the fixed order.
 
 Per file: finish the file (format trailer) → commit the target → record the manifest row.
-Per run, after every file: record the run metric. A failure aborts the open target, so an
+Per run, after every file: write the destination's run manifest and ``_SUCCESS``
+(:mod:`rivet_core.runner.manifest`) → record the run metric. A failure aborts the open target, so an
 atomic or finalize-on-close destination shows nothing of the file being written.
 Transient source errors are retried on a fresh connection, but only while no file of the
 attempt has been committed (a retry then would duplicate rows).
@@ -34,6 +35,7 @@ from rivet_core.errors import RivetError, TransientError
 from rivet_core.naming import file_name, new_run_id
 from rivet_core.planner import ExportPlan
 from rivet_core.redact import redact
+from rivet_core.runner.manifest import RunManifest
 from rivet_core.runner.progress import PeakMemory, Progress
 from rivet_core.runner.sink import HashingSink, open_sink
 from rivet_core.state.store import FileRecord, RunRecord, StateStore, iso, utc_now
@@ -197,6 +199,7 @@ class ExportRun:
         self.result = ExportResult(export=plan.name, run_id=new_run_id(started),
                                    mode=plan.config.mode, started_at=started)
         self._roller: FileRoller | None = None
+        self.manifest = RunManifest(plan, self.result)
 
     def execute(self) -> ExportResult:
         plan, result = self.plan, self.result
@@ -223,6 +226,9 @@ class ExportRun:
             progress.finish()
         result.peak_rss_mb = memory.peak_mb
         result.finished_at = utc_now()
+        # After every commit, before the run metric: the destination's manifest/_SUCCESS.
+        self.manifest.write(self._build_destination,
+                            self._roller.schema if self._roller else None)
         self._record_run()
         return result
 
@@ -272,7 +278,7 @@ class ExportRun:
             max_batch_bytes=plan.tuning.max_batch_memory_mb << 20
             if plan.tuning.max_batch_memory_mb else None,
         )
-        destination = self._build_destination()
+        destination = self.manifest.guard(self._build_destination())
         result.destination = destination.location()
         fmt = plan.format.spec.factory(plan.config.format.options, plan.compression)
         with source.read(Query(sql=plan.sql, label="query"), options) as stream:
