@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rivet_local.destination import TEMP_SUFFIX
 
 from rivet_core.plugins import build_registry
 from rivet_core.testing import DestinationTests
-from rivet_local.destination import TEMP_SUFFIX
 
 
 class DirectoryReader:

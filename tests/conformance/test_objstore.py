@@ -8,10 +8,10 @@ parts, the last one short) and every abort discards uploaded parts.
 from __future__ import annotations
 
 import pytest
+from servers import BucketReader
 
 from rivet_core.plugins import build_registry
 from rivet_core.testing import DestinationTests
-from servers import BucketReader
 
 PREFIX = "sandbox/{export}"
 
