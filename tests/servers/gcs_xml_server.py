@@ -179,7 +179,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             for fault in self.state.faults:
                 if fault["method"] in ("", self.command) and fault["count"] > 0 and \
-                        self.path.startswith(f"/{fault['bucket']}"):
+                        unquote(urlsplit(self.path).path).startswith(f"/{fault['bucket']}"):
                     fault["count"] -= 1
                     status = fault["status"]
                     break
