@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -57,7 +58,7 @@ def children_peak_rss_mb(pid_filter: str) -> float | None:
 
 
 def run_export(work: Path, pg_url: str, rows: int, destination: str,
-               env: dict[str, str]) -> dict[str, object]:
+               env: dict[str, str]) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     (work / "rivet.toml").write_text(f"""
 [source]
@@ -100,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = int(args.gib * (1 << 30) / BYTES_PER_ROW)
     targets = args.only or ["local", "s3", "gcs"]
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="rivet-bench-") as tmp:
         work = Path(tmp)
         if "local" in targets:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -18,6 +18,9 @@ from rivet_core.backends import DestinationContext
 from rivet_core.errors import DestinationError
 from rivet_core.redact import register_secret
 from rivet_objstore.config import GCSOptions, ObjectStoreOptions, S3Options, split_prefix
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig
 
 
 @attrs.frozen(kw_only=True)
@@ -34,7 +37,7 @@ class StoreHandle:
     """Which credentials are in use, for error messages; never a secret."""
 
 
-def _client_options(options: ObjectStoreOptions) -> dict[str, Any]:
+def _client_options(options: ObjectStoreOptions) -> ClientConfig:
     return {
         "allow_http": options.allow_http,
         "timeout": dt.timedelta(seconds=options.request_timeout_s),
@@ -42,7 +45,7 @@ def _client_options(options: ObjectStoreOptions) -> dict[str, Any]:
     }
 
 
-def _retry_config(options: ObjectStoreOptions) -> dict[str, Any]:
+def _retry_config(options: ObjectStoreOptions) -> RetryConfig:
     # obstore retries 5xx, connection errors and timeouts of each request itself; a request
     # that still fails surfaces as an error the destination maps to a transient one.
     return {

@@ -29,6 +29,7 @@ Every test gets fresh fixtures: the sandbox must be empty at the start of each t
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import random
@@ -69,7 +70,7 @@ class Backdoor(Protocol):
     def read(self, name: str) -> bytes:
         """The content of a listed object."""
 
-    def leftovers(self) -> list[str]:
+    def leftovers(self) -> builtins.list[str]:
         """Storage held by unfinished writes that no reader sees but someone must clean up:
         incomplete multipart uploads, temp files. Empty when the storage has no such
         thing."""
@@ -363,8 +364,8 @@ class DestinationTests:
         for key, value in destination_config.items():
             assert getattr(destination_options, key) == value, key
         if attrs.has(type(destination_options)):
-            again = load_destination_options(
-                destination_spec, attrs.asdict(destination_options), config_dir / "again")
+            keys = attrs.asdict(destination_options)  # type: ignore[arg-type]
+            again = load_destination_options(destination_spec, keys, config_dir / "again")
             assert again == destination_options
 
     def test_unknown_config_key_is_an_error_naming_it(

@@ -30,7 +30,8 @@ path = "{path}"
 
 GOOD = "SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 50000) g"
 # Division by zero at row 40000, after the first 1 MB parts were committed.
-FAILS_LATE = "SELECT g AS id, md5(g::text) AS h, 1 / (40000 - g) AS boom FROM generate_series(1, 50000) g"
+FAILS_LATE = ("SELECT g AS id, md5(g::text) AS h, 1 / (40000 - g) AS boom "
+              "FROM generate_series(1, 50000) g")
 
 
 @pytest.fixture

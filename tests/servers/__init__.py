@@ -8,6 +8,7 @@ than 127.0.0.1.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -183,7 +184,7 @@ class BucketReader:
         assert status == 200, (status, key)
         return body
 
-    def open_uploads(self, prefix: str = "") -> list[str]:
+    def open_uploads(self, prefix: str = "") -> builtins.list[str]:
         """Keys with an incomplete multipart upload."""
         query = urllib.parse.urlencode({"prefix": prefix})
         status, body = self._get(f"{self.endpoint}/{self.bucket}?uploads&{query}")

@@ -293,7 +293,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             objects = self.state.buckets[bucket]
             names = sorted(k for k in objects if k.startswith(prefix) and k > start_after)
-            contents: list[Obj | str] = []
+            contents: list[str] = []
             prefixes: set[str] = set()
             last = ""
             truncated = False
@@ -318,7 +318,6 @@ class Handler(BaseHTTPRequestHandler):
                 last = name
             rows = []
             for name in contents:
-                assert isinstance(name, str)
                 obj = objects[name]
                 rows.append(f"<Contents><Key>{escape(name)}</Key>"
                             f"<LastModified>{iso_date(obj.mtime)}</LastModified>"
