@@ -162,11 +162,14 @@ class ObjectStoreTarget(WriteTarget):
         self.name = name
         self.uri = destination.uri(name)
         self._done = False
-        self._writer: Any = obstore.open_writer(
-            destination.handle.store, destination.key(name),
-            buffer_size=destination.part_size,
-            max_concurrency=destination.options.upload_concurrency,
-        )
+        try:
+            self._writer: Any = obstore.open_writer(
+                destination.handle.store, destination.key(name),
+                buffer_size=destination.part_size,
+                max_concurrency=destination.options.upload_concurrency,
+            )
+        except Exception as exc:
+            raise map_error(exc, f"starting upload of {self.uri}", destination.handle) from exc
 
     def write(self, data: bytes | memoryview) -> None:
         if self._done:
