@@ -81,11 +81,14 @@ class RivetProject:
         return Outcome(argv=argv, code=int(code), out=out.getvalue(), err=err.getvalue())
 
     def files(self, directory: str = "output") -> list[Path]:
-        """Visible files under ``directory`` (hidden temp files excluded), sorted."""
+        """Data files under ``directory``, sorted: hidden temp files and the run manifests
+        under ``_rivet/`` (any ``_``-prefixed path part) are excluded, as dataset readers
+        exclude them."""
         root = self.path / directory
         if not root.exists():
             return []
-        return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return sorted(p for p in root.rglob("*") if p.is_file() and not any(
+            part.startswith((".", "_")) for part in p.relative_to(root).parts))
 
 
 @pytest.fixture

@@ -128,42 +128,30 @@ class TestKeepsReferences(LiarKit):
 '''
 
 
-@pytest.fixture
-def kit_outcome(pytester: pytest.Pytester) -> pytest.RunResult:
-    pytester.makepyfile(test_liars=textwrap.dedent(LIARS))
-    return pytester.runpytest("-q", "-p", "no:cacheprovider")
-
-
 def failed_tests(result: pytest.RunResult) -> set[str]:
     reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
     return {r.nodeid.split("::", 1)[1] for r in reports if r.failed}
 
 
-def test_kit_fails_a_destination_that_claims_atomic_but_writes_to_the_final_name(
-        kit_outcome: pytest.RunResult) -> None:
-    failed = {name for name in failed_tests(kit_outcome)
-              if name.startswith("TestStraightToFinalName::")}
-    assert failed == {
+def test_kit_fails_each_liar_on_exactly_the_claims_it_breaks(pytester: pytest.Pytester):
+    # One sub-session for both liars: pytester runs are the slow part.
+    pytester.makepyfile(test_liars=textwrap.dedent(LIARS))
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    failed = failed_tests(result)
+
+    # Claims atomic, writes to the final name: every visibility check fails, nothing else.
+    assert {name for name in failed if name.startswith("TestStraightToFinalName::")} == {
         "TestStraightToFinalName::test_nothing_visible_before_commit",
         "TestStraightToFinalName::test_abort_leaves_nothing",
         "TestStraightToFinalName::test_failure_mid_stream_leaves_nothing",
         "TestStraightToFinalName::test_abandoned_write_shows_nothing",
     }
-
-
-def test_kit_fails_a_destination_that_keeps_references_to_the_callers_buffer(
-        kit_outcome: pytest.RunResult) -> None:
-    failed = {name for name in failed_tests(kit_outcome)
-              if name.startswith("TestKeepsReferences::")}
-    # Every check that reads back committed bytes catches the corruption.
+    # Keeps references to the caller's reused buffer: every read-back check catches the
+    # corrupted bytes, while its (honest) abort passes.
     assert "TestKeepsReferences::test_committed_file_reads_back_exactly" in failed
     assert "TestKeepsReferences::test_overwrite_leaves_one_file_with_the_second_content" \
         in failed
     assert "TestKeepsReferences::test_abort_leaves_nothing" not in failed
-
-
-def test_the_same_kit_run_passes_its_honest_checks(kit_outcome: pytest.RunResult) -> None:
-    outcomes = kit_outcome.parseoutcomes()
-    assert outcomes["passed"] >= 10  # declaration, config and the checks the liars keep
-    assert "TestStraightToFinalName::test_config_round_trips_through_the_loader" not in \
-        failed_tests(kit_outcome)
+    # The checks the liars keep (declaration, config) pass in the same run.
+    assert result.parseoutcomes()["passed"] >= 10
+    assert "TestStraightToFinalName::test_config_round_trips_through_the_loader" not in failed
