@@ -215,14 +215,26 @@ class Destination(abc.ABC):
 
 @runtime_checkable
 class SupportsListing(Protocol):
-    """A destination whose committed files can be listed, read back and deleted (for
-    validation, resume and chunk retries). Tested with ``isinstance``."""
+    """A destination whose committed files can be listed, read back, removed, and which can
+    store a small file in one atomic step: what run manifests and ``rivet validate`` need.
+    Tested with ``isinstance``; a streaming destination does not implement it.
 
-    def list_files(self) -> dict[str, int]:
-        """Map of file name → size in bytes for every object under the location."""
+    Names are relative to :meth:`Destination.location` and may contain ``/`` (the manifest
+    lives under ``_rivet/<export>/``).
+    """
+
+    def list_files(self, prefix: str = "") -> dict[str, int]:
+        """Map of name → size in bytes of every committed file whose name starts with
+        ``prefix``, at any depth. Files a reader cannot see (temp files, incomplete uploads)
+        are not listed."""
 
     def read_file(self, name: str) -> bytes:
-        """The whole content of a committed file."""
+        """The whole content of a committed file; raises
+        :class:`~rivet_core.errors.DestinationError` if it does not exist."""
 
     def delete_file(self, name: str) -> None:
-        """Remove a committed file; no error if it is already gone."""
+        """Remove a file; a file that does not exist is not an error."""
+
+    def write_small(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name`` so a reader sees the old content or the new one,
+        never a mix (local: temp file and rename; object stores: one PUT)."""

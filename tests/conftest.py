@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["rivet_core.testing"]
+pytest_plugins = ["rivet_core.testing", "pytester"]
 
 PG_URL = os.environ.get("RIVET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("RIVET_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -48,3 +48,57 @@ def pg(pg_url: str, pg_schema: str) -> Iterator[object]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{pg_schema}"')
         yield conn
+
+
+# ------------------------------------------------------------------ object-store servers
+# moto's S3 server and the suite's GCS XML-API server (tests/servers), each its own process
+# on 127.0.0.1, started once per session; each test gets its own bucket.
+
+
+@pytest.fixture(autouse=True)
+def _no_cloud_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may pick up real cloud credentials or endpoints (and so reach a real
+    provider or instance metadata) from the developer's environment."""
+    from servers import CLOUD_ENV
+
+    for name in list(os.environ):
+        if CLOUD_ENV.match(name):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from servers import moto_server
+
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from servers import gcs_server
+
+    with gcs_server(tmp_path_factory.mktemp("gcs")) as url:
+        yield url
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str) -> str:
+    from servers import new_bucket
+
+    return new_bucket(moto_endpoint)
+
+
+@pytest.fixture
+def gcs_bucket(gcs_endpoint: str) -> str:
+    from servers import new_bucket
+
+    return new_bucket(gcs_endpoint)
+
+
+@pytest.fixture
+def gcs_credentials(gcs_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Path of a service-account file pointing at the test GCS server (OAuth disabled)."""
+    from servers import gcs_service_account
+
+    return str(gcs_service_account(gcs_endpoint, tmp_path_factory.mktemp("gcs-sa")))

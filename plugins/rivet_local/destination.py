@@ -31,20 +31,49 @@ class LocalDestination(Destination):
         self._sweep_orphans()
         return LocalTarget(self.directory, name)
 
-    def list_files(self) -> dict[str, int]:
+    def list_files(self, prefix: str = "") -> dict[str, int]:
         if not self.directory.is_dir():
             return {}
-        return {
-            entry.name: entry.stat().st_size
-            for entry in self.directory.iterdir()
-            if entry.is_file() and not entry.name.endswith(TEMP_SUFFIX)
-        }
+        found = {}
+        for entry in self.directory.rglob("*"):
+            if not entry.is_file() or entry.name.endswith(TEMP_SUFFIX):
+                continue
+            name = entry.relative_to(self.directory).as_posix()
+            if name.startswith(prefix):
+                found[name] = entry.stat().st_size
+        return found
 
     def read_file(self, name: str) -> bytes:
-        return (self.directory / name).read_bytes()
+        try:
+            return self._path(name).read_bytes()
+        except OSError as exc:
+            raise DestinationError(f"reading {self.directory / name}: {exc}") from exc
 
     def delete_file(self, name: str) -> None:
-        (self.directory / name).unlink(missing_ok=True)
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise DestinationError(f"deleting {self.directory / name}: {exc}") from exc
+
+    def write_small(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DestinationError(f"cannot create directory {path.parent}: {exc}") from exc
+        target = LocalTarget(path.parent, path.name)
+        try:
+            target.write(data)
+        except BaseException:
+            target.abort()
+            raise
+        target.commit()
+
+    def _path(self, name: str) -> Path:
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise DestinationError(f"invalid file name {name!r}")
+        return self.directory / relative
 
     def _sweep_orphans(self) -> None:
         """Remove temp files left by killed runs: their writer process no longer exists."""

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from rivet_core import __version__
-from rivet_core.cli import check_cmd, history_cmd, plugins_cmd, run_cmd, state_cmd
+from rivet_core.cli import check_cmd, history_cmd, plugins_cmd, run_cmd, state_cmd, validate_cmd
 from rivet_core.cli.common import Console
 from rivet_core.errors import ConfigError, ExitCode, RivetError
 from rivet_core.redact import redact
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output on stderr (-v info, -vv debug)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run_cmd, check_cmd, state_cmd, history_cmd, plugins_cmd):
+    for module in (run_cmd, check_cmd, validate_cmd, state_cmd, history_cmd, plugins_cmd):
         module.register(commands)
     return parser
 

@@ -14,6 +14,7 @@ from rivet_core.errors import ExitCode, PlanRejected, UsageError
 from rivet_core.planner import Plan, Severity
 from rivet_core.redact import redact
 from rivet_core.runner import ExportResult, RunContext, run_plan
+from rivet_core.runner.signals import stop_on_signals
 from rivet_core.state import open_store
 
 
@@ -56,8 +57,9 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     config_dir = plan.loaded.config.directory
     state = open_store(config_dir)
     try:
-        results = run_plan(plan, RunContext(config_dir=config_dir, state=state,
-                                            progress=args.progress, resume=args.resume))
+        with stop_on_signals():  # SIGTERM aborts open uploads instead of orphaning them
+            results = run_plan(plan, RunContext(config_dir=config_dir, state=state,
+                                                progress=args.progress, resume=args.resume))
     finally:
         state.close()
     summary = summarize(plan, results)

@@ -2,10 +2,11 @@
 
 Per file: finish the file → commit the target → record the manifest row. Then, per mode:
 ``incremental`` stores the new cursor once every file of the run is committed; ``chunked``
-marks a chunk completed in the same transaction as its files' manifest rows. Last, the run
-metric is recorded. A failure aborts the open target, so an atomic or finalize-on-close
-destination shows nothing of the file being written, and no state moves past what was
-committed. Every step is journaled.
+marks a chunk completed in the same transaction as its files' manifest rows. After the last
+file, the destination's run manifest and ``_SUCCESS`` are written
+(:mod:`rivet_core.runner.manifest`); last, the run metric is recorded. A failure aborts the
+open target, so an atomic or finalize-on-close destination shows nothing of the file being
+written, and no state moves past what was committed. Every step is journaled.
 
 Transient source errors are retried with backoff on a fresh connection: a whole unit
 (``full``, ``incremental``, ``time_window``) only while none of its files is committed; a
@@ -15,6 +16,7 @@ chunk always, because a chunk's files have deterministic names that a retry over
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import queue
 import threading
@@ -46,6 +48,7 @@ from rivet_core.runner import chunks as chunking
 from rivet_core.runner import crash
 from rivet_core.runner import cursor as cursors
 from rivet_core.runner.files import FileResult, FileRoller
+from rivet_core.runner.manifest import RunManifest
 from rivet_core.runner.progress import PeakMemory, Progress
 from rivet_core.runner.retry import RetryPolicy
 from rivet_core.state.store import (
@@ -163,7 +166,10 @@ class ExportRun:
         self._progress: Progress | None = None
         self._format: Format | None = None
         self._destination: Destination | None = None
+        self._guarded: Destination | None = None
+        self._schema: pa.Schema | None = None
         self._chunk_max_attempts = 1
+        self.manifest = RunManifest(plan, self.result)
 
     # --------------------------------------------------------------------------- run
 
@@ -203,10 +209,18 @@ class ExportRun:
                     result.hint = "this is a bug in Rivet or a plugin; please report it"
                     log.exception("export %s failed unexpectedly", plan.name)
             result.peak_rss_mb = memory.peak_mb
+        except KeyboardInterrupt:
+            # SIGINT/SIGTERM: the open file was aborted on the way out; record the run as
+            # failed, write its manifest, then let the CLI exit 130.
+            result.status = "failed"
+            result.error = "interrupted by a signal; the file being written was discarded"
+            raise
         finally:
             progress.finish()
             result.finished_at = utc_now()
             try:
+                # After every commit, before the run metric: the destination's manifest.
+                self.manifest.write(self.destination, self._schema)
                 self._record_run()
             finally:
                 with self.state.transaction() as tx:
@@ -263,6 +277,7 @@ class ExportRun:
                                              SourceContext(config_dir=self.ctx.config_dir))
 
     def destination(self) -> Destination:
+        """The export's destination (built once per run)."""
         if self._destination is None:
             plan = self.plan
             context = DestinationContext(export=plan.name, run_id=self.result.run_id,
@@ -272,6 +287,18 @@ class ExportRun:
                                                               context)
             self.result.destination = self._destination.location()
         return self._destination
+
+    def target_destination(self) -> Destination:
+        """The destination files are opened on: it retires the previous ``_SUCCESS`` before
+        the run's first file, so no marker vouches for a run that has not finished."""
+        if self._guarded is None:
+            self._guarded = self.manifest.guard(self.destination())
+        return self._guarded
+
+    def _schema_seen(self, schema: pa.Schema) -> None:
+        with self._lock:
+            if self._schema is None:
+                self._schema = schema
 
     def fmt(self) -> Format:
         if self._format is None:
@@ -336,8 +363,10 @@ class ExportRun:
             roller: FileRoller | None = None
             try:
                 with source.read(query, self.options) as stream:
+                    self._schema_seen(stream.schema)
                     roller = FileRoller(
-                        destination=self.destination(), fmt=self.fmt(), schema=stream.schema,
+                        destination=self.target_destination(), fmt=self.fmt(),
+                        schema=stream.schema,
                         name_for=lambda part: file_name(self.plan.name, self.result.run_id,
                                                         self.fmt().extension, part=part),
                         max_file_bytes=self.plan.max_file_bytes,
@@ -415,6 +444,9 @@ class ExportRun:
             return
         # Every file of the run is committed: only now may the cursor move past its rows.
         value = cursors.encode(newest)
+        self.manifest.cursor = {"column": spec.column, "fallback": spec.fallback,
+                                "from": json.loads(stored.value) if stored else None,
+                                "to": json.loads(value)}
         with self.state.transaction() as tx:
             tx.set_cursor(self.plan.name, value, result.run_id)
             tx.journal(result.run_id, self.plan.name, "cursor_advanced",
@@ -529,6 +561,11 @@ class ExportRun:
                 reopened = tx.reopen_tasks(in_progress.run_id)
                 tx.journal(result.run_id, name, "chunks_resumed", reopened=reopened)
             self._chunk_max_attempts = in_progress.max_attempts
+            # The resumed run's files include those its earlier invocations committed.
+            earlier = self.state.files(name, run_id=in_progress.run_id, limit=1_000_000)
+            result.files.extend(FileResult(name=f.file_name, uri=f.uri, rows=f.rows,
+                                           bytes=f.bytes, sha256=f.sha256, chunk=f.chunk_index)
+                                for f in reversed(earlier))
             return self.state.chunk_tasks(in_progress.run_id)
         if in_progress is not None:
             raise StateError(
@@ -640,8 +677,10 @@ class ExportRun:
             committed: list[FileResult] = []
             try:
                 with source.read(query, self.options) as stream:
+                    self._schema_seen(stream.schema)
                     roller = FileRoller(
-                        destination=self.destination(), fmt=self.fmt(), schema=stream.schema,
+                        destination=self.target_destination(), fmt=self.fmt(),
+                        schema=stream.schema,
                         name_for=lambda part: file_name(self.plan.name, self.result.run_id,
                                                         self.fmt().extension, chunk=task.idx,
                                                         part=part),

@@ -1,98 +1,36 @@
 """Test support for Rivet and for backend authors (opt-in pytest plugin).
 
-Enable with ``pytest_plugins = ["rivet_core.testing"]``. Provides the ``rivet_project``
-fixture: a temporary directory where a test writes ``rivet.toml`` (and query files), runs the
-CLI in-process, and gets an :class:`Outcome` with ``assert_success()`` /
-``assert_failed(code)``.
+Enable with ``pytest_plugins = ["rivet_core.testing"]``. It provides:
+
+- the ``rivet_project`` fixture (:mod:`rivet_core.testing.project`): a temporary project
+  directory that runs the CLI in-process;
+- the destination conformance kit (:mod:`rivet_core.testing.destinations`):
+  :class:`DestinationTests`, an abstract test class a destination author subclasses with
+  three fixtures (the spec, a sandbox config, an independent back-door reader) to have every
+  declared capability proven against the real backend, plus the fault-injection wrappers
+  :class:`FaultyTarget` / :class:`FaultyDestination`.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from rivet_core.testing.destinations import (
+    Backdoor,
+    DestinationTests,
+    FaultyDestination,
+    FaultyTarget,
+    InjectedFault,
+    drive_write,
+)
+from rivet_core.testing.project import Outcome, RivetProject, rivet_project
 
-import attrs
-import pytest
-
-from rivet_core.errors import ExitCode
-from rivet_core.redact import forget_secrets
-
-
-@attrs.frozen
-class Outcome:
-    """The result of one in-process ``rivet`` invocation."""
-
-    argv: list[str]
-    code: int
-    out: str
-    err: str
-
-    def assert_success(self) -> Outcome:
-        assert self.code == ExitCode.OK, self._explain(f"expected success, got {self.code}")
-        return self
-
-    def assert_failed(self, code: int | None = None) -> Outcome:
-        if code is None:
-            assert self.code != ExitCode.OK, self._explain("expected a failure, got success")
-        else:
-            assert self.code == code, self._explain(f"expected exit {code}, got {self.code}")
-        return self
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def _explain(self, headline: str) -> str:
-        return (f"{headline}\n$ rivet {' '.join(self.argv)}\n--- stdout ---\n{self.out}"
-                f"--- stderr ---\n{self.err}")
-
-
-@attrs.define
-class RivetProject:
-    """A temporary project directory with a config file and a way to run the CLI on it."""
-
-    path: Path
-
-    @property
-    def config(self) -> Path:
-        return self.path / "rivet.toml"
-
-    def write_config(self, text: str) -> Path:
-        self.config.write_text(textwrap.dedent(text))
-        return self.config
-
-    def write(self, name: str, text: str) -> Path:
-        target = self.path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(textwrap.dedent(text))
-        return target
-
-    def run(self, *args: str, config: bool = True) -> Outcome:
-        """``rivet <args> -c <project>/rivet.toml`` in-process (``config=False`` omits
-        ``-c``)."""
-        from rivet_core.cli.common import Console
-        from rivet_core.cli.main import main
-
-        argv = list(args)
-        if config and args and args[0] not in ("plugins", "--version", "--help"):
-            argv += ["-c", str(self.config)]
-        out, err = io.StringIO(), io.StringIO()
-        forget_secrets()
-        code = main(argv, Console(out=out, err=err))
-        return Outcome(argv=argv, code=int(code), out=out.getvalue(), err=err.getvalue())
-
-    def files(self, directory: str = "output") -> list[Path]:
-        """Visible files under ``directory`` (hidden temp files excluded), sorted."""
-        root = self.path / directory
-        if not root.exists():
-            return []
-        return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
-@pytest.fixture
-def rivet_project(tmp_path: Path) -> Iterator[RivetProject]:
-    """A fresh project directory; see :class:`RivetProject`."""
-    yield RivetProject(tmp_path)
+__all__ = [
+    "Backdoor",
+    "DestinationTests",
+    "FaultyDestination",
+    "FaultyTarget",
+    "InjectedFault",
+    "Outcome",
+    "RivetProject",
+    "drive_write",
+    "rivet_project",
+]

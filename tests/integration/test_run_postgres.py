@@ -156,7 +156,9 @@ def test_failure_mid_export_leaves_no_visible_file_and_no_manifest_row(
     assert export["status"] == "failed"
     assert "division by zero" in export["error"]
     out_dir = rivet_project.path / "output"
-    assert [p for p in out_dir.rglob("*") if p.is_file()] == []  # no temp file either
+    # No data file and no temp file; only the failed run's manifest, without _SUCCESS.
+    leftover = [p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()]
+    assert leftover == ["orders/_rivet/orders/manifest.json"]
     db = sqlite3.connect(rivet_project.path / ".rivet_state.db")
     assert db.execute("SELECT count(*) FROM files").fetchone() == (0,)
     assert db.execute("SELECT status, error FROM runs").fetchone()[0] == "failed"

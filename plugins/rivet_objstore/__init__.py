@@ -1,0 +1,65 @@
+"""Built-in ``s3`` and ``gcs`` destinations: objects in a bucket, uploaded with obstore.
+
+Each file streams into a multipart upload while it is written (no local copy; memory is
+bounded by ``part_size`` x (``upload_concurrency`` + 1)); commit completes the upload, abort
+aborts it, so a reader sees the whole object or none. This module only declares the specs:
+obstore is imported inside the factory so ``rivet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rivet_core import hookimpl
+from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
+from rivet_core.specs import DestinationSpec
+
+CAPABILITIES = DestinationCapabilities(
+    commit_protocol=WriteCommitProtocol.FINALIZE_ON_CLOSE,
+    # A completed upload replaces the object under the same key: one object, new bytes.
+    idempotent_overwrite=True,
+    # A failed write is aborted (the multipart upload and its parts discarded) before a
+    # retry starts from scratch, so the retry leaves what one clean write leaves.
+    retry_safe=True,
+    # Parts are invisible until completion; a killed process leaves at most an incomplete
+    # upload, which no reader lists or reads (see docs/destinations.md for cleaning it up).
+    partial_write_risk=False,
+    multi_file=True,
+)
+
+
+def _s3_factory(config: Any, context: Any) -> Any:
+    from rivet_objstore.destination import ObjectStoreDestination
+    from rivet_objstore.store import build_s3
+
+    return ObjectStoreDestination(build_s3(config, context), config, context)
+
+
+def _gcs_factory(config: Any, context: Any) -> Any:
+    from rivet_objstore.destination import ObjectStoreDestination
+    from rivet_objstore.store import build_gcs
+
+    return ObjectStoreDestination(build_gcs(config, context), config, context)
+
+
+@hookimpl
+def rivet_destinations() -> list[DestinationSpec]:
+    from rivet_objstore.config import GCSOptions, S3Options
+
+    return [
+        DestinationSpec(
+            name="s3",
+            config_cls=S3Options,
+            factory=_s3_factory,
+            capabilities=CAPABILITIES,
+            description="Amazon S3 or an S3-compatible store (MinIO, R2); multipart upload "
+            "completed on commit.",
+        ),
+        DestinationSpec(
+            name="gcs",
+            config_cls=GCSOptions,
+            factory=_gcs_factory,
+            capabilities=CAPABILITIES,
+            description="Google Cloud Storage (XML API); multipart upload completed on commit.",
+        ),
+    ]

@@ -1,0 +1,203 @@
+"""The object-store destination and its write target, over obstore's multipart writer.
+
+A :class:`ObjectStoreTarget` wraps ``obstore.open_writer``: bytes are buffered up to
+``part_size`` and shipped as multipart parts while the file is written; :meth:`commit`
+completes the upload (a file smaller than one part becomes a single PUT), :meth:`abort`
+aborts it through the writer's exception path, which discards every uploaded part. Calling
+the writer's ``close()`` on an error would instead *commit* a partial object, so it is only
+ever called by :meth:`commit`.
+
+obstore errors are mapped here: authentication and permission failures become permanent
+:class:`DestinationError` naming the credential source; failures obstore already retried
+(5xx, connection, timeout) become :class:`TransientDestinationError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from rivet_core.backends import CommittedFile, Destination, DestinationContext, WriteTarget
+from rivet_core.errors import DestinationError, TransientDestinationError
+from rivet_core.redact import redact
+from rivet_objstore.config import ObjectStoreOptions
+from rivet_objstore.store import StoreHandle
+
+log = logging.getLogger("rivet.objstore")
+
+_AUTH = re.compile(
+    r"status(?: code)?:? 40[13]\b|\b40[13] (?:Forbidden|Unauthorized)|AccessDenied|"
+    r"InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken|"
+    r"error getting credentials|failed to load credentials|invalid_grant|"
+    r"metadata\.google\.internal|169\.254\.169\.254",
+    re.IGNORECASE,
+)
+_TRANSIENT = re.compile(
+    r"status(?: code)?:? (?:5\d\d|429)\b|\b(?:5\d\d|429) [A-Z]|SlowDown|timed out|timeout|"
+    r"error sending request|connection (?:reset|refused|closed)|broken pipe|"
+    r"dispatch task is gone|unexpected eof|incomplete message",
+    re.IGNORECASE,
+)
+
+
+class _Abort(Exception):
+    """Handed to the obstore writer's ``__exit__`` so it aborts instead of completing."""
+
+
+def _headline(exc: BaseException) -> str:
+    """obstore's message without its ``Debug source:`` dump (whose field names, such as
+    ``retry_timeout``, would fool the classification)."""
+    return str(exc).split("\n\nDebug source", 1)[0]
+
+
+def describe_error(exc: BaseException) -> str:
+    """obstore's message, redacted and cut to its first lines (it can carry a whole
+    response body)."""
+    text = redact(_headline(exc)).strip()
+    lines = text.splitlines()
+    short = " ".join(line.strip() for line in lines[:3])
+    return short[:600] + ("…" if len(short) > 600 else "")
+
+
+def map_error(exc: BaseException, action: str, handle: StoreHandle) -> DestinationError:
+    """The Rivet error for an obstore failure during ``action``."""
+    from obstore import exceptions as oe
+
+    detail = describe_error(exc)
+    headline = _headline(exc)
+    if isinstance(exc, oe.PermissionDeniedError | oe.UnauthenticatedError | PermissionError) \
+            or _AUTH.search(headline):
+        return DestinationError(
+            f"{action}: access denied ({detail}); credentials: {handle.credential_source}",
+            hint=f"check that these credentials may write to bucket {handle.bucket!r}",
+        )
+    if isinstance(exc, FileNotFoundError | oe.NotFoundError) and "NoSuchBucket" in headline:
+        return DestinationError(f"{action}: bucket {handle.bucket!r} not found ({detail})",
+                                hint="create the bucket, or fix `bucket`/`endpoint`")
+    if _TRANSIENT.search(headline):
+        return TransientDestinationError(f"{action}: {detail}")
+    return DestinationError(f"{action}: {detail}")
+
+
+class ObjectStoreDestination(Destination):
+    """Files as objects under ``<bucket>/<prefix>/``; implements ``SupportsListing``."""
+
+    def __init__(self, handle: StoreHandle, options: ObjectStoreOptions,
+                 context: DestinationContext) -> None:
+        self.handle = handle
+        self.options = options
+        self.part_size = options.part_bytes()
+
+    def key(self, name: str) -> str:
+        return f"{self.handle.prefix}/{name}" if self.handle.prefix else name
+
+    def uri(self, name: str) -> str:
+        return f"{self.handle.scheme}://{self.handle.bucket}/{self.key(name)}"
+
+    def location(self) -> str:
+        prefix = f"/{self.handle.prefix}" if self.handle.prefix else ""
+        return f"{self.handle.scheme}://{self.handle.bucket}{prefix}"
+
+    def open(self, name: str) -> WriteTarget:
+        if "/" in name or name in ("", ".", ".."):
+            raise DestinationError(f"invalid file name {name!r}")
+        return ObjectStoreTarget(self, name)
+
+    # ------------------------------------------------------------------ SupportsListing
+
+    def list_files(self, prefix: str = "") -> dict[str, int]:
+        import obstore
+
+        base = f"{self.handle.prefix}/" if self.handle.prefix else ""
+        # obstore matches a list prefix by whole path segments, so list the directory part
+        # and filter by the string prefix here.
+        directory = (base + prefix).rpartition("/")[0]
+        found: dict[str, int] = {}
+        try:
+            for page in obstore.list(self.handle.store, prefix=directory or None):
+                for meta in page:
+                    name = meta["path"][len(base):]
+                    if meta["path"].startswith(base) and name.startswith(prefix):
+                        found[name] = meta["size"]
+        except Exception as exc:
+            raise map_error(exc, f"listing {self.location()}", self.handle) from exc
+        return found
+
+    def read_file(self, name: str) -> bytes:
+        import obstore
+
+        try:
+            return bytes(obstore.get(self.handle.store, self.key(name)).bytes())
+        except Exception as exc:
+            raise map_error(exc, f"reading {self.uri(name)}", self.handle) from exc
+
+    def delete_file(self, name: str) -> None:
+        import obstore
+
+        try:
+            obstore.delete(self.handle.store, self.key(name))
+        except FileNotFoundError:  # S3 answers 204 for a missing key, GCS 404
+            pass
+        except Exception as exc:
+            raise map_error(exc, f"deleting {self.uri(name)}", self.handle) from exc
+
+    def write_small(self, name: str, data: bytes) -> None:
+        import obstore
+
+        try:
+            # One PUT: the object is replaced whole or not at all.
+            obstore.put(self.handle.store, self.key(name), data, use_multipart=False)
+        except Exception as exc:
+            raise map_error(exc, f"writing {self.uri(name)}", self.handle) from exc
+
+
+class ObjectStoreTarget(WriteTarget):
+    """One object being uploaded; invisible until :meth:`commit`."""
+
+    def __init__(self, destination: ObjectStoreDestination, name: str) -> None:
+        import obstore
+
+        self.destination = destination
+        self.name = name
+        self.uri = destination.uri(name)
+        self._done = False
+        try:
+            self._writer: Any = obstore.open_writer(
+                destination.handle.store, destination.key(name),
+                buffer_size=destination.part_size,
+                max_concurrency=destination.options.upload_concurrency,
+            )
+        except Exception as exc:
+            raise map_error(exc, f"starting upload of {self.uri}", destination.handle) from exc
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._done:
+            raise DestinationError(f"writing {self.uri}: the upload is already finished")
+        try:
+            # obstore keeps a reference and sends later; the caller reuses its buffer, so copy.
+            self._writer.write(bytes(data))
+        except Exception as exc:
+            raise map_error(exc, f"uploading {self.uri}", self.destination.handle) from exc
+
+    def commit(self) -> CommittedFile:
+        if self._done:
+            raise DestinationError(f"committing {self.uri}: the upload is already finished")
+        try:
+            self._writer.close()
+        except Exception as exc:
+            error = map_error(exc, f"completing upload of {self.uri}",
+                              self.destination.handle)
+            self.abort()
+            raise error from exc
+        self._done = True
+        return CommittedFile(name=self.name, uri=self.uri)
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._writer.__exit__(_Abort, _Abort("aborted by rivet"), None)
+        except Exception as exc:  # the failure being handled matters more than the cleanup
+            log.warning("aborting upload of %s failed: %s", self.uri, describe_error(exc))

@@ -1,0 +1,118 @@
+"""``rivet validate``: re-list each export's destination and check it against its manifest.
+
+The destination's location is resolved the way the run resolved it: ``{run_id}`` and
+``{date}`` come from ``--run-id``, else from the export's latest run in the state store,
+else (``{date}`` only) from today's UTC date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import Any
+
+from rivet_core.backends import Destination, DestinationContext, SupportsListing
+from rivet_core.cli.common import Console, add_config_arguments, plan_for
+from rivet_core.errors import DestinationError, ExitCode, UsageError
+from rivet_core.planner import ExportPlan
+from rivet_core.state.store import STATE_FILE, StateStore
+from rivet_core.validation import RUN_ID, ExportValidation, Finding, validate_export
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser(
+        "validate", help="check each export's destination against its run manifest",
+        description="Re-list each export's destination and check it against "
+        "_rivet/<export>/manifest.json and _SUCCESS: every listed file present with its "
+        "size and SHA-256, no unlisted file of the export, a marker that belongs to the "
+        "manifest. Exit status 6 when any export fails.",
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--run-id", metavar="ID",
+                        help="fill {run_id}/{date} in destination paths from this run "
+                             "(default: the export's latest run in the state store)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, console: Console) -> int:
+    if args.run_id is not None and not _parse_run_id(args.run_id):
+        raise UsageError(f"--run-id {args.run_id!r} is not a run id",
+                         hint="run ids look like 20261127T121530Z-a1b2c3")
+    plan = plan_for(args.config, args.params, args.exports)
+    config_dir = plan.loaded.config.directory
+    latest = _latest_runs(config_dir / STATE_FILE)
+    reports = []
+    for export in plan.exports:
+        run_id = args.run_id or latest.get(export.name)
+        reports.append(validate_one(export, config_dir, run_id))
+    if args.json:
+        console.json({"config": str(plan.loaded.config.path),
+                      "ok": all(r.ok for r in reports),
+                      "exports": [r.as_dict() for r in reports]})
+    else:
+        for report in reports:
+            _print(console, report)
+    failed = [r for r in reports if not r.ok]
+    return ExitCode.CHECK_FAILED if failed else ExitCode.OK
+
+
+def validate_one(export: ExportPlan, config_dir: Any, run_id: str | None) -> ExportValidation:
+    spec = export.destination.spec
+    started = _parse_run_id(run_id) if run_id else None
+    context = DestinationContext(
+        export=export.name, run_id=run_id or "{run_id}",
+        started_at=started or dt.datetime.now(dt.UTC), config_dir=config_dir)
+    destination: Destination = spec.factory(export.config.destination.options, context)
+    try:
+        location = destination.location()
+        report = ExportValidation(export=export.name, location=location)
+        if not isinstance(destination, SupportsListing):
+            report.findings.append(Finding(
+                kind="not_applicable", severity="info",
+                message=f"destination {spec.name!r} keeps no files to check (no manifest)"))
+        elif "{run_id}" in location:
+            report.findings.append(Finding(
+                kind="no_manifest", message="the destination path uses {run_id} and no run "
+                "of this export is known: pass --run-id"))
+        else:
+            try:
+                report = validate_export(export.name, destination, location)
+            except DestinationError as exc:
+                report.findings.append(Finding(kind="unreadable", message=exc.message))
+        return report
+    finally:
+        destination.close()
+
+
+def _parse_run_id(run_id: str | None) -> dt.datetime | None:
+    import re
+
+    if not run_id or not re.fullmatch(RUN_ID, run_id):
+        return None
+    return dt.datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+
+
+def _latest_runs(path: Any) -> dict[str, str]:
+    """Latest run id per export from the state store, without creating one."""
+    if not path.exists():
+        return {}
+    store = StateStore(path)
+    try:
+        latest: dict[str, str] = {}
+        for run in store.runs(limit=10_000):
+            latest.setdefault(run.export_name, run.run_id)
+        return latest
+    finally:
+        store.close()
+
+
+def _print(console: Console, report: ExportValidation) -> None:
+    verdict = {"passed": "PASSED", "failed": "FAILED", "no_manifest": "NO MANIFEST"}
+    console.print(f"{report.export}: {verdict[report.status]}  {report.location}")
+    if report.run_id:
+        console.print(f"    run {report.run_id} ({report.run_status}), "
+                      f"{report.files_checked} file(s) checked")
+    for finding in report.findings:
+        where = f"{finding.name}: " if finding.name else ""
+        console.print(f"    {finding.severity}: {finding.kind}: {where}{finding.message}")

@@ -1,0 +1,532 @@
+"""The destination conformance kit: every capability a destination declares, proven.
+
+A destination author subclasses :class:`DestinationTests` in a test module and overrides
+three fixtures::
+
+    from rivet_core.testing import DestinationTests
+
+    class TestMyDestination(DestinationTests):
+        @pytest.fixture
+        def destination_spec(self):          # the DestinationSpec under test
+            return my_plugin.SPEC
+
+        @pytest.fixture
+        def destination_config(self, tmp_path):   # sandbox keys of [exports.destination]
+            return {"path": str(tmp_path / "out")}
+
+        @pytest.fixture
+        def backdoor(self, tmp_path):        # independent reader, never the backend itself
+            return MyReader(tmp_path / "out")
+
+The kit then checks the declaration, the config round trip through Rivet's real loader and
+its error paths, that committed bytes read back exactly (even when the caller reuses its
+buffer), and each declared capability with injected faults. A capability the destination
+does not declare is skipped, with the reason. Checks observe the destination only through
+the back door (:class:`Backdoor`), so a destination cannot vouch for itself.
+
+Every test gets fresh fixtures: the sandbox must be empty at the start of each test.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import pytest
+
+from rivet_core import hookimpl
+from rivet_core.backends import CommittedFile, Destination, DestinationContext, WriteTarget
+from rivet_core.capabilities import (
+    DestinationCapabilities,
+    WriteCommitProtocol,
+    check_declaration,
+)
+from rivet_core.errors import ConfigError, TransientDestinationError
+from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec
+
+# --------------------------------------------------------------------------- back door
+
+
+@runtime_checkable
+class Backdoor(Protocol):
+    """An independent view of the sandbox, as a reader of the destination sees it.
+
+    It must not use the backend under test (for an object store: plain HTTP or another
+    client; for a directory: the file system; for a stream: the other end of the pipe).
+    """
+
+    def list(self) -> dict[str, int]:
+        """Name → size of every object a reader can see, names relative to the
+        destination's location. A single-stream destination lists its stream (any name)
+        once bytes arrived."""
+
+    def read(self, name: str) -> bytes:
+        """The content of a listed object."""
+
+    def leftovers(self) -> builtins.list[str]:
+        """Storage held by unfinished writes that no reader sees but someone must clean up:
+        incomplete multipart uploads, temp files. Empty when the storage has no such
+        thing."""
+
+
+# ------------------------------------------------------------------------ fault injection
+
+
+class InjectedFault(Exception):
+    """The failure the kit injects mid-stream (stands for anything: source error, crash of
+    the format writer, network failure)."""
+
+
+class FaultyTarget(WriteTarget):
+    """Wraps a target and raises ``error`` from the write that would take the total past
+    ``fail_after`` bytes (the bytes before that point are written through)."""
+
+    def __init__(self, inner: WriteTarget, fail_after: int,
+                 error: Callable[[], BaseException] = lambda: InjectedFault("injected")) -> None:
+        self.inner = inner
+        self.fail_after = fail_after
+        self.error = error
+        self.written = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        room = self.fail_after - self.written
+        if view.nbytes > room:
+            if room > 0:
+                self.inner.write(view[:room])
+                self.written += room
+            raise self.error()
+        self.inner.write(view)
+        self.written += view.nbytes
+
+    def commit(self) -> CommittedFile:
+        return self.inner.commit()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+class FaultyDestination(Destination):
+    """Wraps a destination so the first ``failures`` targets it opens fail after
+    ``fail_after`` bytes; later targets are untouched (a transient failure, then a retry)."""
+
+    def __init__(self, inner: Destination, *, fail_after: int, failures: int = 1,
+                 error: Callable[[], BaseException] = lambda: InjectedFault("injected")) -> None:
+        self.inner = inner
+        self.fail_after = fail_after
+        self.failures = failures
+        self.error = error
+
+    def open(self, name: str) -> WriteTarget:
+        target = self.inner.open(name)
+        if self.failures > 0:
+            self.failures -= 1
+            return FaultyTarget(target, self.fail_after, self.error)
+        return target
+
+    def location(self) -> str:
+        return self.inner.location()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def drive_write(destination: Destination, name: str, data: bytes, *,
+                chunk: int = 64 << 10) -> CommittedFile:
+    """Write ``data`` the way the runner does: open, write in chunks from one reused
+    buffer, commit; on any exception abort the target and re-raise."""
+    target = destination.open(name)
+    try:
+        _write_chunks(target, data, chunk)
+        return target.commit()
+    except BaseException:
+        target.abort()
+        raise
+
+
+def _write_chunks(target: WriteTarget, data: bytes, chunk: int) -> None:
+    # One buffer, overwritten for every chunk: a target that keeps a reference instead of
+    # the bytes (obstore's writer does) stores garbage, and the read-back checks catch it.
+    buffer = bytearray(chunk)
+    for start in range(0, len(data), chunk):
+        piece = data[start:start + chunk]
+        buffer[:len(piece)] = piece
+        target.write(memoryview(buffer)[:len(piece)])
+
+
+def payload_bytes(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+# ----------------------------------------------------------------------- config helpers
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()
+                               if v is not None) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def config_toml(destination_type: str, keys: dict[str, Any]) -> str:
+    """A minimal ``rivet.toml`` whose one export writes to this destination."""
+    lines = ["[source]", 'type = "kit-source"', "", "[[exports]]", 'name = "kit"',
+             'query = "SELECT 1"', 'format = "kit-format"', "", "[exports.destination]",
+             f"type = {json.dumps(destination_type)}"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in keys.items()
+              if value is not None]
+    return "\n".join(lines) + "\n"
+
+
+@attrs.frozen
+class _NoOptions:
+    """Config of the kit's stand-in source and format."""
+
+
+class _KitPlugin:
+    """Registers the destination under test beside a stand-in source and format, so the
+    real loader can structure a config without any other plugin installed."""
+
+    def __init__(self, spec: DestinationSpec) -> None:
+        self.spec = spec
+
+    @hookimpl
+    def rivet_sources(self) -> list[SourceSpec]:
+        return [SourceSpec(name="kit-source", config_cls=_NoOptions, factory=_unused,
+                           dialect="postgres")]
+
+    @hookimpl
+    def rivet_formats(self) -> list[FormatSpec]:
+        return [FormatSpec(name="kit-format", config_cls=_NoOptions, factory=_unused,
+                           extension="bin", codecs={"none"}, default_codec="none")]
+
+    @hookimpl
+    def rivet_destinations(self) -> list[DestinationSpec]:
+        return [self.spec]
+
+
+def _unused(*_: object) -> Any:
+    raise AssertionError("the conformance kit never builds a source or format")
+
+
+def load_destination_options(spec: DestinationSpec, keys: dict[str, Any],
+                             directory: Path) -> Any:
+    """Structure ``keys`` as ``[exports.destination]`` through Rivet's real loader."""
+    from rivet_core.config.loader import load_config
+    from rivet_core.plugins import build_registry
+
+    registry = build_registry(autoload=False, extra=[("kit", _KitPlugin(spec))])
+    problems = [p for p in registry.problems if p.backend == spec.name]
+    assert not problems, f"the registry refused {spec.name!r}: {problems}"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "rivet.toml"
+    path.write_text(config_toml(spec.name, keys))
+    loaded = load_config(path, registry)
+    return loaded.config.exports[0].destination.options
+
+
+# ---------------------------------------------------------------------------- the kit
+
+
+class DestinationTests:
+    """Abstract conformance tests for a destination; see the module docstring.
+
+    Override ``destination_spec``, ``destination_config`` and ``backdoor``; optionally
+    ``invalid_configs`` (bad configs and the key each must be reported under),
+    ``payload_size`` (make it exceed one multipart part for an object store),
+    ``config_dir`` and ``build_destination``.
+    """
+
+    # ------------------------------------------------------------ fixtures to override
+
+    @pytest.fixture
+    def destination_spec(self) -> DestinationSpec:
+        raise NotImplementedError("override the destination_spec fixture")
+
+    @pytest.fixture
+    def destination_config(self) -> dict[str, Any]:
+        """Keys of ``[exports.destination]`` (without ``type``) pointing at an empty
+        sandbox."""
+        raise NotImplementedError("override the destination_config fixture")
+
+    @pytest.fixture
+    def backdoor(self) -> Backdoor:
+        raise NotImplementedError("override the backdoor fixture")
+
+    @pytest.fixture
+    def invalid_configs(self) -> list[tuple[dict[str, Any], str]]:
+        """``(keys, key)`` pairs: each config must fail to load with an issue at ``key``."""
+        return []
+
+    @pytest.fixture
+    def payload_size(self) -> int:
+        return 1 << 20
+
+    @pytest.fixture
+    def config_dir(self, tmp_path: Path) -> Path:
+        return tmp_path / "kit-config"
+
+    # ------------------------------------------------------------------ kit fixtures
+
+    @pytest.fixture
+    def capabilities(self, destination_spec: DestinationSpec) -> DestinationCapabilities:
+        return destination_spec.capabilities
+
+    @pytest.fixture
+    def destination_options(self, destination_spec: DestinationSpec,
+                            destination_config: dict[str, Any], config_dir: Path) -> Any:
+        return load_destination_options(destination_spec, destination_config, config_dir)
+
+    @pytest.fixture
+    def destination_context(self, config_dir: Path) -> DestinationContext:
+        return DestinationContext(export="kit", run_id="20260101T000000Z-c0ffee",
+                                  started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                                  config_dir=config_dir)
+
+    @pytest.fixture
+    def build_destination(self, destination_spec: DestinationSpec, destination_options: Any,
+                          destination_context: DestinationContext
+                          ) -> Iterator[Callable[[], Destination]]:
+        """Builds a fresh destination from the loaded config (each one closed at the end),
+        as each run of the runner does."""
+        built: list[Destination] = []
+
+        def build() -> Destination:
+            destination = destination_spec.factory(destination_options, destination_context)
+            built.append(destination)
+            return destination
+
+        yield build
+        for destination in built:
+            destination.close()
+
+    @pytest.fixture
+    def destination(self, build_destination: Callable[[], Destination]) -> Destination:
+        return build_destination()
+
+    @pytest.fixture
+    def payload(self, payload_size: int) -> bytes:
+        return payload_bytes(payload_size, 1)
+
+    @pytest.fixture
+    def other_payload(self, payload_size: int) -> bytes:
+        return payload_bytes(payload_size // 2 + 7, 2)
+
+    # ------------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def require(condition: bool, spec: DestinationSpec, what: str) -> None:
+        if not condition:
+            pytest.skip(f"{spec.name!r} does not declare {what}")
+
+    @staticmethod
+    def visible(backdoor: Backdoor, caps: DestinationCapabilities, name: str) -> bytes | None:
+        """The content a reader sees for file ``name`` (for a single stream: the stream)."""
+        listing = backdoor.list()
+        if caps.multi_file:
+            return backdoor.read(name) if name in listing else None
+        assert len(listing) <= 1, f"a single-stream destination shows {sorted(listing)}"
+        return backdoor.read(next(iter(listing))) if listing else None
+
+    @staticmethod
+    def assert_nothing_left(backdoor: Backdoor, when: str) -> None:
+        listing = backdoor.list()
+        assert listing == {}, f"{when}, a reader sees {listing}"
+        leftovers = backdoor.leftovers()
+        assert leftovers == [], f"{when}, unfinished writes hold storage: {leftovers}"
+
+    # ---------------------------------------------------------------- declaration, config
+
+    def test_declaration_is_coherent(self, destination_spec: DestinationSpec) -> None:
+        assert isinstance(destination_spec, DestinationSpec)
+        problems = check_declaration(destination_spec.capabilities)
+        assert problems == [], f"incoherent capabilities: {problems}"
+
+    def test_config_round_trips_through_the_loader(
+            self, destination_spec: DestinationSpec, destination_config: dict[str, Any],
+            destination_options: Any, config_dir: Path) -> None:
+        assert isinstance(destination_options, destination_spec.config_cls)
+        for key, value in destination_config.items():
+            assert getattr(destination_options, key) == value, key
+        if attrs.has(type(destination_options)):
+            keys = attrs.asdict(destination_options)  # type: ignore[arg-type]
+            again = load_destination_options(destination_spec, keys, config_dir / "again")
+            assert again == destination_options
+
+    def test_unknown_config_key_is_an_error_naming_it(
+            self, destination_spec: DestinationSpec, destination_config: dict[str, Any],
+            config_dir: Path) -> None:
+        with pytest.raises(ConfigError) as caught:
+            load_destination_options(destination_spec,
+                                     {**destination_config, "no_such_key_zz": 1}, config_dir)
+        paths = [issue.path for issue in caught.value.issues]
+        assert "exports[0].destination.no_such_key_zz" in paths, paths
+
+    def test_invalid_configs_are_errors_naming_the_key(
+            self, destination_spec: DestinationSpec,
+            invalid_configs: list[tuple[dict[str, Any], str]], config_dir: Path) -> None:
+        if not invalid_configs:
+            pytest.skip("no invalid_configs fixture given")
+        for index, (keys, key) in enumerate(invalid_configs):
+            with pytest.raises(ConfigError) as caught:
+                load_destination_options(destination_spec, keys, config_dir / str(index))
+            paths = [issue.path for issue in caught.value.issues]
+            assert f"exports[0].destination.{key}" in paths, (keys, paths)
+
+    # --------------------------------------------------------------------- plain writes
+
+    def test_committed_file_reads_back_exactly(
+            self, destination: Destination, backdoor: Backdoor,
+            capabilities: DestinationCapabilities, payload: bytes) -> None:
+        location = destination.location()
+        assert isinstance(location, str) and location
+        committed = drive_write(destination, "kit_file.bin", payload)
+        assert committed.name == "kit_file.bin"
+        got = self.visible(backdoor, capabilities, "kit_file.bin")
+        assert got is not None, "the committed file is not visible"
+        assert len(got) == len(payload)
+        assert got == payload, "the committed bytes differ from the written ones"
+
+    def test_abort_after_commit_is_harmless(
+            self, destination: Destination, backdoor: Backdoor,
+            capabilities: DestinationCapabilities, other_payload: bytes) -> None:
+        target = destination.open("kit_file.bin")
+        _write_chunks(target, other_payload, 64 << 10)
+        target.commit()
+        target.abort()
+        target.abort()
+        assert self.visible(backdoor, capabilities, "kit_file.bin") == other_payload
+
+    # ---------------------------------------------------------- atomic, finalize_on_close
+
+    def test_nothing_visible_before_commit(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, capabilities: DestinationCapabilities, payload: bytes) -> None:
+        self.require(capabilities.commit_protocol is not WriteCommitProtocol.STREAMING,
+                     destination_spec, "a commit point (atomic or finalize_on_close)")
+        target = destination.open("kit_file.bin")
+        try:
+            _write_chunks(target, payload, 64 << 10)
+            listing = backdoor.list()
+            assert listing == {}, f"before commit, a reader already sees {listing}"
+            target.commit()
+        except BaseException:
+            target.abort()
+            raise
+        assert self.visible(backdoor, capabilities, "kit_file.bin") == payload
+
+    def test_abort_leaves_nothing(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, capabilities: DestinationCapabilities, payload: bytes) -> None:
+        self.require(capabilities.commit_protocol is not WriteCommitProtocol.STREAMING,
+                     destination_spec, "a commit point (atomic or finalize_on_close)")
+        target = destination.open("kit_file.bin")
+        _write_chunks(target, payload, 64 << 10)
+        target.abort()
+        self.assert_nothing_left(backdoor, "after abort")
+
+    def test_failure_mid_stream_leaves_nothing(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, capabilities: DestinationCapabilities, payload: bytes) -> None:
+        self.require(capabilities.commit_protocol is not WriteCommitProtocol.STREAMING
+                     or not capabilities.partial_write_risk, destination_spec,
+                     "a commit point or partial_write_risk=False")
+        faulty = FaultyDestination(destination, fail_after=len(payload) * 2 // 3)
+        with pytest.raises(InjectedFault):
+            drive_write(faulty, "kit_file.bin", payload)
+        self.assert_nothing_left(backdoor, "after a failure mid-stream")
+
+    def test_abandoned_write_shows_nothing(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, capabilities: DestinationCapabilities, payload: bytes) -> None:
+        """A process that dies mid-write never calls commit or abort."""
+        self.require(not capabilities.partial_write_risk, destination_spec,
+                     "partial_write_risk=False")
+        target = destination.open("kit_file.bin")
+        try:
+            _write_chunks(target, payload, 64 << 10)
+            listing = backdoor.list()
+            assert listing == {}, f"a write that never finished shows {listing}"
+        finally:
+            target.abort()
+
+    # -------------------------------------------------------------- idempotent overwrite
+
+    def test_overwrite_leaves_one_file_with_the_second_content(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, payload: bytes, other_payload: bytes,
+            capabilities: DestinationCapabilities) -> None:
+        self.require(capabilities.idempotent_overwrite, destination_spec,
+                     "idempotent_overwrite")
+        drive_write(destination, "kit_file.bin", payload)
+        drive_write(destination, "kit_file.bin", other_payload)
+        assert backdoor.list() == {"kit_file.bin": len(other_payload)}
+        assert backdoor.read("kit_file.bin") == other_payload
+        assert backdoor.leftovers() == []
+
+    # ---------------------------------------------------------------------- retry safe
+
+    def test_transient_failure_then_retry_equals_a_clean_write(
+            self, destination_spec: DestinationSpec,
+            build_destination: Callable[[], Destination], backdoor: Backdoor,
+            capabilities: DestinationCapabilities, payload: bytes) -> None:
+        self.require(capabilities.retry_safe, destination_spec, "retry_safe")
+        faulty = FaultyDestination(
+            build_destination(), fail_after=len(payload) // 2,
+            error=lambda: TransientDestinationError("injected transient failure"))
+        with pytest.raises(TransientDestinationError):
+            drive_write(faulty, "kit_file.bin", payload)
+        drive_write(build_destination(), "kit_file.bin", payload)  # the retry: a fresh run
+        listing = backdoor.list()
+        if capabilities.multi_file:
+            assert listing == {"kit_file.bin": len(payload)}, listing
+        assert self.visible(backdoor, capabilities, "kit_file.bin") == payload
+        assert backdoor.leftovers() == []
+
+    # ----------------------------------------------------------------------- streaming
+
+    def test_bytes_are_visible_before_commit(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, capabilities: DestinationCapabilities, payload: bytes) -> None:
+        self.require(capabilities.commit_protocol is WriteCommitProtocol.STREAMING,
+                     destination_spec, "streaming")
+        target = destination.open("kit_file.bin")
+        _write_chunks(target, payload, 64 << 10)
+        deadline = time.monotonic() + 5
+        seen = b""
+        while time.monotonic() < deadline:
+            seen = self.visible(backdoor, capabilities, "kit_file.bin") or b""
+            if seen:
+                break
+            time.sleep(0.02)
+        assert seen, "a streaming destination showed no byte before commit"
+        assert payload.startswith(seen)
+        target.commit()
+
+    # ----------------------------------------------------------------------- multi file
+
+    def test_two_files_coexist(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, capabilities: DestinationCapabilities, payload: bytes,
+            other_payload: bytes) -> None:
+        self.require(capabilities.multi_file, destination_spec, "multi_file")
+        drive_write(destination, "kit_a.bin", payload)
+        drive_write(destination, "kit_b.bin", other_payload)
+        assert backdoor.list() == {"kit_a.bin": len(payload), "kit_b.bin": len(other_payload)}
+        assert backdoor.read("kit_a.bin") == payload
+        assert backdoor.read("kit_b.bin") == other_payload

@@ -1,0 +1,152 @@
+"""Run manifests, `_SUCCESS` and `rivet validate` on the local destination: which run a
+marker vouches for, what a failed run leaves, and every mismatch validate must find."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rivet_core.errors import ExitCode
+
+
+def config(pg_url: str, query: str, *, extra: str = "", path: str = "./output/{export}") -> str:
+    return f"""
+[source]
+type = "postgres"
+url = "{pg_url}"
+
+[[exports]]
+name = "nums"
+query = "{query}"
+format = "csv"
+{extra}
+[exports.destination]
+type = "local"
+path = "{path}"
+"""
+
+
+GOOD = "SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 50000) g"
+# Division by zero at row 40000, after the first 1 MB parts were committed.
+FAILS_LATE = ("SELECT g AS id, md5(g::text) AS h, 1 / (40000 - g) AS boom "
+              "FROM generate_series(1, 50000) g")
+
+
+@pytest.fixture
+def out(rivet_project) -> Path:
+    return rivet_project.path / "output" / "nums"
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "_rivet/nums/manifest.json").read_text())
+
+
+def findings(outcome) -> list[tuple[str, str | None]]:
+    (export,) = outcome.json()["exports"]
+    return [(f["kind"], f["name"]) for f in export["findings"] if f["severity"] == "error"]
+
+
+def test_successful_run_validates(rivet_project, pg_url, out):
+    rivet_project.write_config(config(pg_url, GOOD, extra='max_file_size = "1MB"'))
+    summary = rivet_project.run("run", "--json").assert_success().json()
+    run_id = summary["exports"][0]["run_id"]
+    assert manifest(out)["run_id"] == run_id
+    outcome = rivet_project.run("validate").assert_success()
+    assert "nums: PASSED" in outcome.out and f"run {run_id} (success)" in outcome.out
+
+
+def test_failed_run_writes_a_failed_manifest_and_no_success_marker(rivet_project, pg_url, out):
+    rivet_project.write_config(config(pg_url, GOOD))
+    rivet_project.run("run").assert_success()
+    rivet_project.write_config(config(pg_url, FAILS_LATE, extra='max_file_size = "1MB"'))
+    failed = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED).json()
+    (export,) = failed["exports"]
+    written = manifest(out)
+    assert written["status"] == "failed" and written["run_id"] == export["run_id"]
+    assert "division by zero" in written["error"]
+    assert [f["name"] for f in written["files"]] == [f["name"] for f in export["files"]]
+    assert written["files"], "parts committed before the failure are listed"
+    assert not (out / "_rivet/nums/_SUCCESS").exists()
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    kinds = [kind for kind, _ in findings(outcome)]
+    assert kinds[0] == "run_failed"
+    assert "extra" in kinds  # the earlier snapshot's file sits beside the failed run's parts
+
+
+def test_run_failing_before_writing_leaves_the_destination_as_it_was(
+        rivet_project, pg_url, out):
+    rivet_project.write_config(config(pg_url, GOOD))
+    rivet_project.run("run").assert_success()
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    rivet_project.write_config(config(pg_url, "SELECT nope FROM nowhere"))
+    rivet_project.run("run").assert_failed(ExitCode.RUN_FAILED)
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    rivet_project.write_config(config(pg_url, GOOD))
+    rivet_project.run("validate").assert_success()
+
+
+def test_success_marker_of_another_run_is_reported_stale(rivet_project, pg_url, out):
+    rivet_project.write_config(config(pg_url, GOOD))
+    rivet_project.run("run").assert_success()
+    marker = out / "_rivet/nums/_SUCCESS"
+    body = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**body, "run_id": "20200101T000000Z-000000"}) + "\n")
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    assert findings(outcome) == [("stale_marker", "_rivet/nums/_SUCCESS")]
+
+
+def test_edited_manifest_no_longer_matches_its_marker(rivet_project, pg_url, out):
+    rivet_project.write_config(config(pg_url, GOOD))
+    rivet_project.run("run").assert_success()
+    path = out / "_rivet/nums/manifest.json"
+    path.write_text(path.read_text().replace('"status": "success"', '"status":  "success"'))
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    assert findings(outcome) == [("marker_checksum", "_rivet/nums/_SUCCESS")]
+
+
+def test_validate_finds_missing_resized_corrupted_and_extra_files(rivet_project, pg_url, out):
+    rivet_project.write_config(config(pg_url, GOOD, extra='max_file_size = "512KB"'))
+    summary = rivet_project.run("run", "--json").assert_success().json()
+    names = [f["name"] for f in summary["exports"][0]["files"]]
+    assert len(names) >= 3
+    (out / names[0]).unlink()
+    with open(out / names[1], "ab") as handle:
+        handle.write(b"more\n")
+    data = bytearray((out / names[2]).read_bytes())
+    data[100] ^= 1
+    (out / names[2]).write_bytes(bytes(data))
+    run_id = summary["exports"][0]["run_id"]
+    (out / f"nums_{run_id}_part9999.csv").write_text("id\n")
+    (out / "notes.txt").write_text("not one of the export's files")
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    assert sorted(findings(outcome)) == sorted([
+        ("missing", names[0]), ("size_mismatch", names[1]),
+        ("checksum_mismatch", names[2]), ("extra", f"nums_{run_id}_part9999.csv"),
+    ])
+    assert "error: missing:" in rivet_project.run("validate").out
+
+
+def test_validate_without_any_run_reports_no_manifest(rivet_project, pg_url):
+    rivet_project.write_config(config(pg_url, GOOD))
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    assert outcome.json()["exports"][0]["status"] == "no_manifest"
+
+
+def test_validate_resolves_run_id_in_the_path_from_state_or_flag(rivet_project, pg_url):
+    rivet_project.write_config(config(pg_url, GOOD, path="./output/{export}/{run_id}"))
+    first = rivet_project.run("run", "--json").assert_success().json()["exports"][0]["run_id"]
+    second = rivet_project.run("run", "--json").assert_success().json()["exports"][0]["run_id"]
+    latest = rivet_project.run("validate", "--json").assert_success().json()
+    assert latest["exports"][0]["run_id"] == second
+    older = rivet_project.run("validate", "--json", "--run-id", first).assert_success().json()
+    assert older["exports"][0]["run_id"] == first
+    rivet_project.run("validate", "--run-id", "nope").assert_failed(ExitCode.USAGE)
+
+
+def test_stdout_exports_are_not_validated(rivet_project, pg_url):
+    rivet_project.write_config(config(pg_url, GOOD).replace(
+        'type = "local"\npath = "./output/{export}"', 'type = "stdout"'))
+    outcome = rivet_project.run("validate", "--json").assert_success()
+    assert outcome.json()["exports"][0]["findings"][0]["kind"] == "not_applicable"

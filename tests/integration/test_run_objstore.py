@@ -1,0 +1,421 @@
+"""`rivet run` into S3 (moto server) and GCS (the suite's XML-API server), end to end.
+
+Sources are parametrized: the PostgreSQL cases run now; the MariaDB cases run as soon as a
+``mysql`` source plugin is installed (they skip, saying so, until then). Objects are read
+back over plain HTTP (tests/servers.BucketReader), never through obstore.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow.parquet as pq
+import pytest
+from servers import BucketReader, http, scrubbed_env
+
+from rivet_core.errors import ExitCode
+from rivet_core.plugins import build_registry
+
+PG_URL = os.environ.get("RIVET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("RIVET_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+S3_ENV = {"RIVET_T_S3_KEY": "testing", "RIVET_T_S3_SECRET": "Sup3rS3cretS3Key"}
+
+
+@dataclass
+class Cloud:
+    kind: str
+    endpoint: str
+    bucket: str
+    destination: str
+    """The ``[exports.destination]`` keys (TOML lines) without ``prefix``."""
+
+    @property
+    def reader(self) -> BucketReader:
+        return BucketReader(self.endpoint, self.bucket)
+
+    def toml(self, prefix: str = "{export}") -> str:
+        return f'{self.destination}\nprefix = "{prefix}"\n'
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def cloud(request, monkeypatch) -> Cloud:
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("moto_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        for name, value in S3_ENV.items():
+            monkeypatch.setenv(name, value)
+        lines = (f'type = "s3"\nbucket = "{bucket}"\nendpoint = "{endpoint}"\n'
+                 'allow_http = true\nregion = "us-east-1"\npart_size = "5MB"\n'
+                 'access_key_env = "RIVET_T_S3_KEY"\nsecret_key_env = "RIVET_T_S3_SECRET"')
+    else:
+        endpoint = request.getfixturevalue("gcs_endpoint")
+        bucket = request.getfixturevalue("gcs_bucket")
+        credentials = request.getfixturevalue("gcs_credentials")
+        lines = (f'type = "gcs"\nbucket = "{bucket}"\nendpoint = "{endpoint}"\n'
+                 f'allow_http = true\npart_size = "5MB"\ncredentials_file = "{credentials}"')
+    return Cloud(kind=request.param, endpoint=endpoint, bucket=bucket, destination=lines)
+
+
+@pytest.fixture
+def gcs(gcs_endpoint, gcs_bucket, gcs_credentials) -> Cloud:
+    lines = (f'type = "gcs"\nbucket = "{gcs_bucket}"\nendpoint = "{gcs_endpoint}"\n'
+             f'allow_http = true\npart_size = "5MB"\ncredentials_file = "{gcs_credentials}"')
+    return Cloud(kind="gcs", endpoint=gcs_endpoint, bucket=gcs_bucket, destination=lines)
+
+
+# ------------------------------------------------------------------------------ sources
+
+
+@dataclass
+class SourceDb:
+    name: str
+    toml: str
+    table: str
+    fetch: object
+    """``fetch(sql) -> list[tuple]``"""
+
+
+def _pg_source(pg, pg_schema) -> SourceDb:
+    pg.execute("""
+        DROP TABLE IF EXISTS items;
+        CREATE TABLE items (id bigint PRIMARY KEY, label text, amount numeric(12,2),
+                            at timestamptz);
+        INSERT INTO items SELECT g, md5(g::text), (g % 100000) / 100.0,
+               TIMESTAMPTZ '2024-01-01 00:00:00+00' + g * INTERVAL '1 second'
+        FROM generate_series(1, 60000) g;
+    """)
+    return SourceDb(name="postgres", toml=f'type = "postgres"\nurl = "{PG_URL}"',
+                    table=f"{pg_schema}.items",
+                    fetch=lambda sql: pg.execute(sql).fetchall())
+
+
+def _mysql_source() -> SourceDb:
+    import pymysql
+
+    database = f"rivet_t_{uuid.uuid4().hex[:10]}"
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE {database}")
+    cur.execute(f"CREATE TABLE {database}.items (id bigint PRIMARY KEY, label text, "
+                "amount decimal(12,2), at datetime(6))")
+    cur.execute(f"INSERT INTO {database}.items SELECT seq, md5(seq), (seq % 100000) / 100.0, "
+                "TIMESTAMP '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_1_to_60000")
+
+    def fetch(sql: str) -> list[tuple]:
+        cur.execute(sql)
+        return list(cur.fetchall())
+
+    url = MYSQL_URL.rsplit("/", 1)[0] + f"/{database}"
+    return SourceDb(name="mysql", toml=f'type = "mysql"\nurl = "{url}"',
+                    table=f"{database}.items", fetch=fetch)
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def source(request) -> SourceDb:
+    if request.param not in build_registry().sources:
+        pytest.skip(f"the {request.param!r} source plugin is not installed")
+    if request.param == "postgres":
+        return _pg_source(request.getfixturevalue("pg"), request.getfixturevalue("pg_schema"))
+    return _mysql_source()
+
+
+def config(source_toml: str, query: str, destination: str, *, fmt: str = '"parquet"',
+           extra: str = "", name: str = "items") -> str:
+    return f"""
+[source]
+{source_toml}
+
+[[exports]]
+name = "{name}"
+query = "{query}"
+format = {fmt}
+{extra}
+[exports.destination]
+{destination}
+"""
+
+
+def objects(cloud: Cloud, prefix: str) -> dict[str, int]:
+    """Data objects under ``prefix`` (the manifest directory excluded)."""
+    return {k[len(prefix):]: v for k, v in cloud.reader.list(prefix).items()
+            if "/_rivet/" not in "/" + k[len(prefix):]}
+
+
+# ---------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_with_parts_reads_back_equal_to_the_source(rivet_project, cloud, source, fmt):
+    sql = f"SELECT id, label, amount, at FROM {source.table} ORDER BY id"
+    rivet_project.write_config(config(source.toml, sql, cloud.toml(),
+                                      fmt=f'"{fmt}"', extra='max_file_size = "1MB"'))
+    summary = rivet_project.run("run", "--json").assert_success().json()
+    (export,) = summary["exports"]
+    assert export["destination"] == f"{cloud.kind.replace('gcs', 'gs')}://{cloud.bucket}/items"
+    stored = objects(cloud, "items/")
+    assert sorted(stored) == sorted(f["name"] for f in export["files"])
+    assert len(stored) > 1 and all("_part" in n for n in stored)
+    rows = []
+    for name in sorted(stored):
+        data = cloud.reader.read(f"items/{name}")
+        assert len(data) == stored[name]
+        if fmt == "parquet":
+            table = pq.read_table(io.BytesIO(data))
+            rows += list(zip(*(table.column(i).to_pylist() for i in range(4)), strict=True))
+        else:
+            reader = csv.reader(io.StringIO(data.decode(), newline=""))
+            assert next(reader) == ["id", "label", "amount", "at"]
+            rows += [(int(i), label, Decimal(a), at) for i, label, a, at in reader]
+    expected = source.fetch(sql)
+    assert len(rows) == len(expected) == 60000
+    for got, want in zip(rows, expected, strict=True):
+        assert got[:3] == tuple(want[:3])
+        if fmt == "parquet":
+            assert got[3] == want[3]
+    rivet_project.run("validate").assert_success()
+
+
+def test_file_larger_than_a_part_is_one_multipart_object(rivet_project, cloud, pg_url):
+    sql = "SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 400000) g"
+    rivet_project.write_config(config(f'type = "postgres"\nurl = "{pg_url}"', sql,
+                                      cloud.toml("big"), fmt='"csv"'))
+    summary = rivet_project.run("run", "--json").assert_success().json()
+    (file,) = summary["exports"][0]["files"]
+    assert file["bytes"] > 12 << 20  # three 5 MiB parts at least
+    data = cloud.reader.read(f"big/{file['name']}")
+    assert len(data) == file["bytes"]
+    lines = data.decode().splitlines()
+    assert lines[1] == "1,\"c4ca4238a0b923820dcc509a6f75849b\"" and len(lines) == 400001
+    assert cloud.reader.open_uploads() == []
+
+
+def test_prefix_is_joined_with_exactly_one_slash(rivet_project, gcs, pg_url):
+    rivet_project.write_config(config(f'type = "postgres"\nurl = "{pg_url}"',
+                                      "SELECT 1 AS x", gcs.toml("//exports//{export}/")))
+    summary = rivet_project.run("run", "--json").assert_success().json()
+    name = summary["exports"][0]["files"][0]["name"]
+    keys = set(gcs.reader.list())
+    assert f"exports/items/{name}" in keys
+    assert "exports/items/_rivet/items/manifest.json" in keys
+
+
+# ------------------------------------------------------------------- manifests
+
+def test_manifest_describes_the_run_and_success_marker_vouches_for_it(
+        rivet_project, cloud, pg_url):
+    sql = ("SELECT g AS id, (g * 1.5)::numeric(10,2) AS amount FROM generate_series(1, 5000) g")
+    rivet_project.write_config(config(f'type = "postgres"\nurl = "{pg_url}"', sql,
+                                      cloud.toml()))
+    summary = rivet_project.run("run", "--json").assert_success().json()
+    (export,) = summary["exports"]
+    manifest_bytes = cloud.reader.read("items/_rivet/items/manifest.json")
+    manifest = json.loads(manifest_bytes)
+    assert manifest["run_id"] == export["run_id"] and manifest["status"] == "success"
+    assert manifest["files"] == [{k: f[k] for k in ("name", "rows", "bytes", "sha256")}
+                                 for f in export["files"]]
+    assert manifest["totals"] == {"files": 1, "rows": 5000, "bytes": export["bytes"]}
+    assert manifest["schema"] == [
+        {"name": "id", "type": "int32", "nullable": True, "source_type": "integer"},
+        {"name": "amount", "type": "decimal128(10, 2)", "nullable": True,
+         "source_type": "numeric(10,2)"},
+    ]
+    assert manifest["destination"] == {"kind": cloud.kind, "uri": export["destination"]}
+    assert manifest["source"]["engine"] == "postgres" and manifest["cursor"] is None
+    marker = json.loads(cloud.reader.read("items/_rivet/items/_SUCCESS"))
+    import hashlib
+
+    assert marker == {"run_id": export["run_id"],
+                      "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest()}
+    report = rivet_project.run("validate", "--json").assert_success().json()
+    assert report["ok"] and report["exports"][0]["status"] == "passed"
+
+
+def test_exports_sharing_a_prefix_keep_their_own_manifests(rivet_project, cloud, pg_url):
+    destination = cloud.toml("shared")
+    rivet_project.write_config(f"""
+[source]
+type = "postgres"
+url = "{pg_url}"
+
+[[exports]]
+name = "a"
+query = "SELECT 1 AS one"
+format = "csv"
+[exports.destination]
+{destination}
+
+[[exports]]
+name = "b"
+query = "SELECT 2 AS two"
+format = "csv"
+[exports.destination]
+{destination}
+""")
+    rivet_project.run("run").assert_success()
+    keys = set(cloud.reader.list("shared/_rivet/"))
+    assert keys == {f"shared/_rivet/{e}/{f}" for e in "ab" for f in ("manifest.json",
+                                                                      "_SUCCESS")}
+    assert json.loads(cloud.reader.read("shared/_rivet/a/manifest.json"))["export"] == "a"
+    report = rivet_project.run("validate", "--json").assert_success().json()
+    assert [e["status"] for e in report["exports"]] == ["passed", "passed"]
+
+
+# --------------------------------------------------------------------- failures
+
+def test_transient_http_errors_are_retried_by_the_client(rivet_project, gcs, pg_url):
+    http("POST", f"{gcs.endpoint}/_test/fault?status=503&count=3&method=PUT"
+                 f"&bucket={gcs.bucket}")
+    sql = "SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 300000) g"
+    rivet_project.write_config(config(f'type = "postgres"\nurl = "{pg_url}"', sql,
+                                      gcs.toml(), fmt='"csv"'))
+    summary = rivet_project.run("run", "--json").assert_success().json()
+    (file,) = summary["exports"][0]["files"]
+    assert len(gcs.reader.read(f"items/{file['name']}")) == file["bytes"]
+    assert summary["exports"][0]["retries"] == 0  # absorbed per request, not per export
+
+
+def test_persistent_server_errors_fail_the_run_as_transient_and_leave_nothing(
+        rivet_project, gcs, pg_url):
+    http("POST", f"{gcs.endpoint}/_test/fault?status=503&count=1000&method=PUT"
+                 f"&bucket={gcs.bucket}")
+    try:
+        sql = "SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 300000) g"
+        dest = gcs.toml() + "max_retries = 1\nretry_timeout_s = 5\n"
+        rivet_project.write_config(config(
+            f'type = "postgres"\nurl = "{pg_url}"', sql, dest, fmt='"csv"',
+            extra="[exports.tuning]\nmax_retries = 1\nretry_backoff_ms = 10\n"))
+        outcome = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED)
+    finally:
+        http("DELETE", f"{gcs.endpoint}/_test/fault")
+    (export,) = outcome.json()["exports"]
+    assert "503" in export["error"] and export["retries"] == 1
+    assert objects(gcs, "items/") == {}
+    assert gcs.reader.open_uploads() == []
+
+
+def test_permission_error_fails_at_once_naming_the_credential_source(
+        rivet_project, gcs, pg_url, gcs_credentials):
+    http("POST", f"{gcs.endpoint}/_test/fault?status=403&count=1&bucket={gcs.bucket}")
+    rivet_project.write_config(config(f'type = "postgres"\nurl = "{pg_url}"',
+                                      "SELECT 1 AS x", gcs.toml()))
+    outcome = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED)
+    (export,) = outcome.json()["exports"]
+    assert "access denied" in export["error"]
+    assert f"credentials: service account file {gcs_credentials}" in export["error"]
+    assert export["retries"] == 0
+
+
+def test_default_google_chain_is_named_in_errors(rivet_project, gcs_endpoint, gcs_bucket,
+                                                 gcs_credentials, pg_url, monkeypatch):
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT", gcs_credentials)
+    http("POST", f"{gcs_endpoint}/_test/fault?status=401&count=1&bucket={gcs_bucket}")
+    rivet_project.write_config(config(
+        f'type = "postgres"\nurl = "{pg_url}"', "SELECT 1 AS x",
+        f'type = "gcs"\nbucket = "{gcs_bucket}"\nendpoint = "{gcs_endpoint}"\n'
+        "allow_http = true"))
+    outcome = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED)
+    assert "credentials: the default Google chain" in outcome.json()["exports"][0]["error"]
+    rivet_project.run("run").assert_success()  # the same chain works once the fault is gone
+
+
+def test_s3_secret_never_appears_in_output_or_state(rivet_project, moto_endpoint, pg_url,
+                                                    monkeypatch):
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    secret = S3_ENV["RIVET_T_S3_SECRET"]
+    missing_bucket = f"missing-{uuid.uuid4().hex[:8]}"
+    rivet_project.write_config(config(
+        f'type = "postgres"\nurl = "{pg_url}"', "SELECT 1 AS x",
+        f'type = "s3"\nbucket = "{missing_bucket}"\nendpoint = "{moto_endpoint}"\n'
+        'allow_http = true\nregion = "us-east-1"\naccess_key_env = "RIVET_T_S3_KEY"\n'
+        'secret_key_env = "RIVET_T_S3_SECRET"\nmax_retries = 0'))
+    outcome = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED)
+    assert "NoSuchBucket" in outcome.out or "not found" in outcome.out
+    assert secret not in outcome.out + outcome.err
+    assert secret.encode() not in (rivet_project.path / ".rivet_state.db").read_bytes()
+
+
+def test_anonymous_s3_sends_unsigned_requests(rivet_project, moto_endpoint, s3_bucket,
+                                              pg_url):
+    rivet_project.write_config(config(
+        f'type = "postgres"\nurl = "{pg_url}"', "SELECT 1 AS x",
+        f'type = "s3"\nbucket = "{s3_bucket}"\nendpoint = "{moto_endpoint}"\n'
+        'allow_http = true\nregion = "us-east-1"\nanonymous = true'))
+    rivet_project.run("run").assert_success()
+    assert BucketReader(moto_endpoint, s3_bucket).list("items/_rivet/items/_SUCCESS")
+
+
+# ------------------------------------------------------------------------- kills
+
+def _start_run(project, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rivet_core.cli.main", "run", "-c", "rivet.toml"],
+        cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=scrubbed_env(env))
+
+
+def _wait_for_upload(process: subprocess.Popen[bytes], reader: BucketReader) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if reader.open_uploads():
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no multipart upload started")
+
+
+BIG = "SELECT g AS id, md5(g::text) AS h, md5((g * 7)::text) AS k FROM generate_series(1, 600000) g"
+
+
+def test_sigterm_mid_upload_leaves_no_object_and_no_open_upload(rivet_project, cloud,
+                                                                 pg_url):
+    rivet_project.write_config(config(f'type = "postgres"\nurl = "{pg_url}"', BIG,
+                                      cloud.toml(), fmt='"csv"'))
+    process = _start_run(rivet_project, S3_ENV)
+    _wait_for_upload(process, cloud.reader)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.INTERRUPTED, err.decode()
+    assert b"SIGTERM received" in err
+    # No data object and no open upload; only the manifest saying the run failed.
+    assert list(cloud.reader.list()) == ["items/_rivet/items/manifest.json"]
+    manifest = json.loads(cloud.reader.read("items/_rivet/items/manifest.json"))
+    assert manifest["status"] == "failed" and manifest["files"] == []
+    assert cloud.reader.open_uploads() == []
+    # A rerun completes and the destination validates.
+    rerun = _start_run(rivet_project, S3_ENV)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err.decode()
+    assert len(objects(cloud, "items/")) == 1
+    rivet_project.run("validate").assert_success()
+
+
+def test_sigkill_after_a_good_run_retires_its_success_marker(rivet_project, gcs, pg_url):
+    project_config = config(f'type = "postgres"\nurl = "{pg_url}"', "SELECT 1 AS x",
+                            gcs.toml(), fmt='"csv"')
+    rivet_project.write_config(project_config)
+    rivet_project.run("run").assert_success()
+    rivet_project.run("validate").assert_success()
+    rivet_project.write_config(project_config.replace("SELECT 1 AS x", BIG))
+    process = _start_run(rivet_project, {})
+    _wait_for_upload(process, gcs.reader)
+    process.kill()
+    process.wait(30)
+    # The killed run's object never became visible; its open upload is the residual risk
+    # a bucket lifecycle rule cleans up (docs/destinations.md).
+    assert len(objects(gcs, "items/")) == 1
+    assert len(gcs.reader.open_uploads()) == 1
+    assert "items/_rivet/items/_SUCCESS" not in gcs.reader.list()
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    kinds = [f["kind"] for f in outcome.json()["exports"][0]["findings"]]
+    assert kinds == ["marker_missing"]
