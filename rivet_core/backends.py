@@ -27,9 +27,13 @@ class Query:
     """One unit of work: a statement the source runs as one short read."""
 
     sql: str
+    """The statement; ``%s`` placeholders when ``params`` is not empty."""
     params: tuple[Any, ...] = ()
     label: str = "query"
     """How progress and errors name this unit (``"chunk 3 [1000..1999]"``)."""
+    table: str | None = None
+    """The plain table the statement reads in full (``SELECT * FROM table``), when known: a
+    source may then split the read into physical ranges (see ``ReadOptions.parallel``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +50,9 @@ class ReadOptions:
     """Per-column Arrow type overrides from ``[exports.columns]``."""
     max_batch_bytes: int | None = None
     """Shrink batches so one holds at most this many Arrow bytes (None: rows only)."""
+    parallel: int = 1
+    """Connections the source may use for this one read (row order is then not kept). Only
+    asked for reads whose order does not matter."""
 
 
 @attrs.frozen(kw_only=True)

@@ -258,7 +258,10 @@ class ExportConfig:
         default=None,
     )
     parallel: int = doc(
-        "chunked: chunks read at once, each worker on its own connection.", default=1
+        "chunked: chunks read at once, each worker on its own connection. full: connections "
+        "one `table` export may be read over, in physical ranges, into the same file stream "
+        "(sources that support it; PostgreSQL).",
+        default=1,
     )
     chunk_checkpoint: bool = doc(
         "chunked: record every chunk in the state store so `rivet run --resume` continues an "

@@ -139,7 +139,7 @@ MODE_KEYS: dict[str, tuple[str, ...]] = {
 _NON_DEFAULT_MODE_KEYS: dict[str, tuple[tuple[str, object], ...]] = {
     "incremental": (("incremental_cursor_mode", "single_column"), ("on_null_cursor", "fail")),
     "time_window": (("time_column_type", "timestamp"),),
-    "chunked": (("parallel", 1), ("chunk_checkpoint", False)),
+    "chunked": (("chunk_checkpoint", False),),
 }
 
 
@@ -156,6 +156,12 @@ def _check_mode_keys(export: ExportConfig, path: str, add: Add) -> None:
             if getattr(export, key) != default:
                 add(f"{path}.{key}", f"only applies to mode = \"{mode}\" "
                     f"(this export's mode is {export.mode!r})")
+
+    if export.parallel < 1:
+        add(f"{path}.parallel", f"must be at least 1, got {export.parallel}")
+    elif export.parallel > 1 and export.mode not in ("chunked", "full"):
+        add(f"{path}.parallel", f"applies to mode = \"chunked\" and \"full\" (this "
+            f"export's mode is {export.mode!r}, whose rows are read in order)")
 
     if export.mode == "incremental":
         if export.cursor_column is None:
@@ -191,8 +197,6 @@ def _check_mode_keys(export: ExportConfig, path: str, add: Add) -> None:
             value = getattr(export, key)
             if value is not None and value < 1:
                 add(f"{path}.{key}", f"must be at least 1, got {value}")
-        if export.parallel < 1:
-            add(f"{path}.parallel", f"must be at least 1, got {export.parallel}")
 
 
 def _check_tuning(tuning: object, path: str, add: Add) -> None:

@@ -49,6 +49,7 @@ from rivet_core.runner import crash
 from rivet_core.runner import cursor as cursors
 from rivet_core.runner.files import FileResult, FileRoller
 from rivet_core.runner.manifest import RunManifest
+from rivet_core.runner.prefetch import prefetch
 from rivet_core.runner.progress import PeakMemory, Progress
 from rivet_core.runner.retry import RetryPolicy
 from rivet_core.state.store import (
@@ -250,7 +251,8 @@ class ExportRun:
                 unix=self.plan.config.time_column_type == "unix")
             self._run_unit(query)
         else:
-            self._run_unit(Query(sql=self.plan.sql, label="query"))
+            self._run_unit(Query(sql=self.plan.sql, label="query", table=self.plan.config.table),
+                           parallel=self.plan.config.parallel)
 
     def _record_abandoned_runs(self) -> None:
         """Runs of this export whose process died never recorded their metric: record them
@@ -354,15 +356,17 @@ class ExportRun:
     # ------------------------------------------------------- full, time_window, incremental
 
     def _run_unit(self, query: Query, *,
-                  on_batch: Callable[[pa.RecordBatch], None] | None = None) -> None:
+                  on_batch: Callable[[pa.RecordBatch], None] | None = None,
+                  parallel: int = 1) -> None:
         """Read one query into files, retrying transient failures while nothing of the
         attempt is committed."""
+        options = attrs.evolve(self.options, parallel=parallel)
         attempt = 0
         while True:
             source = self._build_source()
             roller: FileRoller | None = None
             try:
-                with source.read(query, self.options) as stream:
+                with source.read(query, options) as stream:
                     self._schema_seen(stream.schema)
                     roller = FileRoller(
                         destination=self.target_destination(), fmt=self.fmt(),
@@ -372,7 +376,7 @@ class ExportRun:
                         max_file_bytes=self.plan.max_file_bytes,
                         on_commit=self._record_committed_file)
                     try:
-                        for batch in stream:
+                        for batch in prefetch(stream):
                             if batch.num_rows == 0:
                                 continue
                             if on_batch is not None:
@@ -687,7 +691,7 @@ class ExportRun:
                         max_file_bytes=self.plan.max_file_bytes, on_commit=committed.append,
                         chunk=task.idx)
                     try:
-                        for batch in stream:
+                        for batch in prefetch(stream):
                             if batch.num_rows == 0:
                                 continue
                             roller.write(batch)

@@ -1,0 +1,56 @@
+"""Reading ahead: pull a source's batches in a background thread while the caller encodes.
+
+Decoding rows (in the source) and encoding files (Parquet, CSV) are both CPU work that
+releases the GIL in large part; overlapping them keeps two cores busy. The queue is small,
+so memory stays bounded by a few batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
+
+_DONE = object()
+
+
+def prefetch(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Yield ``batches`` while the next ``depth`` are already being read. An error raised
+    by the reader is re-raised here; stopping early stops the reader after its current
+    batch (the caller then closes the stream, from this thread)."""
+    handoff: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(exc)
+
+    reader = threading.Thread(target=pump, name="rivet-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        reader.join()
