@@ -221,16 +221,17 @@ def test_the_transaction_is_read_only(pg, source, s):
 
 def test_unsupported_types_fail_before_any_batch_naming_each_column(pg, source, s):
     pg.execute("DROP TABLE IF EXISTS odd; "
-               "CREATE TABLE odd (id int, p point, span interval, amount numeric)")
-    pg.execute("INSERT INTO odd VALUES (1, '(1,2)', '1 day', 1.5)")
+               "CREATE TABLE odd (id int, p point, r int4range, amount numeric(100,2))")
+    pg.execute("INSERT INTO odd VALUES (1, '(1,2)', '[1,5)', 1.5)")
     with pytest.raises(UnsupportedTypeError) as info:
         source.read(Query(sql=f"SELECT * FROM {s('odd')}"), ReadOptions())
     message = str(info.value)
     assert "3 columns" in message
-    for column, pg_type in (("p", "point"), ("span", "interval"), ("amount", "numeric")):
+    for column, pg_type in (("p", "point"), ("r", "int4range"), ("amount", "numeric(100,2)")):
         assert f"'{column}' ({pg_type}" in message
     assert "'id'" not in message
-    assert "decimal(38,10)" in info.value.hint and "p::text" in info.value.hint
+    assert "decimal(76,20)" in info.value.hint and "p::text" in info.value.hint
+    assert [c.name for c in info.value.columns] == ["id", "p", "r", "amount"]
     with pytest.raises(UnsupportedTypeError):
         source.describe(Query(sql=f"SELECT p FROM {s('odd')}"), ReadOptions())
     # The refused read left no transaction behind.
@@ -241,13 +242,22 @@ def test_unsupported_types_fail_before_any_batch_naming_each_column(pg, source, 
 PI = "3.141592653589793238462643383279"
 
 
-def test_decimal_override_rescues_unconstrained_numeric_exactly(pg, source, s):
+def test_decimal_override_holds_unconstrained_numeric_exactly(pg, source, s):
     pg.execute(f"DROP TABLE IF EXISTS nums; CREATE TABLE nums (v numeric); "
                f"INSERT INTO nums VALUES ({PI}), (-1), (NULL)")
     stream, batches = read_all(source, f"SELECT v FROM {s('nums')}",
                                column_types={"v": pa.decimal128(38, 30)})
     assert stream.schema.field("v").type == pa.decimal128(38, 30)
     assert [r["v"] for r in rows_of(stream, batches)] == [Decimal(PI), Decimal(-1), None]
+
+
+def test_unconstrained_numeric_beyond_the_default_fails_naming_the_override(pg, source, s):
+    pg.execute(f"DROP TABLE IF EXISTS nums; CREATE TABLE nums (v numeric); "
+               f"INSERT INTO nums VALUES (1.5), ({PI})")
+    with pytest.raises(SourceError, match=r"'v'.*3\.14159.*decimal128\(38, 20\)") as info:
+        read_all(source, f"SELECT v FROM {s('nums')}")
+    assert not isinstance(info.value, TransientSourceError)
+    assert 'v = "decimal(38,30)"' in info.value.hint
 
 
 def test_override_with_too_little_scale_fails_instead_of_rounding(pg, source, s):
