@@ -299,3 +299,15 @@ def unsupported(columns: list[ColumnInfo], keys: list[str | None],
     if others:
         fixes.append(f"convert it in SQL, e.g. CAST({sql_ident(others[0].name)} AS CHAR)")
     return unsupported_error(columns, label, fixes)
+
+
+DocRow = tuple[str, str, str, str]
+"""(source type, Arrow type, fidelity, logical type) as the table in docs/types.md has it."""
+
+
+def doc_rows() -> list[DocRow]:
+    """The MySQL table of docs/types.md, from :data:`TYPES`."""
+    return [("decimal(p,s)" if key == "decimal" else key,
+             entry.arrow_text or (str(entry.arrow_type) if entry.arrow_type else "—"),
+             entry.fidelity.value, entry.logical_type or "—")
+            for key, entry in TYPES.items()]

@@ -99,6 +99,8 @@ class PgType:
     fidelity: Fidelity
     logical_type: str | None = None
     note: str = ""
+    arrow_text: str = ""
+    """How the docs spell an Arrow type the modifier or session decides."""
 
 
 _NONFINITE_NOTE = "±infinity and BC values fail the export (no faithful {} value)"
@@ -115,8 +117,10 @@ TYPES: dict[str, PgType] = {t.typname: t for t in [
     PgType(typname="float8", arrow_type=pa.float64(), fidelity=Fidelity.EXACT,
            note="NaN, ±Infinity and -0 preserved"),
     PgType(typname="numeric", arrow_type=None, fidelity=Fidelity.EXACT,
-           note="NaN and ±Infinity fail the export"),
+           note="NaN and ±Infinity fail the export",
+           arrow_text="decimal128(p, s); decimal256(p, s) when p > 38"),
     PgType(typname="money", arrow_type=None, fidelity=Fidelity.EXACT,
+           arrow_text="decimal128(19, s)",
            note="the int64 amount, scaled by lc_monetary's fractional digits (read at the "
                 "start of each read)"),
     PgType(typname="text", arrow_type=pa.string(), fidelity=Fidelity.EXACT),
@@ -374,3 +378,23 @@ def unsupported(columns: list[ColumnInfo], resolved: list[Resolved],
     if others:
         fixes.append(f"cast in SQL, e.g. {sql_ident(others[0].name)}::text")
     return unsupported_error(columns, label, fixes)
+
+
+DocRow = tuple[str, str, str, str]
+"""(source type, Arrow type, fidelity, logical type) as the table in docs/types.md has it."""
+
+
+def doc_rows() -> list[DocRow]:
+    """The PostgreSQL table of docs/types.md, from :data:`TYPES` and the rules above."""
+    rows: list[DocRow] = []
+    for key, entry in TYPES.items():
+        arrow = entry.arrow_text or str(entry.arrow_type)
+        if key == "numeric":
+            rows.append(("numeric(p,s)", arrow, entry.fidelity.value, "—"))
+            default, fidelity, _ = numeric_arrow_type(-1)
+            rows.append(("numeric", str(default), fidelity.value, "—"))
+            continue
+        rows.append((key, arrow, entry.fidelity.value, entry.logical_type or "—"))
+    rows.append(("T[]", "list<item: T's Arrow type>", "as T", "T's, with []"))
+    rows.append(("domain over T", "T's Arrow type", "as T", "as T"))
+    return rows
