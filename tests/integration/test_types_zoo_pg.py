@@ -8,6 +8,7 @@ change an instant.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from decimal import Decimal
@@ -116,10 +117,9 @@ def citext_type(conn) -> str:
     ``public`` (never to a test schema another session drops) unless it is already there."""
     import psycopg
 
-    try:
+    # A concurrent session may create it first.
+    with contextlib.suppress(psycopg.errors.UniqueViolation):
         conn.execute("CREATE EXTENSION IF NOT EXISTS citext SCHEMA public")
-    except psycopg.errors.UniqueViolation:  # a concurrent session created it first
-        pass
     (schema,) = conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension "
                              "WHERE extname = 'citext'").fetchone()
     return f"{schema}.citext"
