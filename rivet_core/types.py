@@ -157,6 +157,26 @@ def castable(source: pa.DataType, target: pa.DataType) -> bool:
     return True
 
 
+def lossy_cast(source: pa.DataType, target: pa.DataType) -> bool:
+    """Whether pyarrow's *safe* cast from ``source`` to ``target`` can still change values
+    without an error: decimals or wider floats into a float, floats into a decimal (the
+    binary value is rounded to the scale), timestamps into dates or times, an instant into
+    a wall-clock time or back (the zone is dropped or assumed), integers into booleans.
+    Every other cast pyarrow allows either keeps each value or fails on it."""
+    t = pa.types
+    if t.is_floating(target) and (
+            t.is_decimal(source)
+            or (t.is_floating(source) and target.bit_width < source.bit_width)):
+        return True
+    if t.is_floating(source) and t.is_decimal(target):
+        return True
+    if t.is_timestamp(source) and (t.is_date(target) or t.is_time(target)):
+        return True
+    if t.is_timestamp(source) and t.is_timestamp(target):
+        return (source.tz is None) != (target.tz is None)
+    return t.is_integer(source) and t.is_boolean(target)
+
+
 @attrs.frozen
 class Rescue:
     """How a source builds an override's type straight from the loaded values of a column
@@ -172,9 +192,9 @@ def apply_override(column: ColumnInfo, target: pa.DataType,
 
     With ``rescue``, the source builds ``target`` directly from the values it loaded, with
     the rescue's fidelity. Otherwise a mapped column is cast to ``target`` with pyarrow's
-    safe cast (a value that does not fit fails the read, so the fidelity stays the mapped
-    one), and an unmapped column, like an impossible cast, stays unsupported with a note
-    saying why."""
+    safe cast: a value that does not fit fails the read, so the fidelity stays the mapped
+    one, except for the casts :func:`lossy_cast` names, which are marked lossy. An unmapped
+    column, like an impossible cast, stays unsupported with a note saying why."""
     override = str(target)
     if rescue is not None:
         return attrs.evolve(column, arrow_type=target, fidelity=rescue.fidelity,
@@ -189,6 +209,13 @@ def apply_override(column: ColumnInfo, target: pa.DataType,
                             logical_type=None, override=override,
                             note=f"override {target} cannot apply: no cast from "
                                  f"{column.arrow_type}")
+    if lossy_cast(column.arrow_type, target):
+        return attrs.evolve(
+            column, arrow_type=target, logical_type=None, override=override,
+            fidelity=Fidelity.LOSSY,
+            note=f"[exports.columns] override: {column.arrow_type} cast to {target}, which "
+                 f"can change values (rounding, a dropped time or zone)",
+        )
     return attrs.evolve(
         column, arrow_type=target, logical_type=None, override=override,
         note=f"[exports.columns] override: {column.arrow_type} cast to {target}; a value "

@@ -413,3 +413,66 @@ def test_plugin_registers_the_postgres_source_spec():
     (spec,) = rivet_sources()
     assert (spec.name, spec.dialect, spec.config_cls) == ("postgres", "postgres", PostgresConfig)
     assert PostgresConfig(url="postgresql://u@h/d").config_issues(Path(".")) == []
+
+
+def test_builtin_type_constants_are_the_live_catalog(pg):
+    from rivet_postgres import typemap
+
+    rows = dict(pg.execute("SELECT oid::int8, typname::text FROM pg_type "
+                           "WHERE oid = ANY(%s::oid[])", (list(typemap.BUILTIN),)).fetchall())
+    assert rows == typemap.BUILTIN
+    arrays = dict(pg.execute("SELECT typarray::int8, oid::int8 FROM pg_type "
+                             "WHERE oid = ANY(%s::oid[])",
+                             (list(typemap.BUILTIN_ARRAYS.values()),)).fetchall())
+    assert arrays == typemap.BUILTIN_ARRAYS
+
+
+@pytest.mark.parametrize(("literal", "shown"), [
+    ("'{{1,2},{3,4}}'::int4[]", "2-dimensional array"),
+    ("'[0:1]={1,2}'::int4[]", "lower bound 0"),
+])
+def test_array_values_a_list_cannot_hold_fail_naming_the_column(source, literal, shown):
+    with pytest.raises(SourceError, match=f"'arr' holds .*{shown}") as info:
+        read_all(source, f"SELECT 1 AS id, {literal} AS arr")
+    assert "arr::text" in (info.value.hint or "")
+
+
+def test_user_types_and_their_arrays_read_the_same_on_a_reused_connection(pg, source, s):
+    pg.execute("DROP TABLE IF EXISTS moods; DROP TYPE IF EXISTS feeling; "
+               "CREATE TYPE feeling AS ENUM ('meh', 'yay'); "
+               "CREATE TABLE moods (f feeling, fs feeling[])")
+    pg.execute("INSERT INTO moods VALUES ('yay', '{meh,NULL,yay}'), (NULL, '{}')")
+    for _ in range(2):  # the first read installs the loaders, the second reuses them
+        stream, batches = read_all(source, f"SELECT f, fs FROM {s('moods')} ORDER BY f")
+        assert rows_of(stream, batches) == [{"f": "yay", "fs": ["meh", None, "yay"]},
+                                            {"f": None, "fs": []}]
+    assert stream.schema.field("fs").type == pa.list_(pa.string())
+
+
+WIDE = "1" * 50
+HUGE = "1" * 80 + ".5"
+
+
+def test_unconstrained_numeric_beyond_38_digits_fails_then_fits_its_override(pg, source, s):
+    pg.execute(f"DROP TABLE IF EXISTS wide; CREATE TABLE wide (v numeric); "
+               f"INSERT INTO wide VALUES ({WIDE}), (-0.5)")
+    with pytest.raises(SourceError, match="'v'") as info:
+        read_all(source, f"SELECT v FROM {s('wide')}")
+    assert 'v = "decimal(70,20)"' in (info.value.hint or "")
+    stream, batches = read_all(source, f"SELECT v FROM {s('wide')}",
+                               column_types={"v": pa.decimal256(70, 20)})
+    assert [r["v"] for r in rows_of(stream, batches)] == [Decimal(WIDE), Decimal("-0.5")]
+
+
+def test_numeric_no_decimal_holds_is_exported_as_exact_text_on_request(pg, source, s):
+    pg.execute(f"DROP TABLE IF EXISTS huge; CREATE TABLE huge (v numeric); "
+               f"INSERT INTO huge VALUES ({HUGE}), ('NaN'), (0.0000001)")
+    with pytest.raises(SourceError, match="'v'") as info:
+        read_all(source, f"SELECT v FROM {s('huge')} WHERE v > 1")
+    assert 'v = "string"' in (info.value.hint or "")
+    with pytest.raises(SourceError, match="'v': value NaN") as info:
+        read_all(source, f"SELECT v FROM {s('huge')} WHERE v = 'NaN'")
+    assert 'v = "string"' in (info.value.hint or "")
+    stream, batches = read_all(source, f"SELECT v FROM {s('huge')}",
+                               column_types={"v": pa.string()})
+    assert [r["v"] for r in rows_of(stream, batches)] == [HUGE, "NaN", "0.0000001"]

@@ -283,3 +283,18 @@ def test_geometry_keeps_its_srid_as_ewkb(exported):
     assert ewkb_parts(values[0]).startswith("0:0101000000")
     assert ewkb_parts(values[1]).startswith("4326:0101000000")
     assert ewkb_parts(values[2]).startswith("3857:0102000000")
+
+
+def test_type_report_of_the_zoo_is_strict_clean_and_is_the_schema_written(
+        zoo, mysql_db_url, exported, tmp_path_factory):
+    from rivet_core.testing import RivetProject
+
+    table, _ = exported
+    project = RivetProject(tmp_path_factory.mktemp("zoo_mysql_report"))
+    project.write_config(CONFIG.format(url=mysql_db_url, sql=EXPORT_SQL))
+    outcome = project.run("check", "--type-report", "--strict", "--json", "-e", "zoo_parquet")
+    outcome.assert_success()
+    (report,) = outcome.json()["type_report"]["exports"]
+    assert {c["fidelity"] for c in report["columns"]} <= {"exact", "widened"}
+    written = {f.name: str(f.type) for f in table.schema}
+    assert {c["name"]: c["arrow_type"] for c in report["columns"]} == written

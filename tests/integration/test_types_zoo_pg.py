@@ -257,3 +257,19 @@ def test_the_dst_and_leap_second_instants_are_exact(exported):
     assert instants[4] == dt.datetime(2024, 11, 3, 5, 30, tzinfo=utc)
     assert instants[5] == dt.datetime(2024, 11, 3, 6, 30, tzinfo=utc)
     assert instants[6] == dt.datetime(2017, 1, 1, tzinfo=utc)
+
+
+def test_type_report_of_the_zoo_is_strict_clean_and_is_the_schema_written(zoo, pg_url,
+                                                                         exported,
+                                                                         tmp_path_factory):
+    from rivet_core.testing import RivetProject
+
+    table, _ = exported
+    project = RivetProject(tmp_path_factory.mktemp("zoo_pg_report"))
+    project.write_config(CONFIG.format(url=pg_url, table=zoo.replace('"', '\\"')))
+    outcome = project.run("check", "--type-report", "--strict", "--json", "-e", "zoo_parquet")
+    outcome.assert_success()
+    (report,) = outcome.json()["type_report"]["exports"]
+    assert {c["fidelity"] for c in report["columns"]} <= {"exact", "widened"}
+    written = {f.name: str(f.type).replace("element:", "item:") for f in table.schema}
+    assert {c["name"]: c["arrow_type"] for c in report["columns"]} == written

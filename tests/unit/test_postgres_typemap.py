@@ -189,9 +189,9 @@ def test_decimal_and_string_overrides_of_numeric_are_built_from_the_exact_values
     assert t.rescue_for(t.resolve(t.NUMERIC, -1, {}), pa.float64()) is None
 
 
-def test_float_override_of_numeric_is_a_checked_cast_not_a_rescue():
+def test_float_override_of_numeric_is_a_cast_reported_as_lossy():
     column = override(t.NUMERIC, pa.float64())
-    assert column.arrow_type == pa.float64() and "cast" in column.note
+    assert column.arrow_type == pa.float64() and column.fidelity is Fidelity.LOSSY
 
 
 def test_override_cannot_rescue_a_type_without_a_loader():
