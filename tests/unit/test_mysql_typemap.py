@@ -290,3 +290,48 @@ def test_override_casts_are_checked():
     assert decode.build_column([b"7"], plan).to_pylist() == [7]
     with pytest.raises(SourceError, match="'n'"):
         decode.build_column([b"100000"], plan)
+
+
+# ------------------------------------------------------------------- session and TLS
+
+
+def test_session_statements_set_and_restore_only_what_the_read_changes():
+    from rivet_mysql.source import _Session
+
+    from rivet_core.backends import ReadOptions
+
+    mariadb = _Session(True, ReadOptions(statement_timeout_s=2.5, lock_timeout_s=0.2))
+    assert mariadb.save_sql() == (
+        "SELECT @@session.time_zone, @@session.max_statement_time, "
+        "@@session.lock_wait_timeout, @@session.innodb_lock_wait_timeout")
+    assert mariadb.set_sql(mariadb.values) == (
+        "SET SESSION time_zone = %s, SESSION max_statement_time = %s, "
+        "SESSION lock_wait_timeout = %s, SESSION innodb_lock_wait_timeout = %s",
+        ("+00:00", 2.5, 1, 1))
+    mariadb.remember((b"SYSTEM", b"0.000000", b"86400", b"50"))
+    assert mariadb.saved == ["SYSTEM", 0.0, 86400, 50]
+    mysql = _Session(False, ReadOptions(statement_timeout_s=2.5))
+    assert mysql.set_sql(mysql.values) == (
+        "SET SESSION time_zone = %s, SESSION max_execution_time = %s", ("+00:00", 2500))
+    bare = _Session(False, ReadOptions())
+    assert bare.save_sql() == "SELECT @@session.time_zone"
+
+
+@pytest.mark.parametrize(("mode", "ca", "expected"), [
+    ("disable", None, None),
+    ("require", "/ca.pem", {"check_hostname": False, "verify_mode": 0}),
+    ("verify-ca", "/ca.pem", {"check_hostname": False, "verify_mode": 2, "ca": "/ca.pem"}),
+    ("verify-full", None, {"check_hostname": True, "verify_mode": 2}),
+])
+def test_tls_modes_map_to_pymysql_ssl_settings(mode, ca, expected):
+    from pathlib import Path
+
+    from rivet_mysql import MysqlConfig
+    from rivet_mysql.source import MysqlSource
+
+    from rivet_core.config.connection import ConnectionParams
+
+    source = MysqlSource(MysqlConfig(url="mysql://u@h/d"), config_dir=Path("."))
+    params = ConnectionParams(host="h", port=3306, user="u", password=None, database="d",
+                              query={}, tls_mode=mode, ca_file=ca)
+    assert source._ssl(params) == expected
