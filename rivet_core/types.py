@@ -1,28 +1,36 @@
 """Source type → Arrow type helpers shared by source plugins.
 
-Holds the vocabulary of a type mapping (:class:`Fidelity`, :class:`ColumnInfo`) and the
-parsing of ``[exports.columns]`` override strings. The per-database catalogs live in their
-plugins; nothing here talks to a database.
+Holds the vocabulary of a type mapping (:class:`Fidelity`, :class:`ColumnInfo`), the parsing
+of ``[exports.columns]`` override strings, and the rules every source applies the same way:
+how an override changes a mapped column (:func:`apply_override`), how overrides naming no
+column are found (:func:`unmatched_overrides`), and the one error that names every column
+without a faithful mapping (:func:`unsupported_error`). The per-database catalogs live in
+their plugins; nothing here talks to a database.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 
 import attrs
 import pyarrow as pa
+
+from rivet_core.errors import UnsupportedTypeError
 
 
 class Fidelity(enum.Enum):
     """How faithfully a column's values survive the trip into Arrow."""
 
     EXACT = "exact"
-    """Every value arrives unchanged, in an Arrow type of the same meaning."""
+    """Every value arrives unchanged, in an Arrow type of the same meaning (a type without
+    an Arrow equivalent arrives as its exact text, marked by a logical type)."""
     WIDENED = "widened"
-    """Every value arrives unchanged, in a wider Arrow type (oid → int64, uint64 → decimal)."""
+    """Every value arrives unchanged, in a wider Arrow type (oid → int64, uint32 → int64)."""
     LOSSY = "lossy"
-    """Some values may change (rounding, dropped zone). Never a default mapping."""
+    """Some values may change (rounding, dropped zone). Never a default mapping: only an
+    ``[exports.columns]`` override asking for it produces one."""
     UNSUPPORTED = "unsupported"
     """No faithful mapping; the export fails before writing unless an override is given."""
 
@@ -38,6 +46,8 @@ class ColumnInfo:
     note: str = ""
     logical_type: str | None = None
     """Meaning carried in a plain Arrow type (``json``, ``uuid``, ``interval``, ``enum``)."""
+    override: str | None = None
+    """The ``[exports.columns]`` type applied to this column, as Arrow names it."""
 
     def field(self) -> pa.Field:
         if self.arrow_type is None:
@@ -47,10 +57,33 @@ class ColumnInfo:
             metadata[b"rivet.logical_type"] = self.logical_type.encode()
         return pa.field(self.name, self.arrow_type, nullable=True, metadata=metadata)
 
+    def as_dict(self) -> dict[str, str | None]:
+        """The column as the type report's JSON shows it."""
+        return {
+            "name": self.name,
+            "source_type": self.source_type,
+            "arrow_type": None if self.arrow_type is None else str(self.arrow_type),
+            "fidelity": self.fidelity.value,
+            "logical_type": self.logical_type,
+            "override": self.override,
+            "note": self.note,
+        }
+
 
 def schema_of(columns: list[ColumnInfo]) -> pa.Schema:
     """The Arrow schema for a list of mapped columns (all nullable, source types as metadata)."""
     return pa.schema([column.field() for column in columns])
+
+
+MAX_DECIMAL_PRECISION = 76
+"""Widest Arrow decimal (decimal256)."""
+
+
+def decimal_type(precision: int, scale: int) -> pa.DataType:
+    """decimal128 up to 38 digits, decimal256 beyond."""
+    if precision <= 38:
+        return pa.decimal128(precision, scale)
+    return pa.decimal256(precision, scale)
 
 
 _DECIMAL = re.compile(r"^(?:decimal|numeric)\s*\(\s*(-?\d+)\s*(?:,\s*(-?\d+)\s*)?\)$")
@@ -100,14 +133,115 @@ def parse_override(text: str) -> pa.DataType:
     if match:
         precision = int(match.group(1))
         scale = int(match.group(2) or 0)
-        if not 1 <= precision <= 76:
-            raise ValueError(f"decimal precision must be 1..76, got {precision}")
+        if not 1 <= precision <= MAX_DECIMAL_PRECISION:
+            raise ValueError(f"decimal precision must be 1..{MAX_DECIMAL_PRECISION}, "
+                             f"got {precision}")
         if scale > precision:
             raise ValueError(f"decimal scale {scale} exceeds precision {precision}")
-        if precision <= 38:
-            return pa.decimal128(precision, scale)
-        return pa.decimal256(precision, scale)
+        return decimal_type(precision, scale)
     if key in OVERRIDE_TYPES:
         return OVERRIDE_TYPES[key]
     accepted = ", ".join(sorted(OVERRIDE_TYPES)) + ", decimal(p,s)"
     raise ValueError(f"unknown type {text!r}; accepted: {accepted}")
+
+
+# ------------------------------------------------------------------------------ overrides
+
+
+def castable(source: pa.DataType, target: pa.DataType) -> bool:
+    """Whether pyarrow has a cast from ``source`` to ``target`` (values may still fail it)."""
+    try:
+        pa.array([], type=source).cast(target)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
+
+
+def lossy_cast(source: pa.DataType, target: pa.DataType) -> bool:
+    """Whether pyarrow's *safe* cast from ``source`` to ``target`` can still change values
+    without an error: decimals or wider floats into a float, floats into a decimal (the
+    binary value is rounded to the scale), timestamps into dates or times, an instant into
+    a wall-clock time or back (the zone is dropped or assumed), integers into booleans.
+    Every other cast pyarrow allows either keeps each value or fails on it."""
+    t = pa.types
+    if t.is_floating(target) and (
+            t.is_decimal(source)
+            or (t.is_floating(source) and target.bit_width < source.bit_width)):
+        return True
+    if t.is_floating(source) and t.is_decimal(target):
+        return True
+    if t.is_timestamp(source) and (t.is_date(target) or t.is_time(target)):
+        return True
+    if t.is_timestamp(source) and t.is_timestamp(target):
+        return (source.tz is None) != (target.tz is None)
+    return t.is_integer(source) and t.is_boolean(target)
+
+
+@attrs.frozen
+class Rescue:
+    """How a source builds an override's type straight from the loaded values of a column
+    it could not map (or of a column whose natural type would fail first)."""
+
+    fidelity: Fidelity
+    note: str
+
+
+def apply_override(column: ColumnInfo, target: pa.DataType,
+                   rescue: Rescue | None = None) -> ColumnInfo:
+    """The column as an ``[exports.columns]`` override makes it.
+
+    With ``rescue``, the source builds ``target`` directly from the values it loaded, with
+    the rescue's fidelity. Otherwise a mapped column is cast to ``target`` with pyarrow's
+    safe cast: a value that does not fit fails the read, so the fidelity stays the mapped
+    one, except for the casts :func:`lossy_cast` names, which are marked lossy. An unmapped
+    column, like an impossible cast, stays unsupported with a note saying why."""
+    override = str(target)
+    if rescue is not None:
+        return attrs.evolve(column, arrow_type=target, fidelity=rescue.fidelity,
+                            logical_type=None, note=rescue.note, override=override)
+    if column.arrow_type is not None and column.arrow_type == target:
+        return attrs.evolve(column, override=override)
+    if column.arrow_type is None:
+        return attrs.evolve(column, note=f"override {target} cannot apply: {column.note}",
+                            override=override)
+    if not castable(column.arrow_type, target):
+        return attrs.evolve(column, arrow_type=None, fidelity=Fidelity.UNSUPPORTED,
+                            logical_type=None, override=override,
+                            note=f"override {target} cannot apply: no cast from "
+                                 f"{column.arrow_type}")
+    if lossy_cast(column.arrow_type, target):
+        return attrs.evolve(
+            column, arrow_type=target, logical_type=None, override=override,
+            fidelity=Fidelity.LOSSY,
+            note=f"[exports.columns] override: {column.arrow_type} cast to {target}, which "
+                 f"can change values (rounding, a dropped time or zone)",
+        )
+    return attrs.evolve(
+        column, arrow_type=target, logical_type=None, override=override,
+        note=f"[exports.columns] override: {column.arrow_type} cast to {target}; a value "
+             f"that does not convert exactly fails the export",
+    )
+
+
+def unmatched_overrides(names: list[str], overrides: Mapping[str, object]) -> list[str]:
+    """Override names that match no result column (a typo would otherwise go unnoticed)."""
+    present = set(names)
+    return sorted(name for name in overrides if name not in present)
+
+
+def unsupported_error(columns: list[ColumnInfo], label: str,
+                      fixes: list[str]) -> UnsupportedTypeError | None:
+    """One error naming every column without an Arrow type, or None if all are mapped.
+
+    ``fixes`` are the source's suggestions (an override, a cast in SQL), joined into the
+    hint. The error carries every column, mapped or not, for the type report."""
+    bad = [c for c in columns if c.arrow_type is None]
+    if not bad:
+        return None
+    listed = "; ".join(f"{c.name!r} ({c.source_type}: {c.note})" for c in bad)
+    noun = "column has" if len(bad) == 1 else "columns have"
+    return UnsupportedTypeError(
+        f"{label}: {len(bad)} {noun} no faithful Arrow mapping: {listed}",
+        hint="; or ".join(fixes) or None,
+        columns=columns,
+    )

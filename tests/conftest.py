@@ -102,3 +102,54 @@ def gcs_credentials(gcs_endpoint: str, tmp_path_factory: pytest.TempPathFactory)
     from servers import gcs_service_account
 
     return str(gcs_service_account(gcs_endpoint, tmp_path_factory.mktemp("gcs-sa")))
+
+
+def _mysql_connect(url: str, database: str | None = None, **kwargs: object):
+    """A pymysql connection to the server of ``url`` (default decoders, autocommit)."""
+    from urllib.parse import unquote, urlsplit
+
+    import pymysql
+
+    parts = urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname, port=parts.port or 3306, user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""), database=database, charset="utf8mb4",
+        autocommit=True, **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    return MYSQL_URL
+
+
+@pytest.fixture(scope="session")
+def mysql_db(mysql_url: str) -> Iterator[str]:
+    """A fresh database for this test session, dropped at the end."""
+    name = f"rivet_t_{uuid.uuid4().hex[:10]}"
+    with _mysql_connect(mysql_url) as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield name
+    finally:
+        with _mysql_connect(mysql_url) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def mysql_db_url(mysql_url: str, mysql_db: str) -> str:
+    """The URL of the session database (what a `[source] url` names)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(mysql_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{mysql_db}", "", ""))
+
+
+@pytest.fixture
+def my(mysql_url: str, mysql_db: str) -> Iterator[object]:
+    """An autocommit pymysql cursor in the session database, on a session whose time zone is
+    +05:30 and whose sql_mode allows zero dates, so seeding exercises the traps a source must
+    not fall into."""
+    with _mysql_connect(mysql_url, mysql_db) as conn, conn.cursor() as cursor:
+        cursor.execute("SET time_zone = '+05:30', sql_mode = 'NO_ENGINE_SUBSTITUTION'")
+        yield cursor

@@ -1,6 +1,6 @@
 """Wire values → Arrow arrays: the psycopg loaders Rivet installs and the column builders.
 
-Rows arrive in PostgreSQL's binary format. Rivet replaces a few of psycopg's loaders so the
+Rows arrive in PostgreSQL's binary format. Rivet replaces some of psycopg's loaders so the
 expensive or unfaithful conversions never happen in Python:
 
 - ``date``, ``time``, ``timestamp`` and ``timestamptz`` load as the raw integers of the wire
@@ -13,20 +13,34 @@ expensive or unfaithful conversions never happen in Python:
   stripped by an Arrow kernel.
 - ``uuid`` loads as its 16 raw bytes; one ``bytes.hex()`` over the whole column and Arrow
   string kernels make the lowercase hyphenated text.
+- ``money`` loads as its int64 amount (C loader); the Arrow decimal is the same integer with
+  the scale of ``lc_monetary``, by reinterpreting the buffer.
+- ``xml``, enums and ``citext`` load as text (C loader).
+- ``interval``, ``timetz``, ``inet``, ``cidr``, ``macaddr`` and ``macaddr8`` have no faithful
+  psycopg loader (psycopg folds an interval's months into 30-day ``timedelta`` s and drops
+  nothing else, but gives objects whose text differs from PostgreSQL's). Small Python loaders
+  here turn their wire bytes into the exact text :mod:`rivet_postgres.typemap` documents.
+  These types are rare, so one Python call per value is accepted.
+- Arrays load through psycopg's C array loader, behind a Python check of the header that
+  refuses multi-dimensional values and lower bounds other than 1 (psycopg would silently drop
+  the bounds).
 
 Every other mapped type uses psycopg's C binary loader and one ``pa.array`` call per column.
-The mapping itself (which Arrow type) is in :mod:`rivet_postgres.typemap`.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from psycopg import adapt
+from psycopg import adapt, pq
+from psycopg.abc import AdaptContext
+from psycopg.types.array import ArrayBinaryLoader
 from psycopg.types.bool import BoolBinaryLoader
 from psycopg.types.numeric import (
     Float4BinaryLoader,
@@ -40,7 +54,16 @@ from psycopg.types.numeric import (
 from psycopg.types.string import ByteaBinaryLoader, TextBinaryLoader
 
 from rivet_core.errors import SourceError
+from rivet_core.types import MAX_DECIMAL_PRECISION
 from rivet_postgres import typemap as t
+
+try:  # psycopg's C array loader, when the binary package is installed
+    from psycopg._cmodule import _psycopg
+
+    _ArrayLoader: type[adapt.Loader] = getattr(_psycopg, "ArrayBinaryLoader",
+                                               ArrayBinaryLoader)
+except ImportError:  # pragma: no cover - pure-Python psycopg
+    _ArrayLoader = ArrayBinaryLoader
 
 # The PostgreSQL epoch is 2000-01-01; Arrow's is 1970-01-01.
 _EPOCH_SHIFT_DAYS = 10_957
@@ -54,37 +77,265 @@ _TS_NEG_INFINITY = -(2**63)
 # 0001-01-01, in days since 2000-01-01: anything earlier is a BC value.
 _FIRST_AD_DAY = -730_119
 _MAX_VALUE_TEXT = 60
+_US_PER_HOUR = 3_600_000_000
+_US_PER_MINUTE = 60_000_000
+_US_PER_SECOND = 1_000_000
 
 
-LOADERS: dict[int, type[adapt.Loader]] = {
-    t.BOOL: BoolBinaryLoader,
-    t.INT2: Int2BinaryLoader,
-    t.INT4: Int4BinaryLoader,
-    t.INT8: Int8BinaryLoader,
-    t.OID: OidBinaryLoader,
-    t.FLOAT4: Float4BinaryLoader,
-    t.FLOAT8: Float8BinaryLoader,
-    t.NUMERIC: NumericBinaryLoader,
-    t.TEXT: TextBinaryLoader,
-    t.VARCHAR: TextBinaryLoader,
-    t.BPCHAR: TextBinaryLoader,
-    t.NAME: TextBinaryLoader,
-    t.JSON: TextBinaryLoader,
-    t.JSONB: TextBinaryLoader,
-    t.BYTEA: ByteaBinaryLoader,
-    t.UUID: ByteaBinaryLoader,
-    t.DATE: Int4BinaryLoader,
-    t.TIME: Int8BinaryLoader,
-    t.TIMESTAMP: Int8BinaryLoader,
-    t.TIMESTAMPTZ: Int8BinaryLoader,
+class ArrayShapeError(ValueError):
+    """An array value Rivet does not export: more than one dimension, or a lower bound
+    other than 1. Raised by the array loader, turned into a SourceError naming the column
+    by the source (the loader does not know the column)."""
+
+
+# ---------------------------------------------------------------------------- text values
+
+
+def _trunc_div(value: int, divisor: int) -> int:
+    """Integer division truncating toward zero, as C does."""
+    quotient = abs(value) // divisor
+    return quotient if value >= 0 else -quotient
+
+
+def interval_iso(months: int, days: int, micros: int) -> str:
+    """An interval as PostgreSQL prints it with ``IntervalStyle = iso_8601``.
+
+    Years and months split the months (truncating toward zero), days stay days, and the
+    time splits into hours, minutes and seconds; each nonzero part carries its own sign,
+    the seconds' fraction has no trailing zeros, and zero is ``PT0S``."""
+    year = _trunc_div(months, 12)
+    month = months - year * 12
+    hour = _trunc_div(micros, _US_PER_HOUR)
+    rest = micros - hour * _US_PER_HOUR
+    minute = _trunc_div(rest, _US_PER_MINUTE)
+    rest -= minute * _US_PER_MINUTE
+    second = _trunc_div(rest, _US_PER_SECOND)
+    fraction = rest - second * _US_PER_SECOND
+    if not (year or month or days or hour or minute or second or fraction):
+        return "PT0S"
+    text = "P"
+    for value, unit in ((year, "Y"), (month, "M"), (days, "D")):
+        if value:
+            text += f"{value}{unit}"
+    if hour or minute or second or fraction:
+        text += "T"
+    for value, unit in ((hour, "H"), (minute, "M")):
+        if value:
+            text += f"{value}{unit}"
+    if second or fraction:
+        text += "-" if second < 0 or fraction < 0 else ""
+        text += str(abs(second))
+        if fraction:
+            text += "." + f"{abs(fraction):06d}".rstrip("0")
+        text += "S"
+    return text
+
+
+def timetz_text(micros: int, zone_west: int) -> str:
+    """``HH:MM:SS.ffffff+HH:MM`` (``+HH:MM:SS`` when the offset has seconds). The wire
+    format counts the zone in seconds *west* of UTC; the text shows the offset east."""
+    hours, rest = divmod(micros, _US_PER_HOUR)
+    minutes, rest = divmod(rest, _US_PER_MINUTE)
+    seconds, fraction = divmod(rest, _US_PER_SECOND)
+    offset = -zone_west
+    sign = "+" if offset >= 0 else "-"
+    off_h, off_rest = divmod(abs(offset), 3600)
+    off_m, off_s = divmod(off_rest, 60)
+    text = f"{hours:02d}:{minutes:02d}:{seconds:02d}.{fraction:06d}{sign}{off_h:02d}:{off_m:02d}"
+    return text + (f":{off_s:02d}" if off_s else "")
+
+
+_PGSQL_AF_INET = 2
+
+
+def _ipv6_text(address: bytes) -> str:
+    """IPv6 text exactly as PostgreSQL's ``inet_net_ntop_ipv6`` writes it: lowercase hex
+    words, the first longest run (two or more) of zero words as ``::``, and the last 32 bits
+    dotted for IPv4-compatible and IPv4-mapped addresses."""
+    words = [address[i] << 8 | address[i + 1] for i in range(0, 16, 2)]
+    best_base, best_len, cur_base, cur_len = -1, 0, -1, 0
+    for i, word in enumerate(words):
+        if word == 0:
+            if cur_base == -1:
+                cur_base, cur_len = i, 1
+            else:
+                cur_len += 1
+        elif cur_base != -1:
+            if best_base == -1 or cur_len > best_len:
+                best_base, best_len = cur_base, cur_len
+            cur_base = -1
+    if cur_base != -1 and (best_base == -1 or cur_len > best_len):
+        best_base, best_len = cur_base, cur_len
+    if best_base != -1 and best_len < 2:
+        best_base = -1
+    parts: list[str] = []
+    for i in range(8):
+        if best_base != -1 and best_base <= i < best_base + best_len:
+            if i == best_base:
+                parts.append(":")
+            continue
+        if i != 0:
+            parts.append(":")
+        if i == 6 and best_base == 0 and (
+                best_len == 6 or (best_len == 7 and words[7] != 1)
+                or (best_len == 5 and words[5] == 0xFFFF)):
+            parts.append(".".join(str(b) for b in address[12:16]))
+            break
+        parts.append(f"{words[i]:x}")
+    if best_base != -1 and best_base + best_len == 8:
+        parts.append(":")
+    return "".join(parts)
+
+
+def inet_text(data: bytes) -> str:
+    """An ``inet`` or ``cidr`` wire value as PostgreSQL prints it: the full address, then
+    ``/bits`` unless the mask covers the whole address (always for ``cidr``)."""
+    family, bits, is_cidr, size = data[0], data[1], data[2], data[3]
+    address = bytes(data[4:4 + size])
+    if family == _PGSQL_AF_INET:
+        text, full = ".".join(str(b) for b in address), 32
+    else:
+        text, full = _ipv6_text(address), 128
+    if bits != full or is_cidr:
+        text += f"/{bits}"
+    return text
+
+
+def mac_text(data: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in bytes(data))
+
+
+# -------------------------------------------------------------------------------- loaders
+
+_INTERVAL = struct.Struct("!qii")
+_TIMETZ = struct.Struct("!qi")
+_BINARY = pq.Format.BINARY
+
+
+class IntervalTextLoader(adapt.Loader):
+    """``interval`` → ISO 8601 text (:func:`interval_iso`)."""
+
+    format = _BINARY
+
+    def load(self, data: Any) -> str:
+        micros, days, months = _INTERVAL.unpack(data)
+        return interval_iso(months, days, micros)
+
+
+class TimetzTextLoader(adapt.Loader):
+    """``timetz`` → ``HH:MM:SS.ffffff+HH:MM`` (:func:`timetz_text`)."""
+
+    format = _BINARY
+
+    def load(self, data: Any) -> str:
+        micros, zone = _TIMETZ.unpack(data)
+        return timetz_text(micros, zone)
+
+
+class InetTextLoader(adapt.Loader):
+    """``inet`` / ``cidr`` → PostgreSQL's text (:func:`inet_text`)."""
+
+    format = _BINARY
+
+    def load(self, data: Any) -> str:
+        return inet_text(bytes(data))
+
+
+class MacTextLoader(adapt.Loader):
+    """``macaddr`` / ``macaddr8`` → ``08:00:2b:01:02:03``."""
+
+    format = _BINARY
+
+    def load(self, data: Any) -> str:
+        return mac_text(data)
+
+
+_ONE = b"\x00\x00\x00\x01"
+_ZERO = b"\x00\x00\x00\x00"
+
+
+class CheckedArrayLoader(adapt.Loader):
+    """psycopg's array loader, after a look at the header: ``ndim`` (first 4 bytes) must be
+    0 (empty array) or 1, and the lower bound (bytes 16-19) must be 1."""
+
+    format = _BINARY
+
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        self._inner = _ArrayLoader(oid, context)
+
+    def load(self, data: Any) -> Any:
+        head = bytes(data[:4])
+        if head != _ONE:
+            if head == _ZERO:
+                return []
+            raise ArrayShapeError(f"a {struct.unpack('!i', head)[0]}-dimensional array value")
+        if bytes(data[16:20]) != _ONE:
+            lower = struct.unpack("!i", bytes(data[16:20]))[0]
+            raise ArrayShapeError(f"an array value with lower bound {lower}")
+        return self._inner.load(data)
+
+
+LOADERS_BY_KEY: dict[str, type[adapt.Loader]] = {
+    "bool": BoolBinaryLoader,
+    "int2": Int2BinaryLoader,
+    "int4": Int4BinaryLoader,
+    "int8": Int8BinaryLoader,
+    "oid": OidBinaryLoader,
+    "float4": Float4BinaryLoader,
+    "float8": Float8BinaryLoader,
+    "numeric": NumericBinaryLoader,
+    "money": Int8BinaryLoader,
+    "text": TextBinaryLoader,
+    "varchar": TextBinaryLoader,
+    "bpchar": TextBinaryLoader,
+    "name": TextBinaryLoader,
+    "citext": TextBinaryLoader,
+    "enum": TextBinaryLoader,
+    "xml": TextBinaryLoader,
+    "json": TextBinaryLoader,
+    "jsonb": TextBinaryLoader,
+    "bytea": ByteaBinaryLoader,
+    "uuid": ByteaBinaryLoader,
+    "date": Int4BinaryLoader,
+    "time": Int8BinaryLoader,
+    "timestamp": Int8BinaryLoader,
+    "timestamptz": Int8BinaryLoader,
+    "interval": IntervalTextLoader,
+    "timetz": TimetzTextLoader,
+    "inet": InetTextLoader,
+    "cidr": InetTextLoader,
+    "macaddr": MacTextLoader,
+    "macaddr8": MacTextLoader,
 }
-"""Binary loader per mapped OID, registered on every connection the source opens.
-psycopg swaps in its C implementation of each built-in class."""
+"""The loader each mapped type's values go through (C classes are swapped in by psycopg)."""
 
 
 def register_loaders(adapters: adapt.AdaptersMap) -> None:
-    for oid, loader in LOADERS.items():
-        adapters.register_loader(oid, loader)
+    """Install the loaders of every built-in mapped type and array on a connection."""
+    for oid, key in t.BUILTIN.items():
+        adapters.register_loader(oid, LOADERS_BY_KEY[key])
+    for array_oid in t.BUILTIN_ARRAYS:
+        adapters.register_loader(array_oid, CheckedArrayLoader)
+
+
+def dynamic_loaders(oid: int, resolved: t.Resolved) -> dict[int, type[adapt.Loader]]:
+    """Loaders a column of a non-built-in type needs (enum, citext, arrays of those and of
+    domains): its own OID, and for arrays the element OID found inside the wire data."""
+    if resolved.key is None or oid in t.BUILTIN:
+        return {}
+    loader = LOADERS_BY_KEY[resolved.key]
+    if not resolved.array:
+        return {oid: loader}
+    loaders: dict[int, type[adapt.Loader]] = {}
+    if oid not in t.BUILTIN_ARRAYS:
+        loaders[oid] = CheckedArrayLoader
+    if resolved.element_oid not in t.BUILTIN:
+        loaders[resolved.element_oid] = loader
+    return loaders
+
+
+# ------------------------------------------------------------------------------- builders
 
 
 def _fail(name: str, detail: str, hint: str | None = None) -> SourceError:
@@ -202,6 +453,33 @@ def _short(value: object) -> str:
     return text if len(text) <= _MAX_VALUE_TEXT else text[:_MAX_VALUE_TEXT] + "…"
 
 
+def _build_money(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa.Array:
+    # The wire amount is the unscaled integer of the decimal: same buffer, new scale.
+    unscaled = pa.array(values, type=pa.int64()).cast(
+        pa.decimal128(arrow_type.precision, 0))
+    return pa.Array.from_buffers(arrow_type, len(unscaled), unscaled.buffers(),
+                                 unscaled.null_count)
+
+
+def decimal_needs(value: Decimal) -> tuple[int, int]:
+    """(integer digits, decimals) a decimal type needs to hold ``value`` exactly."""
+    _sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    return max(len(digits) + exponent, 0), max(-exponent, 0)
+
+
+def suggest_decimal(value: Decimal, current: pa.DataType) -> str | None:
+    """The override that holds ``value`` and everything ``current`` holds: ``decimal(38,s)``
+    when 38 digits suffice, else the digits needed, or None beyond 76 digits."""
+    integer_digits, scale = decimal_needs(value)
+    scale = max(scale, current.scale)
+    integer_digits = max(integer_digits, min(current.precision - current.scale, 38 - scale))
+    precision = max(integer_digits + scale, 38)
+    if precision > MAX_DECIMAL_PRECISION:
+        return None
+    return f"decimal({precision},{scale})"
+
+
 def _build_decimal(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa.Array:
     # pa.array refuses (rather than rounds) a Decimal that needs more scale or digits than the
     # type holds; the slow search for the culprit only runs to write the error.
@@ -213,15 +491,24 @@ def _build_decimal(values: Sequence[Any], arrow_type: pa.DataType, name: str) ->
         if value is None:
             continue
         if isinstance(value, Decimal) and not value.is_finite():
-            raise _fail(name, f"value {value} cannot be stored in {arrow_type}")
+            raise _fail(name, f"value {value} cannot be stored in {arrow_type}",
+                        hint=f'filter it out, or export the column as text with the '
+                             f'[exports.columns] override {name} = "string"')
         try:
             pa.array([value], type=arrow_type)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
+            suggestion = suggest_decimal(value, arrow_type)
+            fix = (f'set the [exports.columns] override {name} = "{suggestion}"'
+                   if suggestion else f'export it as text: {name} = "string"')
             raise _fail(name, f"value {_short(value)} does not fit {arrow_type} without "
                               f"rounding or overflow",
-                        hint="give the [exports.columns] override more precision or scale "
-                             "(up to decimal(76,s)), or cast in SQL") from None
+                        hint=f"{fix} (Rivet never rounds a decimal)") from None
     raise _fail(name, f"values cannot be stored in {arrow_type}")
+
+
+def _decimal_text(values: Sequence[Any]) -> pa.Array:
+    """Exact plain text of each decimal (``format(d, "f")`` never uses an exponent)."""
+    return pa.array([None if v is None else format(v, "f") for v in values], pa.string())
 
 
 def _build_plain(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa.Array:
@@ -233,29 +520,67 @@ def _build_plain(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> p
 
 Builder = Callable[[Sequence[Any], pa.DataType, str], pa.Array]
 
-BUILDERS: dict[int, Builder] = {
-    t.DATE: _build_date,
-    t.TIME: _build_time,
-    t.TIMESTAMP: _build_timestamp,
-    t.TIMESTAMPTZ: _build_timestamp,
-    t.JSONB: _build_jsonb,
-    t.UUID: _build_uuid,
-    t.NUMERIC: _build_decimal,
+BUILDERS: dict[str, Builder] = {
+    "date": _build_date,
+    "time": _build_time,
+    "timestamp": _build_timestamp,
+    "timestamptz": _build_timestamp,
+    "jsonb": _build_jsonb,
+    "uuid": _build_uuid,
+    "numeric": _build_decimal,
+    "money": _build_money,
 }
-"""Column builders by OID; any other mapped type is one ``pa.array`` call."""
+"""Column builders by type key; any other mapped type is one ``pa.array`` call."""
 
 
-def build_column(values: Sequence[Any], oid: int, natural: pa.DataType | None,
-                 target: pa.DataType, name: str) -> pa.Array:
-    """One column of a batch as an Arrow array of type ``target``.
+def _build_list(values: Sequence[Any], arrow_type: pa.DataType, name: str,
+                element: Builder) -> pa.Array:
+    if element is _build_plain:
+        return _build_plain(values, arrow_type, name)
+    # Elements that need a builder of their own (raw integers of dates, uuid bytes...) are
+    # flattened, built as one column, and put back behind the same offsets.
+    flat = [item for value in values if value is not None for item in value]
+    items = element(flat, arrow_type.value_type, name)
+    offsets = pa.array(list(accumulate((0 if v is None else len(v) for v in values),
+                                       initial=0)), pa.int32())
+    nulls = pa.array([v is None for v in values], pa.bool_())
+    return pa.ListArray.from_arrays(offsets, items, type=arrow_type, mask=nulls)
 
-    ``natural`` is the mapped type (None for an unsupported column rescued by an override,
-    whose values go straight into ``target``). An override is applied with pyarrow's safe
-    cast: overflow, truncation or lost scale raise :class:`SourceError` naming the column."""
-    builder = BUILDERS.get(oid, _build_plain)
-    if natural is None:
-        return builder(values, target, name)
-    array = builder(values, natural, name)
+
+class ColumnPlan:
+    """How one result column is decoded: its mapped type key, whether it is an array, the
+    natural Arrow type and the written one, and whether an override is built directly from
+    the loaded values (numeric → decimal or text) instead of by casting."""
+
+    __slots__ = ("array", "direct", "key", "name", "natural", "target")
+
+    def __init__(self, name: str, key: str | None, array: bool, natural: pa.DataType | None,
+                 target: pa.DataType, direct: bool) -> None:
+        self.name = name
+        self.key = key
+        self.array = array
+        self.natural = natural
+        self.target = target
+        self.direct = direct
+
+
+def build_column(values: Sequence[Any], plan: ColumnPlan) -> pa.Array:
+    """One column of a batch as an Arrow array of type ``plan.target``.
+
+    An override that is not built directly is applied with pyarrow's safe cast: overflow,
+    truncation or lost scale raise :class:`SourceError` naming the column."""
+    name, target = plan.name, plan.target
+    if plan.direct:
+        if pa.types.is_decimal(target):
+            return _build_decimal(values, target, name)
+        return _decimal_text(values)
+    builder = BUILDERS.get(plan.key or "", _build_plain)
+    natural = plan.natural
+    assert natural is not None
+    if plan.array:
+        array = _build_list(values, natural, name, builder)
+    else:
+        array = builder(values, natural, name)
     if natural == target:
         return array
     try:

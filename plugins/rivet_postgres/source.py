@@ -8,8 +8,14 @@ Protocol of one :meth:`PostgresSource.read` (``describe`` stops after step 3 and
 2. ``DECLARE "_rivet" NO SCROLL CURSOR FOR <sql>`` with the parameters bound (extended
    protocol), then Describe Portal: the columns are known before any row is produced.
 3. ``SELECT format_type(oid, typmod) ...`` for column types not seen before on this
-   connection, so messages spell types as PostgreSQL does. Unmappable columns raise
-   :class:`~rivet_core.errors.UnsupportedTypeError` here, before any batch.
+   connection, so messages spell types as PostgreSQL does, and ``SELECT ... FROM pg_type``
+   for OIDs that are not built in (enums, citext, arrays of user types and of domains),
+   cached per connection. With a ``money`` column, ``SELECT scale('0'::money::numeric)``
+   reads the fractional digits of ``lc_monetary``. Unmappable columns raise
+   :class:`~rivet_core.errors.UnsupportedTypeError` here, before any batch. The first time
+   a connection meets a non-built-in type, Rivet installs its loader, closes the cursor and
+   declares it again (psycopg fixes a cursor's loaders when it is described); the query
+   still has not produced a row.
 4. ``FETCH FORWARD <n> FROM "_rivet"`` (binary results) until a short fetch, one Arrow
    batch per fetch, sleeping ``throttle_ms`` between fetches.
 5. ``CLOSE "_rivet"; COMMIT`` as soon as the last rows are in hand (before the last batch
@@ -39,12 +45,14 @@ from rivet_core.backends import BatchStream, Query, ReadOptions, Source
 from rivet_core.config.connection import ConnectionParams
 from rivet_core.errors import SourceError, TransientSourceError
 from rivet_core.redact import redact
-from rivet_core.types import ColumnInfo, schema_of
+from rivet_core.types import ColumnInfo, schema_of, unmatched_overrides
 from rivet_postgres import decode, typemap
 from rivet_postgres.config import PostgresConfig
 from rivet_postgres.sqlstate import classify, error_text, hint_for
 
 CURSOR_NAME = "_rivet"
+MONEY_SCALE_SQL = "SELECT scale('0'::money::numeric)"
+"""Fractional digits of ``lc_monetary``, exactly as ``money::numeric`` applies them."""
 _IDLE = pq.TransactionStatus.IDLE
 
 
@@ -74,19 +82,6 @@ def _begin_sql(options: ReadOptions) -> str:
     return "; ".join(statements)
 
 
-class _Column:
-    """How one result column is decoded: its OID, mapped type and written type."""
-
-    __slots__ = ("name", "natural", "oid", "target")
-
-    def __init__(self, name: str, oid: int, natural: pa.DataType | None,
-                 target: pa.DataType) -> None:
-        self.name = name
-        self.oid = oid
-        self.natural = natural
-        self.target = target
-
-
 class PostgresSource(Source):
     """Reads queries from one PostgreSQL database over a single, reused connection."""
 
@@ -96,6 +91,8 @@ class PostgresSource(Source):
         self._params: ConnectionParams | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._type_names: dict[tuple[int, int], str] = {}
+        self._catalog: dict[int, typemap.CatalogType] = {}
+        self._dynamic_loaders: set[int] = set()
         self._active: PostgresBatchStream | None = None
 
     # ------------------------------------------------------------------ connection
@@ -153,8 +150,11 @@ class PostgresSource(Source):
         if self._conn is not None:
             self._conn.close()
         self._conn = None
-        # OIDs of user types can be reused after DROP/CREATE; names are cached per connection.
+        # OIDs of user types can be reused after DROP/CREATE; what is known about them is
+        # cached per connection only.
         self._type_names.clear()
+        self._catalog.clear()
+        self._dynamic_loaders.clear()
 
     def _rollback(self) -> None:
         """End the current transaction, or drop a connection that cannot."""
@@ -203,22 +203,78 @@ class PostgresSource(Source):
                 self._type_names[shape] = name or f"oid {shape[0]}"
         return [self._type_names[shape] for shape in shapes]
 
-    def _open(self, query: Query, options: ReadOptions
-              ) -> tuple[psycopg.ServerCursor[Any], list[ColumnInfo], list[_Column]]:
-        """Steps 1-3 of the protocol. On failure the transaction is rolled back."""
+    def _resolve_types(self, conn: psycopg.Connection[Any],
+                       shapes: list[tuple[int, int]]) -> list[typemap.Resolved]:
+        """Read the ``pg_type`` rows the columns' OIDs lead to (domains and array elements
+        followed), then reduce each column to a mapped type."""
+        oids = [oid for oid, _ in shapes]
+        for _ in range(8):  # each round follows one more domain / element level
+            missing = typemap.unknown_oids(oids + list(self._catalog), self._catalog)
+            if not missing:
+                break
+            rows = conn.execute(
+                "SELECT oid::int8, typname::text, typtype::text, typbasetype::int8, typtypmod,"
+                " CASE WHEN typcategory = 'A' THEN typelem::int8 ELSE 0 END"
+                " FROM pg_type WHERE oid = ANY(%s::oid[])",
+                (sorted(missing),),
+            ).fetchall()
+            for oid, name, kind, base, base_typmod, element in rows:
+                self._catalog[oid] = typemap.CatalogType(
+                    oid=oid, typname=name, typtype=kind, base_oid=base,
+                    base_typmod=base_typmod, element_oid=element)
+            for oid in missing - {row[0] for row in rows}:
+                self._catalog[oid] = typemap.CatalogType(oid=oid, typname="?", typtype="?")
+        return [typemap.resolve(oid, typmod, self._catalog) for oid, typmod in shapes]
+
+    def _install_loaders(self, conn: psycopg.Connection[Any], shapes: list[tuple[int, int]],
+                         resolved: list[typemap.Resolved]) -> bool:
+        """Register the loaders non-built-in columns need; True if any was new (the cursor
+        must then be declared again to use them)."""
+        added = False
+        for (oid, _), column in zip(shapes, resolved, strict=True):
+            for type_oid, loader in decode.dynamic_loaders(oid, column).items():
+                if type_oid not in self._dynamic_loaders:
+                    conn.adapters.register_loader(type_oid, loader)
+                    self._dynamic_loaders.add(type_oid)
+                    added = True
+        return added
+
+    def _declare(self, conn: psycopg.Connection[Any], query: Query
+                 ) -> tuple[psycopg.ServerCursor[Any], list[str], list[tuple[int, int]]]:
+        """Step 2: declare and describe the cursor."""
+        cursor = conn.cursor(CURSOR_NAME, binary=True, scrollable=False)
+        try:
+            cursor.execute(query.sql, query.params or None)
+        except BaseException:
+            self._close_cursor(cursor)
+            raise
+        result = cursor.pgresult
+        assert result is not None  # set by the Describe Portal of execute()
+        names = [(result.fname(i) or b"?column?").decode() for i in range(result.nfields)]
+        shapes = [(result.ftype(i), result.fmod(i)) for i in range(result.nfields)]
+        return cursor, names, shapes
+
+    def _open(self, query: Query, options: ReadOptions, *, fetch: bool = True
+              ) -> tuple[psycopg.ServerCursor[Any], list[ColumnInfo], list[decode.ColumnPlan]]:
+        """Steps 1-3 of the protocol. On failure the transaction is rolled back. Without
+        ``fetch`` (describe), no loader is installed since no row will be read."""
         if self._active is not None:
             raise RuntimeError("a previous read on this source is still open; close its "
                                "stream before starting another")
         cursor: psycopg.ServerCursor[Any] | None = None
         try:
             conn = self._begin(options)
-            cursor = conn.cursor(CURSOR_NAME, binary=True, scrollable=False)
-            cursor.execute(query.sql, query.params or None)
-            result = cursor.pgresult
-            assert result is not None  # set by the Describe Portal of execute()
-            names = [(result.fname(i) or b"?column?").decode() for i in range(result.nfields)]
-            shapes = [(result.ftype(i), result.fmod(i)) for i in range(result.nfields)]
+            cursor, names, shapes = self._declare(conn, query)
             type_names = self._resolve_type_names(conn, shapes)
+            resolved = self._resolve_types(conn, shapes)
+            money_scale: int | None = None
+            if any(r.key == "money" for r in resolved):
+                row = conn.execute(MONEY_SCALE_SQL).fetchone()
+                money_scale = int(row[0]) if row else None
+            if fetch and self._install_loaders(conn, shapes, resolved):
+                cursor.close()  # sends CLOSE; the transaction stays open
+                cursor = None
+                cursor, names, shapes = self._declare(conn, query)
         except psycopg.Error as exc:
             error = _wrap(exc, query.label)
             self._close_cursor(cursor)
@@ -227,7 +283,8 @@ class PostgresSource(Source):
             self._close_cursor(cursor)
             raise
         try:
-            columns, plan = self._map(names, shapes, type_names, options, query.label)
+            columns, plan = self._map(names, resolved, type_names, money_scale, options,
+                                      query.label)
         except BaseException:
             self._close_cursor(cursor)
             raise
@@ -241,26 +298,29 @@ class PostgresSource(Source):
             with contextlib.suppress(psycopg.Error):
                 cursor.close()
 
-    def _map(self, names: list[str], shapes: list[tuple[int, int]], type_names: list[str],
-             options: ReadOptions, label: str) -> tuple[list[ColumnInfo], list[_Column]]:
+    def _map(self, names: list[str], resolved: list[typemap.Resolved], type_names: list[str],
+             money_scale: int | None, options: ReadOptions, label: str
+             ) -> tuple[list[ColumnInfo], list[decode.ColumnPlan]]:
         overrides = options.column_types
-        unknown = typemap.unmatched_overrides(names, overrides)
+        unknown = unmatched_overrides(names, overrides)
         if unknown:
             raise SourceError(
                 f"{label}: [exports.columns] names {', '.join(map(repr, unknown))}, which the "
                 f"query does not return (columns: {', '.join(names)})",
                 hint="column names are case-sensitive; fix the name or drop the override")
         columns: list[ColumnInfo] = []
-        plan: list[_Column] = []
-        for name, (oid, typmod), type_name in zip(names, shapes, type_names, strict=True):
-            natural = typemap.map_column(name, oid, typmod, type_name)
-            column = natural
+        plan: list[decode.ColumnPlan] = []
+        for name, column_type, type_name in zip(names, resolved, type_names, strict=True):
+            natural = typemap.map_column(name, column_type, type_name, money_scale)
+            column, direct = natural, False
             if name in overrides:
-                column = typemap.apply_override(natural, oid, overrides[name])
+                column = typemap.override_column(natural, column_type, overrides[name])
+                direct = typemap.rescue_for(column_type, overrides[name]) is not None
             columns.append(column)
             if column.arrow_type is not None:
-                plan.append(_Column(name, oid, natural.arrow_type, column.arrow_type))
-        error = typemap.unsupported_error(columns, [oid for oid, _ in shapes], label)
+                plan.append(decode.ColumnPlan(name, column_type.key, column_type.array,
+                                              natural.arrow_type, column.arrow_type, direct))
+        error = typemap.unsupported(columns, resolved, label)
         if error is not None:
             raise error
         return columns, plan
@@ -268,7 +328,7 @@ class PostgresSource(Source):
     def describe(self, query: Query, options: ReadOptions) -> list[ColumnInfo]:
         """The mapped columns of ``query``; the cursor is declared, described and rolled
         back without a single FETCH, so the query does not run."""
-        cursor, columns, _ = self._open(query, options)
+        cursor, columns, _ = self._open(query, options, fetch=False)
         self._close_cursor(cursor)
         return columns
 
@@ -306,7 +366,8 @@ class PostgresBatchStream(BatchStream):
     stream did not run to its end."""
 
     def __init__(self, source: PostgresSource, cursor: psycopg.ServerCursor[Any],
-                 columns: list[ColumnInfo], plan: list[_Column], options: ReadOptions,
+                 columns: list[ColumnInfo], plan: list[decode.ColumnPlan],
+                 options: ReadOptions,
                  label: str) -> None:
         self.columns = columns
         self.schema = schema_of(columns)
@@ -335,6 +396,8 @@ class PostgresBatchStream(BatchStream):
                     rows = self.cursor.fetchmany(size)
                 except psycopg.Error as exc:
                     raise _wrap(exc, self.label) from None
+                except decode.ArrayShapeError as exc:
+                    raise self._array_shape_error(exc) from None
                 last = len(rows) < size
                 if last:
                     self._open = False
@@ -353,10 +416,21 @@ class PostgresBatchStream(BatchStream):
     def _convert(self, rows: Sequence[tuple[Any, ...]]) -> pa.RecordBatch:
         columns = list(zip(*rows, strict=True))
         arrays = [
-            decode.build_column(values, col.oid, col.natural, col.target, col.name)
+            decode.build_column(values, col)
             for values, col in zip(columns, self._plan, strict=True)
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _array_shape_error(self, exc: decode.ArrayShapeError) -> SourceError:
+        # The loader sees an array value, not its column: name every array column.
+        names = [col.name for col in self._plan if col.array] or ["?"]
+        which = (f"column {names[0]!r}" if len(names) == 1
+                 else "one of the columns " + ", ".join(map(repr, names)))
+        return SourceError(
+            f"{self.label}: {which} holds {exc}; Rivet exports one-dimensional arrays with "
+            f"lower bound 1 as Arrow lists",
+            hint=f"cast the column to text in SQL (e.g. {typemap.sql_ident(names[0])}::text) "
+                 f"or unnest it")
 
     def close(self) -> None:
         if self._open:

@@ -1,32 +1,178 @@
-"""``rivet check``: validate the config and the plan without touching anything."""
+"""``rivet check``: validate the config and the plan, and optionally map every column.
+
+Without ``--type-report`` nothing is touched: the config is loaded, the plan built and every
+diagnostic printed. With ``--type-report`` the source is built as ``rivet run`` builds it and
+each export's query is described by a zero-row probe (:meth:`Source.describe`): per column,
+the source type, the Arrow type, the fidelity and the notes, overrides from
+``[exports.columns]`` applied. Nothing is exported and nothing is written.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+import attrs
+
+from rivet_core.backends import Query, ReadOptions, Source, SourceContext
 from rivet_core.cli.common import Console, add_config_arguments, plan_for
-from rivet_core.errors import ExitCode
-from rivet_core.planner import Plan, Severity
+from rivet_core.errors import ExitCode, RivetError, UnsupportedTypeError, UsageError
+from rivet_core.planner import ExportPlan, Plan, Severity
+from rivet_core.redact import redact
+from rivet_core.types import ColumnInfo, Fidelity
+
+BAD = frozenset({Fidelity.LOSSY, Fidelity.UNSUPPORTED})
+"""Fidelities ``--strict`` refuses."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser(
-        "check", help="validate the config and plan; connects to nothing, writes nothing",
+        "check", help="validate the config and plan; with --type-report, map every column",
         description="Load the config, build the plan and print every diagnostic "
-        "(rejected / warning / info). Exit status 4 when an export would be rejected.",
+        "(rejected / warning / info). Exit status 4 when an export would be rejected. "
+        "--type-report also connects to the source and maps each export's columns with a "
+        "zero-row probe of its query (nothing is exported).",
     )
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--type-report", action="store_true",
+                        help="connect to the source and report, per export and column, the "
+                             "source type, Arrow type, fidelity and notes")
+    parser.add_argument("--strict", action="store_true",
+                        help="with --type-report: exit 6 when a column is lossy or "
+                             "unsupported")
     parser.set_defaults(handler=handle)
 
 
+@attrs.frozen(kw_only=True)
+class ExportTypes:
+    """The type report of one export: its columns, or why the probe failed."""
+
+    export: str
+    columns: list[ColumnInfo]
+    error: str | None = None
+    hint: str | None = None
+
+    def bad(self) -> list[ColumnInfo]:
+        return [c for c in self.columns if c.fidelity in BAD]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"export": self.export, "columns": [c.as_dict() for c in self.columns],
+                "error": self.error, "hint": self.hint}
+
+
+@attrs.frozen(kw_only=True)
+class TypeReport:
+    source: str
+    """Where the probe connected, safe to print."""
+    exports: list[ExportTypes]
+
+    def failed(self) -> bool:
+        return any(e.error is not None for e in self.exports)
+
+    def bad(self) -> list[ColumnInfo]:
+        return [c for e in self.exports for c in e.bad()]
+
+
 def handle(args: argparse.Namespace, console: Console) -> int:
+    if args.strict and not args.type_report:
+        raise UsageError("--strict applies to the type report", hint="add --type-report")
     plan = plan_for(args.config, args.params, args.exports)
+    report = type_report(plan) if args.type_report else None
     if args.json:
-        console.json(as_json(plan))
+        result = as_json(plan)
+        if report is not None:
+            result["type_report"] = {"source": report.source,
+                                     "exports": [e.as_dict() for e in report.exports]}
+        console.json(result)
     else:
         print_plan(console, plan)
-    return ExitCode.PLAN_REJECTED if plan.rejected() else ExitCode.OK
+        if report is not None:
+            print_type_report(console, report, strict=args.strict)
+    if plan.rejected():
+        return ExitCode.PLAN_REJECTED
+    if report is not None and report.failed():
+        return ExitCode.RUN_FAILED
+    if report is not None and args.strict and report.bad():
+        return ExitCode.CHECK_FAILED
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------------------- type report
+
+
+def type_report(plan: Plan) -> TypeReport:
+    """Describe every planned export's query on one source connection."""
+    if not plan.exports:
+        return TypeReport(source="", exports=[])
+    first = plan.exports[0]
+    context = SourceContext(config_dir=plan.loaded.config.directory)
+    source: Source = first.source.spec.factory(first.source_options, context)
+    with source:
+        return TypeReport(source=source.display_name(),
+                          exports=[_probe(source, p) for p in plan.exports])
+
+
+def _probe(source: Source, plan: ExportPlan) -> ExportTypes:
+    options = ReadOptions(column_types=plan.column_types,
+                          statement_timeout_s=plan.tuning.statement_timeout_s,
+                          lock_timeout_s=plan.tuning.lock_timeout_s)
+    query = Query(sql=plan.sql, label=f"export {plan.name!r}")
+    try:
+        columns = source.describe(query, options)
+    except UnsupportedTypeError as exc:
+        # Not a failure of the probe: the report shows the unsupported columns.
+        if exc.columns:
+            return ExportTypes(export=plan.name, columns=list(exc.columns))
+        return ExportTypes(export=plan.name, columns=[], error=redact(exc.message),
+                           hint=exc.hint)
+    except RivetError as exc:
+        return ExportTypes(export=plan.name, columns=[], error=redact(exc.message),
+                           hint=exc.hint)
+    return ExportTypes(export=plan.name, columns=columns)
+
+
+_MARKS = {Fidelity.EXACT: "exact", Fidelity.WIDENED: "widened", Fidelity.LOSSY: "✗ lossy",
+          Fidelity.UNSUPPORTED: "✗ unsupported"}
+
+
+def arrow_text(column: ColumnInfo) -> str:
+    """The Arrow type as the report shows it: ``string (json)`` for a logical type, ``—``
+    for none."""
+    if column.arrow_type is None:
+        return "—"
+    text = str(column.arrow_type)
+    return f"{text} ({column.logical_type})" if column.logical_type else text
+
+
+def print_type_report(console: Console, report: TypeReport, *, strict: bool) -> None:
+    console.print()
+    console.print(f"type report (zero-row probe on {report.source}):")
+    for export in report.exports:
+        console.print()
+        console.print(f"{export.export}:")
+        if export.error is not None:
+            console.print(f"  probe failed: {export.error}")
+            if export.hint:
+                console.print(f"    hint: {export.hint}")
+            continue
+        rows = [("Column", "Source type", "Arrow type", "Fidelity", "Notes")]
+        rows += [(c.name, c.source_type, arrow_text(c), _MARKS[c.fidelity], c.note)
+                 for c in export.columns]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            console.print(("  " + "  ".join(cells) + "  " + row[4]).rstrip())
+    bad = report.bad()
+    lossy = sum(c.fidelity is Fidelity.LOSSY for c in bad)
+    unsupported = len(bad) - lossy
+    failed = sum(e.error is not None for e in report.exports)
+    console.print()
+    verdict = "OK" if not bad and not failed else ("FAILED" if strict or failed else "WARNING")
+    console.print(f"type report {verdict}: {len(report.exports)} export(s), {lossy} lossy "
+                  f"column(s), {unsupported} unsupported column(s), {failed} probe(s) failed")
+
+
+# ---------------------------------------------------------------------------------- plan
 
 
 def as_json(plan: Plan) -> dict[str, object]:

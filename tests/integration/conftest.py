@@ -7,15 +7,11 @@ the scenarios need.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import pytest
-
-from rivet_core.plugins import build_registry
 
 
 @attrs.define
@@ -64,51 +60,28 @@ class Database:
         return f"UTC_TIMESTAMP(6) - INTERVAL {seconds} SECOND"
 
 
-PG_URL = os.environ.get("RIVET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-MYSQL_URL = os.environ.get("RIVET_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-
-
-@pytest.fixture(scope="session")
-def _mysql_namespace() -> Iterator[str]:
-    import pymysql
-
-    from rivet_core.config.connection import ConnectionParams
-
-    params = ConnectionParams.from_url(MYSQL_URL, default_port=3306)
-    name = f"rivet_m_{uuid.uuid4().hex[:10]}"
-    conn = pymysql.connect(host=params.host, port=params.port, user=params.user,
-                           password=params.password or "", autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-    try:
-        yield name
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE `{name}`")
-        conn.close()
-
-
 @pytest.fixture(params=["postgres", "mysql"])
 def database(request: pytest.FixtureRequest) -> Iterator[Database]:
     if request.param == "postgres":
         import psycopg
 
+        url = request.getfixturevalue("pg_url")
         schema = request.getfixturevalue("pg_schema")
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{schema}"')
-            yield Database(kind="postgres", url=PG_URL, namespace=schema, conn=conn)
+            yield Database(kind="postgres", url=url, namespace=schema, conn=conn)
         return
-    if "mysql" not in build_registry().sources:
-        pytest.skip("the mysql source plugin is not installed")
     import pymysql
 
     from rivet_core.config.connection import ConnectionParams
 
-    name = request.getfixturevalue("_mysql_namespace")
-    params = ConnectionParams.from_url(MYSQL_URL, default_port=3306)
+    url = request.getfixturevalue("mysql_url")
+    name = request.getfixturevalue("mysql_db")
+    params = ConnectionParams.from_url(url, default_port=3306)
     conn = pymysql.connect(host=params.host, port=params.port, user=params.user,
-                           password=params.password or "", database=name, autocommit=True)
+                           password=params.password or "", database=name, autocommit=True,
+                           charset="utf8mb4")
     try:
-        yield Database(kind="mysql", url=MYSQL_URL, namespace=name, conn=conn)
+        yield Database(kind="mysql", url=url, namespace=name, conn=conn)
     finally:
         conn.close()

@@ -221,16 +221,17 @@ def test_the_transaction_is_read_only(pg, source, s):
 
 def test_unsupported_types_fail_before_any_batch_naming_each_column(pg, source, s):
     pg.execute("DROP TABLE IF EXISTS odd; "
-               "CREATE TABLE odd (id int, p point, span interval, amount numeric)")
-    pg.execute("INSERT INTO odd VALUES (1, '(1,2)', '1 day', 1.5)")
+               "CREATE TABLE odd (id int, p point, r int4range, amount numeric(100,2))")
+    pg.execute("INSERT INTO odd VALUES (1, '(1,2)', '[1,5)', 1.5)")
     with pytest.raises(UnsupportedTypeError) as info:
         source.read(Query(sql=f"SELECT * FROM {s('odd')}"), ReadOptions())
     message = str(info.value)
     assert "3 columns" in message
-    for column, pg_type in (("p", "point"), ("span", "interval"), ("amount", "numeric")):
+    for column, pg_type in (("p", "point"), ("r", "int4range"), ("amount", "numeric(100,2)")):
         assert f"'{column}' ({pg_type}" in message
     assert "'id'" not in message
-    assert "decimal(38,10)" in info.value.hint and "p::text" in info.value.hint
+    assert "decimal(76,20)" in info.value.hint and "p::text" in info.value.hint
+    assert [c.name for c in info.value.columns] == ["id", "p", "r", "amount"]
     with pytest.raises(UnsupportedTypeError):
         source.describe(Query(sql=f"SELECT p FROM {s('odd')}"), ReadOptions())
     # The refused read left no transaction behind.
@@ -241,13 +242,22 @@ def test_unsupported_types_fail_before_any_batch_naming_each_column(pg, source, 
 PI = "3.141592653589793238462643383279"
 
 
-def test_decimal_override_rescues_unconstrained_numeric_exactly(pg, source, s):
+def test_decimal_override_holds_unconstrained_numeric_exactly(pg, source, s):
     pg.execute(f"DROP TABLE IF EXISTS nums; CREATE TABLE nums (v numeric); "
                f"INSERT INTO nums VALUES ({PI}), (-1), (NULL)")
     stream, batches = read_all(source, f"SELECT v FROM {s('nums')}",
                                column_types={"v": pa.decimal128(38, 30)})
     assert stream.schema.field("v").type == pa.decimal128(38, 30)
     assert [r["v"] for r in rows_of(stream, batches)] == [Decimal(PI), Decimal(-1), None]
+
+
+def test_unconstrained_numeric_beyond_the_default_fails_naming_the_override(pg, source, s):
+    pg.execute(f"DROP TABLE IF EXISTS nums; CREATE TABLE nums (v numeric); "
+               f"INSERT INTO nums VALUES (1.5), ({PI})")
+    with pytest.raises(SourceError, match=r"'v'.*3\.14159.*decimal128\(38, 20\)") as info:
+        read_all(source, f"SELECT v FROM {s('nums')}")
+    assert not isinstance(info.value, TransientSourceError)
+    assert 'v = "decimal(38,30)"' in info.value.hint
 
 
 def test_override_with_too_little_scale_fails_instead_of_rounding(pg, source, s):
@@ -403,3 +413,66 @@ def test_plugin_registers_the_postgres_source_spec():
     (spec,) = rivet_sources()
     assert (spec.name, spec.dialect, spec.config_cls) == ("postgres", "postgres", PostgresConfig)
     assert PostgresConfig(url="postgresql://u@h/d").config_issues(Path(".")) == []
+
+
+def test_builtin_type_constants_are_the_live_catalog(pg):
+    from rivet_postgres import typemap
+
+    rows = dict(pg.execute("SELECT oid::int8, typname::text FROM pg_type "
+                           "WHERE oid = ANY(%s::oid[])", (list(typemap.BUILTIN),)).fetchall())
+    assert rows == typemap.BUILTIN
+    arrays = dict(pg.execute("SELECT typarray::int8, oid::int8 FROM pg_type "
+                             "WHERE oid = ANY(%s::oid[])",
+                             (list(typemap.BUILTIN_ARRAYS.values()),)).fetchall())
+    assert arrays == typemap.BUILTIN_ARRAYS
+
+
+@pytest.mark.parametrize(("literal", "shown"), [
+    ("'{{1,2},{3,4}}'::int4[]", "2-dimensional array"),
+    ("'[0:1]={1,2}'::int4[]", "lower bound 0"),
+])
+def test_array_values_a_list_cannot_hold_fail_naming_the_column(source, literal, shown):
+    with pytest.raises(SourceError, match=f"'arr' holds .*{shown}") as info:
+        read_all(source, f"SELECT 1 AS id, {literal} AS arr")
+    assert "arr::text" in (info.value.hint or "")
+
+
+def test_user_types_and_their_arrays_read_the_same_on_a_reused_connection(pg, source, s):
+    pg.execute("DROP TABLE IF EXISTS moods; DROP TYPE IF EXISTS feeling; "
+               "CREATE TYPE feeling AS ENUM ('meh', 'yay'); "
+               "CREATE TABLE moods (f feeling, fs feeling[])")
+    pg.execute("INSERT INTO moods VALUES ('yay', '{meh,NULL,yay}'), (NULL, '{}')")
+    for _ in range(2):  # the first read installs the loaders, the second reuses them
+        stream, batches = read_all(source, f"SELECT f, fs FROM {s('moods')} ORDER BY f")
+        assert rows_of(stream, batches) == [{"f": "yay", "fs": ["meh", None, "yay"]},
+                                            {"f": None, "fs": []}]
+    assert stream.schema.field("fs").type == pa.list_(pa.string())
+
+
+WIDE = "1" * 50
+HUGE = "1" * 80 + ".5"
+
+
+def test_unconstrained_numeric_beyond_38_digits_fails_then_fits_its_override(pg, source, s):
+    pg.execute(f"DROP TABLE IF EXISTS wide; CREATE TABLE wide (v numeric); "
+               f"INSERT INTO wide VALUES ({WIDE}), (-0.5)")
+    with pytest.raises(SourceError, match="'v'") as info:
+        read_all(source, f"SELECT v FROM {s('wide')}")
+    assert 'v = "decimal(70,20)"' in (info.value.hint or "")
+    stream, batches = read_all(source, f"SELECT v FROM {s('wide')}",
+                               column_types={"v": pa.decimal256(70, 20)})
+    assert [r["v"] for r in rows_of(stream, batches)] == [Decimal(WIDE), Decimal("-0.5")]
+
+
+def test_numeric_no_decimal_holds_is_exported_as_exact_text_on_request(pg, source, s):
+    pg.execute(f"DROP TABLE IF EXISTS huge; CREATE TABLE huge (v numeric); "
+               f"INSERT INTO huge VALUES ({HUGE}), ('NaN'), (0.0000001)")
+    with pytest.raises(SourceError, match="'v'") as info:
+        read_all(source, f"SELECT v FROM {s('huge')} WHERE v > 1")
+    assert 'v = "string"' in (info.value.hint or "")
+    with pytest.raises(SourceError, match="'v': value NaN") as info:
+        read_all(source, f"SELECT v FROM {s('huge')} WHERE v = 'NaN'")
+    assert 'v = "string"' in (info.value.hint or "")
+    stream, batches = read_all(source, f"SELECT v FROM {s('huge')}",
+                               column_types={"v": pa.string()})
+    assert [r["v"] for r in rows_of(stream, batches)] == [HUGE, "NaN", "0.0000001"]

@@ -99,16 +99,16 @@ def _pg_source(pg, pg_schema) -> SourceDb:
                     fetch=lambda sql: pg.execute(sql).fetchall())
 
 
-def _mysql_source() -> SourceDb:
+def _mysql_source(database: str) -> SourceDb:
     import pymysql
 
-    database = f"rivet_t_{uuid.uuid4().hex[:10]}"
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True,
+                           database=database)
     cur = conn.cursor()
-    cur.execute(f"CREATE DATABASE {database}")
-    cur.execute(f"CREATE TABLE {database}.items (id bigint PRIMARY KEY, label text, "
+    cur.execute("DROP TABLE IF EXISTS items")
+    cur.execute("CREATE TABLE items (id bigint PRIMARY KEY, label text, "
                 "amount decimal(12,2), at datetime(6))")
-    cur.execute(f"INSERT INTO {database}.items SELECT seq, md5(seq), (seq % 100000) / 100.0, "
+    cur.execute("INSERT INTO items SELECT seq, md5(seq), (seq % 100000) / 100.0, "
                 "TIMESTAMP '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_1_to_60000")
 
     def fetch(sql: str) -> list[tuple]:
@@ -126,7 +126,7 @@ def source(request) -> SourceDb:
         pytest.skip(f"the {request.param!r} source plugin is not installed")
     if request.param == "postgres":
         return _pg_source(request.getfixturevalue("pg"), request.getfixturevalue("pg_schema"))
-    return _mysql_source()
+    return _mysql_source(request.getfixturevalue("mysql_db"))
 
 
 def config(source_toml: str, query: str, destination: str, *, fmt: str = '"parquet"',

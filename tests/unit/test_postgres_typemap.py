@@ -1,21 +1,49 @@
-"""PostgreSQL source, pure logic: the type table, numeric modifiers, overrides, SQLSTATE
-classification and the spelling of values Rivet refuses."""
+"""PostgreSQL source, pure logic: the type table, catalog resolution, numeric modifiers,
+overrides, SQLSTATE classification, and the text Rivet writes for types without an Arrow
+equivalent (checked against PostgreSQL's own output in the integration tests)."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 from rivet_postgres import typemap as t
-from rivet_postgres.decode import pg_date_text, pg_timestamp_text
+from rivet_postgres.decode import (
+    inet_text,
+    interval_iso,
+    pg_date_text,
+    pg_timestamp_text,
+    suggest_decimal,
+    timetz_text,
+)
 from rivet_postgres.sqlstate import classify, error_text, hint_for
 
 from rivet_core.errors import UnsupportedTypeError
-from rivet_core.types import Fidelity
+from rivet_core.types import Fidelity, unmatched_overrides
+
+CITEXT, MOOD, MOOD_ARRAY, POSINT, POSINT_ARRAY, RANGE = 90001, 90002, 90003, 90004, 90005, 90006
+CATALOG = {
+    CITEXT: t.CatalogType(oid=CITEXT, typname="citext", typtype="b"),
+    MOOD: t.CatalogType(oid=MOOD, typname="mood", typtype="e"),
+    MOOD_ARRAY: t.CatalogType(oid=MOOD_ARRAY, typname="_mood", typtype="b", element_oid=MOOD),
+    POSINT: t.CatalogType(oid=POSINT, typname="posint", typtype="d", base_oid=t.NUMERIC,
+                          base_typmod=((12 << 16) | 2) + 4),
+    POSINT_ARRAY: t.CatalogType(oid=POSINT_ARRAY, typname="_posint", typtype="b",
+                                element_oid=POSINT),
+    RANGE: t.CatalogType(oid=RANGE, typname="int4range", typtype="r"),
+    1017: t.CatalogType(oid=1017, typname="_point", typtype="b", element_oid=600),
+}
 
 
 def numeric_typmod(precision: int, scale: int) -> int:
     """What PostgreSQL puts in the column description for numeric(precision, scale)."""
     return ((precision << 16) | (scale & 0x7FF)) + 4
+
+
+def mapped(oid: int, typmod: int = -1, name: str = "c", source_type: str = "whatever",
+           money_scale: int | None = None):
+    return t.map_column(name, t.resolve(oid, typmod, CATALOG), source_type, money_scale)
 
 
 @pytest.mark.parametrize(("oid", "arrow_type", "fidelity", "logical"), [
@@ -38,25 +66,74 @@ def numeric_typmod(precision: int, scale: int) -> int:
     (t.UUID, pa.string(), Fidelity.EXACT, "uuid"),
     (t.JSON, pa.string(), Fidelity.EXACT, "json"),
     (t.JSONB, pa.string(), Fidelity.EXACT, "json"),
+    (t.XML, pa.string(), Fidelity.EXACT, "xml"),
+    (t.INTERVAL, pa.string(), Fidelity.EXACT, "interval"),
+    (t.TIMETZ, pa.string(), Fidelity.EXACT, "timetz"),
+    (t.INET, pa.string(), Fidelity.EXACT, "inet"),
+    (t.CIDR, pa.string(), Fidelity.EXACT, "cidr"),
+    (t.MACADDR, pa.string(), Fidelity.EXACT, "macaddr"),
+    (t.MACADDR8, pa.string(), Fidelity.EXACT, "macaddr8"),
+    (t.MONEY, pa.decimal128(19, 2), Fidelity.EXACT, None),
+    (CITEXT, pa.string(), Fidelity.EXACT, None),
+    (MOOD, pa.string(), Fidelity.EXACT, "enum"),
 ])
-def test_builtin_types_map_to_their_arrow_type(oid, arrow_type, fidelity, logical):
-    column = t.map_column("c", oid, -1, "whatever")
+def test_types_map_to_their_arrow_type(oid, arrow_type, fidelity, logical):
+    column = mapped(oid)
     assert (column.arrow_type, column.fidelity, column.logical_type) == (
         arrow_type, fidelity, logical)
     assert column.source_type == "whatever"
 
 
+def test_money_takes_the_scale_of_lc_monetary():
+    assert mapped(t.MONEY, money_scale=3).arrow_type == pa.decimal128(19, 3)
+    assert mapped(t.MONEY, money_scale=0).arrow_type == pa.decimal128(19, 0)
+
+
 def test_builtin_oids_are_the_catalog_values():
     # Spot-check against pg_type.dat: a wrong constant would silently mis-map a column.
+    # (Every constant is checked against the live catalog in the integration tests.)
     assert (t.BOOL, t.INT8, t.TEXT, t.NUMERIC, t.TIMESTAMPTZ, t.UUID, t.JSONB) == (
         16, 20, 25, 1700, 1184, 2950, 3802)
 
 
-@pytest.mark.parametrize("oid", [600, 1186, 869, 1266, 790, 1007, 0, 99999])
+def test_every_builtin_type_has_an_array_and_a_table_row():
+    assert set(t.BUILTIN_ARRAYS.values()) == set(t.BUILTIN)
+    assert set(t.BUILTIN.values()) | {"enum", "citext"} == set(t.TYPES)
+
+
+@pytest.mark.parametrize("oid", [600, 1560, 18, 0, 99999, RANGE])
 def test_types_without_a_mapping_are_unsupported(oid):
-    # point, interval, inet, timetz, money, int4[], and OIDs of user-defined types
-    column = t.map_column("c", oid, -1, "point")
+    # point, bit, "char", no type, an OID the catalog does not know, a range type
+    column = mapped(oid)
     assert column.arrow_type is None and column.fidelity is Fidelity.UNSUPPORTED
+
+
+def test_arrays_map_to_lists_of_the_element_mapping():
+    column = mapped(1007)
+    assert column.arrow_type == pa.list_(pa.int32()) and column.fidelity is Fidelity.EXACT
+    assert "one-dimensional" in column.note
+    assert mapped(3807).logical_type == "json[]"
+    assert mapped(1182).arrow_type == pa.list_(pa.date32())
+    assert mapped(MOOD_ARRAY).arrow_type == pa.list_(pa.string())
+    assert mapped(1231, numeric_typmod(10, 2)).arrow_type == pa.list_(pa.decimal128(10, 2))
+
+
+def test_arrays_of_a_domain_follow_the_domain_to_its_base_type_and_modifier():
+    resolved = t.resolve(POSINT_ARRAY, -1, CATALOG)
+    assert (resolved.key, resolved.array, resolved.element_oid) == ("numeric", True, POSINT)
+    assert mapped(POSINT_ARRAY).arrow_type == pa.list_(pa.decimal128(12, 2))
+
+
+def test_catalog_rows_needed_are_listed_until_everything_resolves():
+    assert t.unknown_oids([t.INT4, 1007, 424242], {}) == {424242}
+    partial = {POSINT_ARRAY: CATALOG[POSINT_ARRAY]}
+    assert t.unknown_oids([POSINT_ARRAY], partial) == {POSINT}
+    assert t.unknown_oids([POSINT_ARRAY, POSINT], CATALOG) == set()
+
+
+def test_array_of_an_unmapped_type_is_unsupported():
+    column = mapped(1017)  # point[]
+    assert column.arrow_type is None and "array" in column.note
 
 
 @pytest.mark.parametrize(("precision", "scale"), [(10, 2), (38, 0), (1, 1), (1000, 500),
@@ -69,10 +146,10 @@ def test_numeric_typmod_of_the_wire_example():
     assert t.decode_numeric_typmod(655366) == (10, 2)  # numeric(10,2) as psycopg sees it
 
 
-def test_unconstrained_numeric_is_unsupported_never_float():
-    column = t.map_column("n", t.NUMERIC, -1, "numeric")
-    assert column.arrow_type is None and column.fidelity is Fidelity.UNSUPPORTED
-    assert "unconstrained" in column.note
+def test_unconstrained_numeric_is_an_exact_default_decimal_never_float():
+    column = mapped(t.NUMERIC)
+    assert column.arrow_type == pa.decimal128(38, 20) and column.fidelity is Fidelity.EXACT
+    assert "unconstrained" in column.note and "never rounded" in column.note
 
 
 @pytest.mark.parametrize(("precision", "scale", "expected", "fidelity"), [
@@ -85,66 +162,136 @@ def test_unconstrained_numeric_is_unsupported_never_float():
     (37, -2, pa.decimal256(39, 0), Fidelity.WIDENED),
 ])
 def test_constrained_numeric_maps_to_an_exact_decimal(precision, scale, expected, fidelity):
-    column = t.map_column("n", t.NUMERIC, numeric_typmod(precision, scale), "numeric")
+    column = mapped(t.NUMERIC, numeric_typmod(precision, scale))
     assert (column.arrow_type, column.fidelity) == (expected, fidelity)
 
 
 @pytest.mark.parametrize(("precision", "scale"), [(77, 0), (1000, 2), (75, -2)])
 def test_numeric_wider_than_decimal256_is_unsupported(precision, scale):
-    column = t.map_column("n", t.NUMERIC, numeric_typmod(precision, scale), "numeric")
+    column = mapped(t.NUMERIC, numeric_typmod(precision, scale))
     assert column.arrow_type is None and "76" in column.note
 
 
-def test_decimal_override_rescues_unconstrained_numeric():
-    column = t.apply_override(t.map_column("n", t.NUMERIC, -1, "numeric"), t.NUMERIC,
-                              pa.decimal128(38, 10))
-    assert column.arrow_type == pa.decimal128(38, 10) and column.fidelity is Fidelity.EXACT
-    assert "override" in column.note
+def override(oid: int, target: pa.DataType, typmod: int = -1):
+    resolved = t.resolve(oid, typmod, CATALOG)
+    return t.override_column(t.map_column("c", resolved, "x"), resolved, target)
 
 
-def test_non_decimal_override_cannot_rescue_unconstrained_numeric():
-    column = t.apply_override(t.map_column("n", t.NUMERIC, -1, "numeric"), t.NUMERIC,
-                              pa.float64())
-    assert column.arrow_type is None and "cannot apply" in column.note
+def test_decimal_and_string_overrides_of_numeric_are_built_from_the_exact_values():
+    column = override(t.NUMERIC, pa.decimal128(38, 30))
+    assert column.arrow_type == pa.decimal128(38, 30) and column.fidelity is Fidelity.EXACT
+    assert column.override == "decimal128(38, 30)"
+    wide = override(t.NUMERIC, pa.decimal256(76, 20), numeric_typmod(1000, 0))
+    assert wide.arrow_type == pa.decimal256(76, 20) and wide.fidelity is Fidelity.EXACT
+    assert override(t.NUMERIC, pa.string()).arrow_type == pa.string()
+    for target in (pa.decimal128(38, 30), pa.string()):
+        assert t.rescue_for(t.resolve(t.NUMERIC, -1, {}), target) is not None
+    assert t.rescue_for(t.resolve(t.NUMERIC, -1, {}), pa.float64()) is None
+
+
+def test_float_override_of_numeric_is_a_cast_reported_as_lossy():
+    column = override(t.NUMERIC, pa.float64())
+    assert column.arrow_type == pa.float64() and column.fidelity is Fidelity.LOSSY
 
 
 def test_override_cannot_rescue_a_type_without_a_loader():
-    column = t.apply_override(t.map_column("p", 600, -1, "point"), 600, pa.string())
-    assert column.arrow_type is None
+    assert override(600, pa.string()).arrow_type is None
 
 
 def test_override_of_a_mapped_column_keeps_its_fidelity_and_drops_logical_type():
-    column = t.apply_override(t.map_column("u", t.UUID, -1, "uuid"), t.UUID, pa.large_string())
+    column = override(t.UUID, pa.large_string())
     assert column.arrow_type == pa.large_string() and column.logical_type is None
-    assert t.apply_override(t.map_column("i", t.INT4, -1, "integer"), t.INT4,
-                            pa.int32()).note == ""
+    same = override(t.INT4, pa.int32())
+    assert same.note == "" and same.override == "int32"
 
 
 def test_override_without_an_arrow_cast_makes_the_column_unsupported():
-    column = t.apply_override(t.map_column("b", t.BOOL, -1, "boolean"), t.BOOL, pa.date32())
+    column = override(t.BOOL, pa.date32())
     assert column.arrow_type is None and "no cast" in column.note
 
 
 def test_unsupported_error_names_every_bad_column_with_its_type_and_a_fix():
-    columns = [t.map_column("id", t.INT4, -1, "integer"),
-               t.map_column("Where", 600, -1, "point"),
-               t.map_column("amount", t.NUMERIC, -1, "numeric")]
-    error = t.unsupported_error(columns, [t.INT4, 600, t.NUMERIC], "query")
+    resolved = [t.resolve(oid, typmod, CATALOG) for oid, typmod in
+                [(t.INT4, -1), (600, -1), (t.NUMERIC, numeric_typmod(100, 2))]]
+    columns = [t.map_column(name, r, source) for name, r, source in
+               zip(["id", "Where", "amount"], resolved, ["integer", "point", "numeric(100,2)"],
+                   strict=True)]
+    error = t.unsupported(columns, resolved, "query")
     assert isinstance(error, UnsupportedTypeError)
     assert "2 columns" in error.message
-    assert "'Where' (point" in error.message and "'amount' (numeric" in error.message
+    assert "'Where' (point" in error.message and "'amount' (numeric(100,2)" in error.message
     assert "'id'" not in error.message
     assert error.hint is not None
-    assert 'amount = "decimal(38,10)"' in error.hint and '"Where"::text' in error.hint
+    assert 'amount = "decimal(76,20)"' in error.hint and '"Where"::text' in error.hint
+    assert error.columns == columns
 
 
 def test_no_unsupported_error_when_every_column_maps():
-    columns = [t.map_column("id", t.INT4, -1, "integer")]
-    assert t.unsupported_error(columns, [t.INT4], "query") is None
+    resolved = [t.resolve(t.INT4, -1, {})]
+    assert t.unsupported([t.map_column("id", resolved[0], "integer")], resolved, "q") is None
 
 
 def test_overrides_naming_absent_columns_are_reported():
-    assert t.unmatched_overrides(["id", "amount"], {"Amount": 1, "id": 2}) == ["Amount"]
+    assert unmatched_overrides(["id", "amount"], {"Amount": 1, "id": 2}) == ["Amount"]
+
+
+@pytest.mark.parametrize(("value", "current", "suggestion"), [
+    ("3.141592653589793238462643383279", pa.decimal128(38, 20), "decimal(38,30)"),
+    ("1" * 20, pa.decimal128(38, 20), "decimal(40,20)"),
+    ("1" * 50, pa.decimal128(38, 20), "decimal(70,20)"),
+    ("1" * 60 + ".5", pa.decimal128(38, 20), None),
+    ("0.5", pa.decimal128(10, 2), "decimal(38,2)"),
+])
+def test_a_decimal_that_does_not_fit_suggests_the_override_that_holds_it(value, current,
+                                                                        suggestion):
+    assert suggest_decimal(Decimal(value), current) == suggestion
+
+
+@pytest.mark.parametrize(("months", "days", "micros", "text"), [
+    (0, 0, 0, "PT0S"),
+    (14, -3, 4 * 3_600_000_000 + 5 * 60_000_000 + 6_000_007, "P1Y2M-3DT4H5M6.000007S"),
+    (-14, 0, 0, "P-1Y-2M"),
+    (0, 1, 0, "P1D"),
+    (0, 0, -500_000, "PT-0.5S"),
+    (0, 0, -(3_600_000_000 + 1), "PT-1H-0.000001S"),
+    (0, 0, 90_000_000, "PT1M30S"),
+    (12, 0, 100 * 3_600_000_000, "P1YT100H"),
+])
+def test_intervals_are_written_as_postgresql_iso_8601_style(months, days, micros, text):
+    assert interval_iso(months, days, micros) == text
+
+
+@pytest.mark.parametrize(("micros", "west", "text"), [
+    (0, 0, "00:00:00.000000+00:00"),
+    (43_200_500_000, -19_800, "12:00:00.500000+05:30"),
+    (86_400_000_000, 3600, "24:00:00.000000-01:00"),
+    (1, -(5 * 3600 + 53 * 60 + 28), "00:00:00.000001+05:53:28"),
+])
+def test_timetz_text_has_microseconds_and_the_offset_east(micros, west, text):
+    assert timetz_text(micros, west) == text
+
+
+def inet_wire(family: int, bits: int, cidr: bool, address: bytes) -> bytes:
+    return bytes([family, bits, int(cidr), len(address)]) + address
+
+
+@pytest.mark.parametrize(("wire", "text"), [
+    (inet_wire(2, 32, False, bytes([192, 168, 0, 1])), "192.168.0.1"),
+    (inet_wire(2, 24, False, bytes([192, 168, 0, 1])), "192.168.0.1/24"),
+    (inet_wire(2, 32, True, bytes([10, 0, 0, 1])), "10.0.0.1/32"),
+    (inet_wire(3, 128, False, bytes(16)), "::"),
+    (inet_wire(3, 128, False, bytes(15) + b"\x01"), "::1"),
+    (inet_wire(3, 128, False, bytes(10) + b"\xff\xff\x01\x02\x03\x04"), "::ffff:1.2.3.4"),
+    (inet_wire(3, 128, False, bytes(12) + b"\x01\x02\x03\x04"), "::1.2.3.4"),
+    (inet_wire(3, 64, True, bytes.fromhex("20010db8000000000000000000000000")),
+     "2001:db8::/64"),
+    (inet_wire(3, 128, False, bytes.fromhex("20010db8000000010000000000000001")),
+     "2001:db8:0:1::1"),
+    (inet_wire(3, 128, False, bytes.fromhex("20010db8000100000001000000000001")),
+     "2001:db8:1:0:1::1"),
+])
+def test_inet_text_is_written_as_postgresql_prints_it(wire, text):
+    assert inet_text(wire) == text
 
 
 @pytest.mark.parametrize(("sqlstate", "transient"), [

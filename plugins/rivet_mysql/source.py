@@ -1,0 +1,460 @@
+"""The MySQL / MariaDB source: one connection, read-only transactions, an unbuffered read.
+
+Protocol of one :meth:`MysqlSource.read`:
+
+1. ``SELECT @@session.time_zone, @@session.<timeout>, @@session.lock_wait_timeout,
+   @@session.innodb_lock_wait_timeout``: the session values Rivet is about to change.
+   ``<timeout>`` is ``max_statement_time`` (seconds) on MariaDB and ``max_execution_time``
+   (milliseconds) on MySQL, chosen from the server's version string.
+2. ``SET SESSION time_zone = '+00:00'`` plus, when configured, the statement timeout and
+   ``lock_wait_timeout`` / ``innodb_lock_wait_timeout`` (whole seconds, at least 1). The
+   zone makes ``TIMESTAMP`` text UTC whatever the server's or the session's zone.
+3. ``START TRANSACTION READ ONLY``: a query that writes fails. No ``WITH CONSISTENT
+   SNAPSHOT``: the read is one statement, and one statement reads one snapshot anyway.
+4. The query, on an unbuffered cursor: the server streams rows and pymysql reads them only
+   as Rivet asks, ``batch_size`` at a time, so the result set is never held in memory. The
+   column definitions arrive before the first row: the Arrow schema is fixed from them,
+   and unmappable columns raise :class:`~rivet_core.errors.UnsupportedTypeError` before
+   any row is read. ``throttle_ms`` sleeps between batches.
+5. ``COMMIT``, then ``SET SESSION`` of the values saved in step 1, once the last row is
+   read. After a server error the transaction is rolled back and the values restored the
+   same way. A stream closed early, or a connection that failed, is *closed* instead: an
+   unbuffered result cannot be abandoned without reading it to its end, and the session's
+   settings end with it.
+
+:meth:`MysqlSource.describe` runs none of that: it sends ``COM_STMT_PREPARE`` for the query
+and ``COM_STMT_CLOSE`` right after, which returns the column definitions without executing
+anything (a true zero-row probe; pymysql has no prepared statements, so this uses its packet
+functions ``_execute_command`` and ``_read_packet``).
+
+pymysql reliance, in one place: the source reads the column definitions from
+``cursor._result.fields`` (pymysql's ``FieldDescriptorPacket``: ``type_code``, ``flags``,
+``charsetnr``, ``length``, ``scale``), which pymysql keeps but does not document, and it
+clears ``connection._result.unbuffered_active`` before closing a connection in the middle
+of a result (otherwise pymysql tries to read the rest from the closed socket). Values are
+read with no decoders at all, as the server's text (see :mod:`rivet_mysql.decode`).
+
+``Query.sql`` takes pymysql placeholders (``%s``) when ``Query.params`` is not empty; with no
+params the text is sent as written. The statement timeout covers the whole streamed read of
+one query (MySQL times the statement, not each batch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import ssl
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pymysql
+from pymysql import converters
+from pymysql.constants import COMMAND
+from pymysql.cursors import Cursor, SSCursor
+from pymysql.protocol import FieldDescriptorPacket
+
+from rivet_core.backends import BatchStream, Query, ReadOptions, Source
+from rivet_core.config.connection import ConnectionParams
+from rivet_core.errors import SourceError, TransientSourceError
+from rivet_core.redact import redact
+from rivet_core.types import ColumnInfo, schema_of, unmatched_overrides
+from rivet_mysql import decode, typemap
+from rivet_mysql.config import MysqlConfig
+from rivet_mysql.errcodes import classify, error_text, hint_for
+
+ENCODERS = {k: v for k, v in converters.conversions.items() if not isinstance(k, int)}
+"""pymysql's parameter encoders without any decoder: result values stay the server's bytes."""
+
+SESSION_ZONE = "+00:00"
+
+
+def _wrap(exc: BaseException, label: str) -> SourceError:
+    """A pymysql failure as a Rivet error: the server's first line, error number, redacted."""
+    args: tuple[Any, ...] = tuple(exc.args)
+    code = args[0] if args and isinstance(args[0], int) and args[0] > 0 else None
+    message = str(args[1]) if len(args) > 1 else str(exc) or type(exc).__name__
+    lost = isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError))
+    transient = classify(code, message, connection_lost=lost)
+    cls = TransientSourceError if transient else SourceError
+    return cls(redact(error_text(label, message, code)), hint=hint_for(code))
+
+
+def _field(packet: Any) -> typemap.MyField:
+    return typemap.MyField(name=packet.name, type_code=packet.type_code, flags=packet.flags,
+                           charsetnr=packet.charsetnr, length=packet.length,
+                           decimals=packet.scale)
+
+
+class _Session:
+    """The session values a read changes, and the statements that set and restore them."""
+
+    def __init__(self, mariadb: bool, options: ReadOptions) -> None:
+        self.timeout_var = "max_statement_time" if mariadb else "max_execution_time"
+        self.names = ["time_zone"]
+        self.values: list[Any] = [SESSION_ZONE]
+        if options.statement_timeout_s > 0:
+            self.names.append(self.timeout_var)
+            self.values.append(options.statement_timeout_s if mariadb
+                               else max(1, round(options.statement_timeout_s * 1000)))
+        if options.lock_timeout_s > 0:
+            seconds = max(1, math.ceil(options.lock_timeout_s))
+            self.names += ["lock_wait_timeout", "innodb_lock_wait_timeout"]
+            self.values += [seconds, seconds]
+        self.saved: list[Any] | None = None
+
+    def save_sql(self) -> str:
+        return "SELECT " + ", ".join(f"@@session.{name}" for name in self.names)
+
+    def remember(self, row: Sequence[Any]) -> None:
+        saved: list[Any] = []
+        for name, value in zip(self.names, row, strict=True):
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            if name == "time_zone":
+                saved.append(text)
+            elif name == "max_statement_time":
+                saved.append(float(text))
+            else:
+                saved.append(int(float(text)))
+        self.saved = saved
+
+    def set_sql(self, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        # Variable names are ours, values are bound: SET takes expressions.
+        return ("SET " + ", ".join(f"SESSION {name} = %s" for name in self.names),
+                tuple(values))
+
+
+class MysqlSource(Source):
+    """Reads queries from one MySQL or MariaDB database over a single, reused connection."""
+
+    def __init__(self, config: MysqlConfig, *, config_dir: Path) -> None:
+        self._config = config
+        self._config_dir = config_dir
+        self._params: ConnectionParams | None = None
+        self._conn: pymysql.connections.Connection[Any] | None = None
+        self._mariadb = False
+        self._active: MysqlBatchStream | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    def _connection_params(self) -> ConnectionParams:
+        if self._params is None:
+            try:
+                params = self._config.resolve(self._config_dir, default_port=3306)
+            except (ValueError, KeyError, OSError) as exc:
+                raise SourceError(redact(f"mysql source: bad connection settings: {exc}"),
+                                  hint="run `rivet check` to see every config problem") from None
+            if params.query:
+                raise SourceError(
+                    f"mysql source: unsupported URL parameter(s) "
+                    f"{', '.join(sorted(params.query))}",
+                    hint="use the [source.tls] table and the source's own keys")
+            self._params = params
+        return self._params
+
+    def display_name(self) -> str:
+        try:
+            return self._connection_params().safe_url("mysql")
+        except SourceError:
+            return "mysql (connection settings unresolved)"
+
+    def _ssl(self, params: ConnectionParams) -> dict[str, Any] | None:
+        mode = params.tls_mode
+        if mode is None or mode == "disable":
+            return None
+        settings: dict[str, Any] = {"check_hostname": mode == "verify-full",
+                                    "verify_mode": ssl.CERT_NONE if mode == "require"
+                                    else ssl.CERT_REQUIRED}
+        if params.ca_file is not None and mode != "require":
+            settings["ca"] = params.ca_file
+        return settings
+
+    def _connect(self) -> pymysql.connections.Connection[Any]:
+        params = self._connection_params()
+        try:
+            conn = pymysql.connect(
+                host=params.host, port=params.port, user=params.user,
+                password=params.password or "", database=params.database or None,
+                charset="utf8mb4", use_unicode=False, conv=ENCODERS, autocommit=True,
+                connect_timeout=self._config.connect_timeout_s,
+                program_name=self._config.application_name, ssl=self._ssl(params),
+            )
+        except pymysql.err.MySQLError as exc:
+            raise _wrap(exc, f"cannot connect to {self.display_name()}") from None
+        self._mariadb = "mariadb" in conn.get_server_info().lower()
+        return conn
+
+    def _connection(self) -> pymysql.connections.Connection[Any]:
+        if self._conn is not None and not self._conn.open:
+            self._discard_connection()
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _discard_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        # An unbuffered result still streaming would make pymysql read it to its end when
+        # the cursor or result is collected; the socket closing below ends it instead.
+        result = getattr(conn, "_result", None)
+        if result is not None:
+            result.unbuffered_active = False
+        if conn.open:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    @staticmethod
+    def _execute(conn: pymysql.connections.Connection[Any], sql: str,
+                 params: tuple[Any, ...] | None = None) -> tuple[Any, ...] | None:
+        with conn.cursor(Cursor) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+
+    # ------------------------------------------------------------------ reading
+
+    def _begin(self, options: ReadOptions) -> tuple[pymysql.connections.Connection[Any],
+                                                    _Session]:
+        """Steps 1-3. A reused connection found dead here (server restart, wait_timeout) is
+        replaced once: nothing has run on it yet, so this cannot repeat work."""
+        reused = self._conn is not None and self._conn.open
+        conn = self._connection()
+        session = _Session(self._mariadb, options)
+        try:
+            row = self._execute(conn, session.save_sql())
+        except pymysql.err.OperationalError:
+            if not reused:
+                raise
+            self._discard_connection()
+            conn = self._connection()
+            session = _Session(self._mariadb, options)
+            row = self._execute(conn, session.save_sql())
+        assert row is not None
+        session.remember(row)
+        self._execute(conn, *session.set_sql(session.values))
+        self._execute(conn, "START TRANSACTION READ ONLY")
+        return conn, session
+
+    def _end(self, session: _Session, *, commit: bool) -> None:
+        """Step 5: end the transaction and restore the session; a connection that cannot
+        is closed, so no changed setting outlives the read."""
+        conn = self._conn
+        if conn is None or not conn.open:
+            self._discard_connection()
+            return
+        try:
+            self._execute(conn, "COMMIT" if commit else "ROLLBACK")
+            if session.saved is not None:
+                self._execute(conn, *session.set_sql(session.saved))
+        except (pymysql.err.MySQLError, OSError):
+            self._discard_connection()
+            if commit:
+                raise
+
+    def _open(self, query: Query, options: ReadOptions
+              ) -> tuple[SSCursor, _Session, list[ColumnInfo], list[decode.ColumnPlan]]:
+        if self._active is not None:
+            raise RuntimeError("a previous read on this source is still open; close its "
+                               "stream before starting another")
+        session: _Session | None = None
+        try:
+            conn, session = self._begin(options)
+            cursor = conn.cursor(SSCursor)
+            cursor.execute(query.sql, query.params or None)
+            result = cursor._result
+            fields = [_field(f) for f in (result.fields if result is not None else [])]
+        except (pymysql.err.MySQLError, OSError) as exc:
+            error = _wrap(exc, query.label)
+            self._abandon(session)
+            raise error from None
+        except BaseException:
+            self._abandon(session)
+            raise
+        try:
+            columns, plan = self._map(fields, options, query.label)
+        except BaseException:
+            # Nothing of the result has been read: closing the connection is cheaper than
+            # reading the rows to their end.
+            self._discard_connection()
+            raise
+        return cursor, session, columns, plan
+
+    def _abandon(self, session: _Session | None) -> None:
+        """After a failure before streaming: roll back and restore, or drop the connection."""
+        if session is None:
+            self._discard_connection()
+            return
+        with contextlib.suppress(pymysql.err.MySQLError, OSError):
+            self._end(session, commit=False)
+
+    def _map(self, fields: list[typemap.MyField], options: ReadOptions, label: str
+             ) -> tuple[list[ColumnInfo], list[decode.ColumnPlan]]:
+        overrides = options.column_types
+        names = [f.name for f in fields]
+        unknown = unmatched_overrides(names, overrides)
+        if unknown:
+            raise SourceError(
+                f"{label}: [exports.columns] names {', '.join(map(repr, unknown))}, which the "
+                f"query does not return (columns: {', '.join(names)})",
+                hint="column names are case-sensitive; fix the name or drop the override")
+        zero_dates = self._config.zero_dates
+        columns: list[ColumnInfo] = []
+        keys: list[str | None] = []
+        plan: list[decode.ColumnPlan] = []
+        for field in fields:
+            key, natural = typemap.map_field(field)
+            column, direct = natural, False
+            if field.name in overrides:
+                target = overrides[field.name]
+                column = typemap.override_column(natural, key, target)
+                direct = typemap.rescue_for(key, target) is not None
+            columns.append(column)
+            keys.append(key)
+            if column.arrow_type is None or key is None:
+                continue
+            build = (decode.direct_builder(key, column.arrow_type) if direct
+                     else decode.builder_for(key, zero_dates))
+            plan.append(decode.ColumnPlan(field.name, build, natural.arrow_type,
+                                          column.arrow_type, direct))
+        error = typemap.unsupported(columns, keys, label)
+        if error is not None:
+            raise error
+        return columns, plan
+
+    def _prepared_fields(self, conn: pymysql.connections.Connection[Any],
+                         sql: str) -> list[typemap.MyField]:
+        """Column definitions of ``sql`` from ``COM_STMT_PREPARE``; nothing is executed."""
+        conn._execute_command(COMMAND.COM_STMT_PREPARE, sql)
+        ok = conn._read_packet()
+        statement_id, columns, params = struct.unpack_from("<IHH", ok.get_all_data(), 1)
+        try:
+            for _ in range(params + (1 if params else 0)):  # definitions, then EOF
+                conn._read_packet()
+            packets = [conn._read_packet(FieldDescriptorPacket) for _ in range(columns)]
+            if columns:
+                conn._read_packet()  # EOF
+        finally:
+            conn._execute_command(COMMAND.COM_STMT_CLOSE, struct.pack("<I", statement_id))
+        return [_field(p) for p in packets]
+
+    def describe(self, query: Query, options: ReadOptions) -> list[ColumnInfo]:
+        """The mapped columns of ``query``, from a prepared statement that never runs."""
+        if self._active is not None:
+            raise RuntimeError("a previous read on this source is still open; close its "
+                               "stream before starting another")
+        reused = self._conn is not None and self._conn.open
+        try:
+            conn = self._connection()
+            sql = query.sql
+            if query.params:
+                sql = Cursor(conn).mogrify(query.sql, query.params)
+            try:
+                fields = self._prepared_fields(conn, sql)
+            except pymysql.err.OperationalError:
+                if not reused:
+                    raise
+                self._discard_connection()
+                fields = self._prepared_fields(self._connection(), sql)
+        except (pymysql.err.MySQLError, OSError) as exc:
+            error = _wrap(exc, query.label)
+            if isinstance(exc, (pymysql.err.OperationalError, OSError)):
+                self._discard_connection()
+            raise error from None
+        columns, _ = self._map(fields, options, query.label)
+        return columns
+
+    def read(self, query: Query, options: ReadOptions) -> MysqlBatchStream:
+        cursor, session, columns, plan = self._open(query, options)
+        stream = MysqlBatchStream(self, cursor, session, columns, plan, options, query.label)
+        self._active = stream
+        return stream
+
+    def _finished(self, stream: MysqlBatchStream, *, ok: bool, error: bool = False) -> None:
+        """Called by the stream when it ends. ``ok``: every row was read, commit and
+        restore. ``error``: the server ended the result with an error, roll back and
+        restore. Otherwise (closed early, broken link) close the connection."""
+        if self._active is stream:
+            self._active = None
+        if ok or error:
+            try:
+                self._end(stream.session, commit=ok)
+            except (pymysql.err.MySQLError, OSError) as exc:
+                raise _wrap(exc, stream.label) from None
+        else:
+            self._discard_connection()
+
+    def close(self) -> None:
+        if self._active is not None:
+            self._active.close()
+        self._discard_connection()
+
+
+class MysqlBatchStream(BatchStream):
+    """Batches of one unbuffered result. Iterate once; ``close()`` before the end closes the
+    connection (the server stops sending when the socket goes away)."""
+
+    def __init__(self, source: MysqlSource, cursor: SSCursor, session: _Session,
+                 columns: list[ColumnInfo], plan: list[decode.ColumnPlan],
+                 options: ReadOptions, label: str) -> None:
+        self.columns = columns
+        self.schema = schema_of(columns)
+        self.cursor = cursor
+        self.session = session
+        self.label = label
+        self._source = source
+        self._plan = plan
+        self._options = options
+        self._fetch_size = max(1, options.batch_size)
+        self._open = True
+        self._started = False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self._started:
+            raise RuntimeError("a MysqlBatchStream can be iterated only once")
+        self._started = True
+        return self._batches()
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        throttle_s = self._options.throttle_ms / 1000
+        max_bytes = self._options.max_batch_bytes
+        try:
+            while self._open:
+                size = self._fetch_size
+                try:
+                    rows = self.cursor.fetchmany(size)
+                except (pymysql.err.MySQLError, OSError) as exc:
+                    error = _wrap(exc, self.label)
+                    server_error = (isinstance(exc, pymysql.err.MySQLError) and exc.args
+                                    and isinstance(exc.args[0], int) and exc.args[0] < 2000)
+                    self._open = False
+                    with contextlib.suppress(SourceError):
+                        self._source._finished(self, ok=False, error=bool(server_error))
+                    raise error from None
+                last = len(rows) < size
+                if last:
+                    self._open = False
+                    self._source._finished(self, ok=True)
+                if rows:
+                    batch = self._convert(rows)
+                    if max_bytes is not None and batch.nbytes > max_bytes:
+                        self._fetch_size = max(1, size // 2)
+                    yield batch
+                if not last and throttle_s > 0:
+                    time.sleep(throttle_s)
+        finally:
+            # An error, or the consumer stopping early (GeneratorExit), ends up here.
+            self.close()
+
+    def _convert(self, rows: Sequence[tuple[Any, ...]]) -> pa.RecordBatch:
+        columns = list(zip(*rows, strict=True))
+        arrays = [decode.build_column(values, col)
+                  for values, col in zip(columns, self._plan, strict=True)]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._source._finished(self, ok=False)
