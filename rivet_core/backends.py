@@ -68,6 +68,9 @@ class BatchStream(abc.ABC):
 
     columns: list[ColumnInfo]
     schema: pa.Schema
+    read_path: str = ""
+    """Which way the source reads (e.g. ``"binary COPY, 2 connections"``), for the summary;
+    a source with a fast and a compatible path says which one it chose, and why."""
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[pa.RecordBatch]: ...

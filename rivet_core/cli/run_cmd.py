@@ -114,6 +114,8 @@ def print_summary(console: Console, results: list[ExportResult]) -> None:
             resumed = f", {c['skipped_completed']} already done" if r.resumed else ""
             console.say(f"    chunks {c['completed']}/{c['total']} completed, {c['failed']} "
                         f"failed{resumed}")
+        if r.read_paths:
+            console.say(f"    read: {'; '.join(r.read_paths)}")
         for warning in r.warnings:
             console.say(f"    warning: {warning}")
         if r.note:

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from rivet_core import sql as sqlshapes
 from rivet_core.backends import (
+    BatchStream,
     Destination,
     DestinationContext,
     Format,
@@ -91,6 +92,7 @@ class ExportResult:
     window_start: str | None = None
     chunks: dict[str, int] | None = None
     resumed: bool = False
+    read_paths: list[str] = attrs.field(factory=list)
 
     @property
     def bytes(self) -> int:
@@ -121,6 +123,7 @@ class ExportResult:
             "window_start": self.window_start,
             "chunks": self.chunks,
             "resumed": self.resumed,
+            "read_paths": self.read_paths,
             "error": self.error,
             "hint": self.hint,
             "note": self.note,
@@ -297,10 +300,13 @@ class ExportRun:
             self._guarded = self.manifest.guard(self.destination())
         return self._guarded
 
-    def _schema_seen(self, schema: pa.Schema) -> None:
+    def _stream_opened(self, stream: BatchStream) -> None:
+        """Note the schema (for the manifest) and how the source reads (for the summary)."""
         with self._lock:
             if self._schema is None:
-                self._schema = schema
+                self._schema = stream.schema
+            if stream.read_path and stream.read_path not in self.result.read_paths:
+                self.result.read_paths.append(stream.read_path)
 
     def fmt(self) -> Format:
         if self._format is None:
@@ -367,7 +373,7 @@ class ExportRun:
             roller: FileRoller | None = None
             try:
                 with source.read(query, options) as stream:
-                    self._schema_seen(stream.schema)
+                    self._stream_opened(stream)
                     roller = FileRoller(
                         destination=self.target_destination(), fmt=self.fmt(),
                         schema=stream.schema,
@@ -681,7 +687,7 @@ class ExportRun:
             committed: list[FileResult] = []
             try:
                 with source.read(query, self.options) as stream:
-                    self._schema_seen(stream.schema)
+                    self._stream_opened(stream)
                     roller = FileRoller(
                         destination=self.target_destination(), fmt=self.fmt(),
                         schema=stream.schema,
