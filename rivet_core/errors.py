@@ -117,7 +117,13 @@ class StateError(RivetError):
 
 
 class TransientError(RivetError):
-    """Mixin marking an error as worth retrying on a fresh connection."""
+    """Mixin marking an error as worth retrying on a fresh connection.
+
+    ``reason`` may say what kind of transient failure it is; ``"timeout"`` (a statement
+    timeout) is retried only when ``tuning.retry_timeouts`` is on, since a query that ran out
+    of time once usually does again."""
+
+    reason: str | None = None
 
 
 class TransientSourceError(SourceError, TransientError):

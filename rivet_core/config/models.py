@@ -69,6 +69,11 @@ class Tuning:
     max_batch_memory_mb: int | None = doc(
         "Cap on the Arrow memory of one batch; wide rows shrink the batch to fit.", default=None
     )
+    retry_timeouts: bool | None = doc(
+        "Also retry a statement that hit `statement_timeout_s` (default false: a query that "
+        "ran out of time once usually does again).",
+        default=None,
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +88,7 @@ class EffectiveTuning:
     max_retries: int
     retry_backoff_ms: int
     max_batch_memory_mb: int | None
+    retry_timeouts: bool = False
 
 
 PROFILES: dict[str, EffectiveTuning] = {

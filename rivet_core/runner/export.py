@@ -156,7 +156,8 @@ class ExportRun:
                                    mode=plan.config.mode, started_at=started)
         self.dialect = sqlshapes.dialect_for(plan.source.spec.dialect)
         self.retry = RetryPolicy(max_retries=plan.tuning.max_retries,
-                                 backoff_ms=plan.tuning.retry_backoff_ms)
+                                 backoff_ms=plan.tuning.retry_backoff_ms,
+                                 retry_timeouts=plan.tuning.retry_timeouts)
         self.options = ReadOptions(
             batch_size=plan.tuning.batch_size,
             statement_timeout_s=plan.tuning.statement_timeout_s,

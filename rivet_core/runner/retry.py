@@ -13,7 +13,7 @@ from rivet_core.errors import TransientError
 class RetryPolicy:
     max_retries: int
     backoff_ms: int
-    retry_timeouts: bool = True
+    retry_timeouts: bool = False
     """Whether a statement timeout counts as transient (a slow query may just be slow)."""
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:

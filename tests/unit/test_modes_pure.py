@@ -135,3 +135,21 @@ def test_plan_hash_changes_with_anything_that_moves_boundaries():
     assert chunks.plan_hash(**base) == chunks.plan_hash(**base)
     for key, value in [("sql", "SELECT 2"), ("chunk_column", "k"), ("chunk_size", 11)]:
         assert chunks.plan_hash(**{**base, key: value}) != chunks.plan_hash(**base)
+
+
+def test_retry_policy_bounds_attempts_and_spares_timeouts_unless_asked():
+    from rivet_core.errors import SourceError, TransientSourceError
+    from rivet_core.runner.retry import RetryPolicy
+
+    policy = RetryPolicy(max_retries=2, backoff_ms=100)
+    lost = TransientSourceError("connection lost")
+    timeout = TransientSourceError("statement timeout")
+    timeout.reason = "timeout"
+    assert policy.should_retry(lost, 0) and policy.should_retry(lost, 1)
+    assert not policy.should_retry(lost, 2)
+    assert not policy.should_retry(SourceError("syntax error"), 0)
+    assert not policy.should_retry(timeout, 0)
+    assert RetryPolicy(max_retries=2, backoff_ms=100, retry_timeouts=True).should_retry(
+        timeout, 0)
+    delays = [policy.delay(n) for n in (1, 2, 3)]
+    assert 0.05 <= delays[0] <= 0.1 and 0.1 <= delays[1] <= 0.2 and 0.2 <= delays[2] <= 0.4
