@@ -577,6 +577,10 @@ class ExportRun:
             result.files.extend(FileResult(name=f.file_name, uri=f.uri, rows=f.rows,
                                            bytes=f.bytes, sha256=f.sha256, chunk=f.chunk_index)
                                 for f in reversed(earlier))
+            result.rows += sum(f.rows for f in earlier)
+            if earlier:
+                result.note = (f"{sum(f.rows for f in earlier):,} of the rows were committed by "
+                               "the interrupted invocation(s) of this run")
             return self.state.chunk_tasks(in_progress.run_id)
         if in_progress is not None:
             raise StateError(
