@@ -348,19 +348,25 @@ def test_a_second_concurrent_run_of_one_export_is_refused(rivet_project, databas
 def test_lost_connection_is_retried_on_a_fresh_connection(rivet_project, database):
     if database.kind != "postgres":
         pytest.skip("backend termination is exercised on PostgreSQL")
+    import uuid
+
+    import attrs
     import psycopg
 
+    # Our own application_name, so the killer never touches another run's connection.
+    app = f"rivet_retry_{uuid.uuid4().hex[:8]}"
+    db = attrs.evolve(database, url=f"{database.url}?application_name={app}")
     query = "SELECT g AS id, pg_sleep(0.002) IS NULL AS z FROM generate_series(1, 1500) g"
-    rivet_project.write_config(config(database, f'query = "{query}"\n'
-                                                '[exports.tuning]\nmax_retries = 2\n'
-                                                'retry_backoff_ms = 10\nbatch_size = 100'))
+    rivet_project.write_config(config(db, f'query = "{query}"\n'
+                                          '[exports.tuning]\nmax_retries = 2\n'
+                                          'retry_backoff_ms = 10\nbatch_size = 100'))
     killed: list[int] = []
 
     def killer() -> None:
         with psycopg.connect(database.url, autocommit=True) as conn:
-            for _ in range(500):
+            for _ in range(1000):
                 rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name "
-                                    "= 'rivet' AND query LIKE 'FETCH%%'").fetchall()
+                                    "= %s AND query LIKE 'FETCH%%'", (app,)).fetchall()
                 if rows:
                     conn.execute("SELECT pg_terminate_backend(%s)", (rows[0][0],))
                     killed.append(rows[0][0])
