@@ -39,8 +39,8 @@ class Database:
 
     @property
     def url(self) -> str:
-        """The URL form most tools take (no password: the local servers trust us, and a
-        password would end up in process listings)."""
+        """The URL form, with the password when there is one: hand it to child processes
+        through the environment, never on a command line."""
         scheme = "postgresql" if self.kind == "pg" else "mysql"
         auth = self.user if not self.password else f"{self.user}:{self.password}"
         return f"{scheme}://{auth}@{self.host}:{self.port}/{self.database}"
