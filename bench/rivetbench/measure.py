@@ -20,8 +20,9 @@ the child runs, and keeps the maximum, over the run, of:
   a snapshot was held;
 - ``max_backends``: sessions connected to the benchmark database at once.
 
-The sampler's own session is excluded. A statement shorter than the interval may be missed,
-and each maximum is low by up to one interval.
+Sessions that were already connected when the sampler started (the sampler's own, the
+harness's, anyone else's) are left out: only sessions the tool opened count. A statement
+shorter than the interval may be missed, and each maximum is low by up to one interval.
 """
 
 from __future__ import annotations
@@ -38,16 +39,17 @@ from typing import Any
 
 from rivetbench.settings import Database
 
+# One row per session: id, age of its running statement (NULL when idle), age of its open
+# transaction (NULL when none; PostgreSQL only).
 _PG_SAMPLE = """
-SELECT count(*),
-       coalesce(max(extract(epoch FROM clock_timestamp() - query_start))
-                FILTER (WHERE state = 'active'), 0),
-       coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)
+SELECT pid,
+       CASE WHEN state = 'active' THEN extract(epoch FROM clock_timestamp() - query_start) END,
+       extract(epoch FROM clock_timestamp() - xact_start)
 FROM pg_stat_activity
 WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'"""
 
 _MY_SAMPLE = """
-SELECT COUNT(*), COALESCE(MAX(IF(COMMAND IN ('Query', 'Execute'), TIME_MS, NULL)), 0) / 1000
+SELECT ID, IF(COMMAND IN ('Query', 'Execute'), TIME_MS / 1000, NULL), NULL
 FROM information_schema.PROCESSLIST
 WHERE ID <> CONNECTION_ID() AND DB = %s"""
 
@@ -133,6 +135,7 @@ class Sampler(threading.Thread):
         self.error: str | None = None
         self._stop_event = threading.Event()
         self._ready = threading.Event()
+        self._before: set[int] | None = None
 
     def _connect(self) -> Any:
         if self.db.kind == "pg":
@@ -144,18 +147,24 @@ class Sampler(threading.Thread):
         return pymysql.connect(host=self.db.host, port=self.db.port, user=self.db.user,
                                password=self.db.password, autocommit=True)
 
-    def _sample(self, conn: Any) -> None:
+    def _sessions(self, conn: Any) -> list[tuple[int, float | None, float | None]]:
         if self.db.kind == "pg":
-            row = conn.execute(_PG_SAMPLE, (self.db.database,)).fetchone()
-            backends, statement, xact = int(row[0]), float(row[1]), float(row[2])
-            self.longest_xact_s = max(self.longest_xact_s or 0.0, xact)
+            rows = conn.execute(_PG_SAMPLE, (self.db.database,)).fetchall()
         else:
             with conn.cursor() as cur:
                 cur.execute(_MY_SAMPLE, (self.db.database,))
-                row = cur.fetchone()
-            backends, statement = int(row[0]), float(row[1])
-        self.max_backends = max(self.max_backends, backends)
-        self.longest_statement_s = max(self.longest_statement_s, statement)
+                rows = cur.fetchall()
+        return [(int(pid), None if stmt is None else float(stmt),
+                 None if xact is None else float(xact)) for pid, stmt, xact in rows]
+
+    def _sample(self, conn: Any) -> None:
+        sessions = [s for s in self._sessions(conn) if s[0] not in (self._before or set())]
+        self.max_backends = max(self.max_backends, len(sessions))
+        for _, statement, xact in sessions:
+            if statement is not None:
+                self.longest_statement_s = max(self.longest_statement_s, statement)
+            if xact is not None and self.longest_xact_s is not None:
+                self.longest_xact_s = max(self.longest_xact_s, xact)
         self.samples += 1
 
     def run(self) -> None:
@@ -165,6 +174,10 @@ class Sampler(threading.Thread):
             self.error = f"sampler could not connect: {exc}"
             self._ready.set()
             return
+        try:
+            self._before = {pid for pid, _, _ in self._sessions(conn)}
+        except Exception as exc:
+            self.error = f"sampler failed: {exc}"
         self._ready.set()
         try:
             while not self._stop_event.is_set():
