@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       "check that every tool works end to end")
     mode.add_argument("--memory", action="store_true",
                       help="memory growth: Rivet on narrow 1M vs 10M rows (Parquet), peak RSS")
-    mode.add_argument("--seed-only", action="store_true", help="seed the tables and stop")
+    parser.add_argument("--seed-only", action="store_true",
+                        help="seed the tables (of --smoke / --memory if given) and stop")
     parser.add_argument("--runs", type=int, help="runs per (tool, table, format); default 3, "
                         "1 with --smoke")
     parser.add_argument("--tables", type=_csv_list, default=list(fixtures.KINDS),
@@ -97,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-output", action="store_true",
                         help="keep each run's directory (output files, logs, rivet.toml)")
     parser.add_argument("--list-tools", action="store_true", help="list the tools and exit")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="print the Markdown of a saved report (.json or .partial.json) "
+                        "and exit")
     args = parser.parse_args(argv)
     unknown = [t for t in (args.tools or []) + args.skip_tools if t not in all_tools]
     unknown += [v for v in args.rivet_variants if v not in rivetcfg.VARIANTS]
@@ -139,8 +143,16 @@ def select_tables(args: argparse.Namespace) -> list[Table]:
 # ---------------------------------------------------------------------------- one run
 
 def _error_text(text: str, limit: int = 1500) -> str:
+    """The telling part of a failed tool's output: after a Python traceback, the exception
+    lines; otherwise the last lines around the last line that mentions an error."""
     lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines()]
-    lines = [line for line in lines if line.strip()]
+    lines = [line for line in lines if line.strip() and set(line.strip()) - set("^~ ")]
+    traceback = [i for i, line in enumerate(lines) if line.startswith("Traceback ")]
+    if traceback:
+        body = lines[traceback[-1] + 1:]
+        frames = [i for i, line in enumerate(body) if line.startswith(" ")]
+        tail = body[frames[-1] + 1:] if frames else body
+        return "\n".join(tail)[-limit:]
     interesting = [i for i, line in enumerate(lines)
                    if re.search(r"error|fatal|failed|exception|panic", line, re.IGNORECASE)]
     start = max(0, (interesting[-1] - 3) if interesting else len(lines) - 8)
@@ -333,6 +345,8 @@ def _output_stem(args: argparse.Namespace, stamp: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render_saved(args.render)
     chosen = select_tools(args)
     if args.list_tools:
         for tool in list(tools.REFERENCE_TOOLS) + tools.rivet_tools(list(rivetcfg.VARIANTS)):
@@ -370,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     work_dir = args.work_dir / stamp
+    stem = _output_stem(args, stamp)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    partial = stem.with_suffix(".partial.json")
     runs: list[dict[str, Any]] = []
     not_applicable: dict[str, list[str]] = {}
     for db in dbs:
@@ -396,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
                     record = run_once(tool, fmt, db, table, run, rows, run_dir, args,
                                       install_failures)
                     runs.append(record)
+                    # Kept current after every run: a run killed halfway still has its data.
+                    partial.write_text(json.dumps({"runs": runs}, default=str) + "\n")
                     log(f"[{db.kind} {table.name} {fmt} run {run}] {tool.name}: "
                         f"{_describe(record)}")
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -419,14 +438,32 @@ def main(argv: list[str] | None = None) -> int:
         "install_failures": install_failures,
         "tools": {t.name: t.description for t in chosen},
     }
+    meta["not_applicable"] = not_applicable
     summaries = report.summarize(runs)
     markdown = render_markdown(meta, summaries, not_applicable, args.memory)
-    stem = _output_stem(args, stamp)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(
         json.dumps({"meta": meta, "summary": summaries, "runs": runs}, indent=2, default=str)
         + "\n")
     stem.with_suffix(".md").write_text(markdown + "\n")
+    partial.unlink(missing_ok=True)
     print(markdown)
     log(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
+    return 0
+
+
+def render_saved(path: Path) -> int:
+    """Print the Markdown report of a saved JSON report again (after a change to the
+    report's layout, or to read a ``.partial.json`` of an interrupted run)."""
+    data = json.loads(path.read_text())
+    runs = data["runs"]
+    meta = data.get("meta")
+    summaries = report.summarize(runs)
+    if meta is None:
+        lines = [f"# Rivet benchmark — partial results from {path.name}", ""]
+        for db, table, fmt in report.sections(summaries):
+            lines += [report.render_section(summaries, db, table, fmt), ""]
+        print("\n".join(lines))
+        return 0
+    print(render_markdown(meta, summaries, meta.get("not_applicable", {}),
+                          meta.get("mode") == "memory"))
     return 0
