@@ -174,8 +174,12 @@ def render_section(summaries: list[Summary], db: str, table: str, fmt: str,
              f"({_num(rows_expected, 0) if rows_expected else '?'} rows) → {title}", "",
              HEADER, RULE, *(_row(s) for s in members)]
     failures = [s for s in members if s["status"] != OK and s["error"]]
-    if failures or not_applicable:
+    self_reported = [s for s in members if s.get("rivet_peak_rss_mb") is not None]
+    if failures or not_applicable or self_reported:
         lines.append("")
+    for s in self_reported:
+        lines.append(f"- {s['tool']}'s own summary reports peak RSS "
+                     f"{s['rivet_peak_rss_mb']:.0f} MiB")
     for s in failures:
         error = " ".join(str(s["error"]).split())
         if len(error) > 400:
