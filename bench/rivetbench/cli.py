@@ -134,8 +134,8 @@ def select_tools(args: argparse.Namespace) -> list[tools.Tool]:
 
 def select_tables(args: argparse.Namespace) -> list[Table]:
     if args.memory:
-        sizes = (10_000, 50_000) if args.smoke else fixtures.MEMORY_ROWS
-        return [Table("narrow", rows) for rows in sizes]
+        memory_rows = (10_000, 50_000) if args.smoke else fixtures.MEMORY_ROWS
+        return [Table("narrow", rows) for rows in memory_rows]
     sizes = fixtures.SMOKE_ROWS if args.smoke else fixtures.FULL_ROWS
     return [Table(kind, sizes[kind]) for kind in args.tables]
 

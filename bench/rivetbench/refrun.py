@@ -83,7 +83,7 @@ def _duckdb_extension(module_name: str) -> str:
     import importlib
 
     module = importlib.import_module(module_name)
-    found = sorted(Path(module.__file__).parent.glob("extensions/*/*.duckdb_extension"))
+    found = sorted(Path(str(module.__file__)).parent.glob("extensions/*/*.duckdb_extension"))
     if not found:
         raise RuntimeError(f"{module_name} ships no .duckdb_extension file")
     return str(found[-1])

@@ -64,7 +64,7 @@ def summarize(runs: list[Run]) -> list[Summary]:
     groups: dict[tuple[str, str, str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault(_key(run), []).append(run)
-    summaries = []
+    summaries: list[Summary] = []
     for (db, table, fmt, tool), members in groups.items():
         passed = [r for r in members if r["status"] == OK]
         wall = median(r["wall_s"] for r in passed)
