@@ -98,9 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-output", action="store_true",
                         help="keep each run's directory (output files, logs, rivet.toml)")
     parser.add_argument("--list-tools", action="store_true", help="list the tools and exit")
-    parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="print the Markdown of a saved report (.json or .partial.json) "
-                        "and exit")
+    parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
+                        help="print the Markdown of saved reports (.json or .partial.json; "
+                        "several are merged, the first one's header is used) and exit")
     args = parser.parse_args(argv)
     unknown = [t for t in (args.tools or []) + args.skip_tools if t not in all_tools]
     unknown += [v for v in args.rivet_variants if v not in rivetcfg.VARIANTS]
@@ -451,15 +451,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render_saved(path: Path) -> int:
-    """Print the Markdown report of a saved JSON report again (after a change to the
-    report's layout, or to read a ``.partial.json`` of an interrupted run)."""
-    data = json.loads(path.read_text())
-    runs = data["runs"]
-    meta = data.get("meta")
+def render_saved(paths: list[Path]) -> int:
+    """Print the Markdown report of saved JSON reports again: after a change to the report's
+    layout, to read the ``.partial.json`` of an interrupted run, or to merge runs taken in
+    several invocations (their runs are pooled; the first file with a header gives it)."""
+    runs: list[dict[str, Any]] = []
+    meta: dict[str, Any] | None = None
+    for path in paths:
+        data = json.loads(path.read_text())
+        runs += data["runs"]
+        if meta is None and data.get("meta"):
+            meta = data["meta"]
     summaries = report.summarize(runs)
     if meta is None:
-        lines = [f"# Rivet benchmark — partial results from {path.name}", ""]
+        lines = [f"# Rivet benchmark — partial results from {paths[0].name}", ""]
         for db, table, fmt in report.sections(summaries):
             lines += [report.render_section(summaries, db, table, fmt), ""]
         print("\n".join(lines))
