@@ -70,7 +70,7 @@ def summarize(runs: list[Run]) -> list[Summary]:
         wall = median(r["wall_s"] for r in passed)
         first = members[0]
         failure = next((r for r in members if r["status"] != OK), None)
-        verified = [r.get("rows_verified") for r in members]
+        verified = [r.get("rows_verified") for r in (passed or members)]
         summaries.append({
             "db": db, "table": table, "format": fmt, "tool": tool,
             "tool_kind": first.get("tool_kind"),
