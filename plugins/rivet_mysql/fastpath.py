@@ -213,6 +213,20 @@ def range_select(carriers: list[Carrier], table: str, key: str, lo: int, hi: int
     return f"SELECT {exprs} FROM {table_ref(table)} WHERE {where}"
 
 
+BATCH_BYTES = 16 << 20
+"""Arrow bytes a ConnectorX batch aims at when ``max_batch_memory_mb`` is not set: each
+connection holds a few batches in flight, so wide rows must shrink the batch."""
+
+
+def batch_rows(batch_size: int, max_batch_bytes: int | None, row_bytes: int | None) -> int:
+    """Rows per ConnectorX batch: ``batch_size``, fewer when the table's average row length
+    says such a batch would exceed ``max_batch_bytes`` (or :data:`BATCH_BYTES`)."""
+    rows = max(1, batch_size)
+    if row_bytes:
+        rows = min(rows, max(1, (max_batch_bytes or BATCH_BYTES) // row_bytes))
+    return rows
+
+
 RANGE_ROWS = 500_000
 """Rows a parallel range aims at: a statement of a second or two on a busy server."""
 

@@ -456,6 +456,10 @@ class MysqlSource(Source):
                 return reason
         statement = fastpath.select_sql(carriers, table=table, query=sql)
         waves, how = [[statement]], "1 connection"
+        batch_rows = options.batch_size
+        if table is not None:
+            batch_rows = fastpath.batch_rows(options.batch_size, options.max_batch_bytes,
+                                             self._row_bytes(conn, table))
         if options.parallel > 1:
             split = (self._split(conn, table, options.parallel) if table is not None
                      else "parallel reads need a table export")
@@ -470,7 +474,7 @@ class MysqlSource(Source):
                 how = (f"{min(options.parallel, len(statements))} connections over "
                        f"{len(statements)} ranges of {key}")
         return _FastRead(columns=columns, carriers=carriers, waves=waves,
-                         read_path=f"ConnectorX binary protocol, {how}")
+                         batch_rows=batch_rows, read_path=f"ConnectorX binary protocol, {how}")
 
     def _materialises(self, conn: pymysql.connections.Connection[Any], sql: str,
                       wrapped: str) -> str | None:
@@ -511,6 +515,15 @@ class MysqlSource(Source):
         return key, fastpath.key_ranges(int(lo), int(hi), estimated_rows=estimated,
                                         parallel=parallel)
 
+    def _row_bytes(self, conn: pymysql.connections.Connection[Any], table: str) -> int | None:
+        """The table's average row length from the server's statistics (None: unknown)."""
+        schema, name = fastpath.table_parts(table)
+        rows = self._rows(conn, "SELECT AVG_ROW_LENGTH FROM information_schema.TABLES WHERE "
+                                "TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
+                          (schema, name))
+        value = rows[0][0] if rows else None
+        return int(value) if value else None
+
     @staticmethod
     def _rows(conn: pymysql.connections.Connection[Any], sql: str,
               params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -527,7 +540,8 @@ class MysqlSource(Source):
                                       self._config.connect_timeout_s),
             session=cxread.session_statements(list(zip(session.names, session.values,
                                                        strict=True))),
-            options=options, label=label, read_path=choice.read_path,
+            options=attrs.evolve(options, batch_size=choice.batch_rows), label=label,
+            read_path=choice.read_path,
             kill=self._kill_tagged, on_end=self._fast_ended)
 
     def _kill_tagged(self, token: str) -> None:
@@ -579,6 +593,8 @@ class _FastRead:
     columns: list[ColumnInfo]
     carriers: list[fastpath.Carrier]
     waves: list[list[str]]
+    batch_rows: int
+    """Rows per ConnectorX batch (``batch_size``, fewer for wide rows)."""
     read_path: str
 
 
