@@ -232,13 +232,13 @@ RANGE_ROWS = 500_000
 
 
 def key_ranges(lo: int, hi: int, *, estimated_rows: int, parallel: int,
-               range_rows: int = RANGE_ROWS) -> list[tuple[int, int | None]]:
+               range_rows: int | None = None) -> list[tuple[int, int | None]]:
     """Split the keys ``lo..hi`` (inclusive) into ranges of about ``range_rows`` rows each
     (at least ``parallel``), assuming the rows are spread evenly over the keys. The first
     range is open below and the last open above, so a row inserted outside the bounds seen
     at planning time is still read."""
     span = hi - lo + 1
-    count = max(parallel, math.ceil(max(estimated_rows, 1) / range_rows))
+    count = max(parallel, math.ceil(max(estimated_rows, 1) / (range_rows or RANGE_ROWS)))
     count = max(1, min(count, span))
     width = math.ceil(span / count)
     bounds = [lo + i * width for i in range(count) if lo + i * width <= hi]
