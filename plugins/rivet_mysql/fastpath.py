@@ -227,18 +227,32 @@ def batch_rows(batch_size: int, max_batch_bytes: int | None, row_bytes: int | No
     return rows
 
 
-RANGE_ROWS = 500_000
-"""Rows a parallel range aims at: a statement of a second or two on a busy server."""
+RANGE_BYTES = 32 << 20
+"""Table bytes (by the server's average row length) one key range aims at. ConnectorX reads
+a statement's rows as fast as the server sends them, whatever the consumer's pace (its
+stream has no back-pressure), so a range is the most it can hold ahead: a bounded range
+keeps memory flat, and keeps each statement short."""
+
+MIN_RANGE_ROWS = 10_000
+QUERY_ROWS = 1_000_000
+"""Most rows (the server's EXPLAIN estimate) a query that cannot be split into key ranges
+may have to be read over ConnectorX; a bigger one is read over pymysql, which holds only
+the batch in hand."""
+
+
+def range_rows(row_bytes: int | None) -> int:
+    """Rows per key range for a table whose average row is ``row_bytes`` long."""
+    return max(MIN_RANGE_ROWS, RANGE_BYTES // max(row_bytes or 1, 1))
 
 
 def key_ranges(lo: int, hi: int, *, estimated_rows: int, parallel: int,
-               range_rows: int | None = None) -> list[tuple[int, int | None]]:
-    """Split the keys ``lo..hi`` (inclusive) into ranges of about ``range_rows`` rows each
-    (at least ``parallel``), assuming the rows are spread evenly over the keys. The first
-    range is open below and the last open above, so a row inserted outside the bounds seen
-    at planning time is still read."""
+               rows_per_range: int) -> list[tuple[int, int | None]]:
+    """Split the keys ``lo..hi`` (inclusive) into ranges of about ``rows_per_range`` rows
+    each (at least ``parallel``), assuming the rows are spread evenly over the keys. The
+    first range is open below and the last open above, so a row inserted outside the bounds
+    seen at planning time is still read."""
     span = hi - lo + 1
-    count = max(parallel, math.ceil(max(estimated_rows, 1) / (range_rows or RANGE_ROWS)))
+    count = max(parallel, math.ceil(max(estimated_rows, 1) / max(rows_per_range, 1)))
     count = max(1, min(count, span))
     width = math.ceil(span / count)
     bounds = [lo + i * width for i in range(count) if lo + i * width <= hi]

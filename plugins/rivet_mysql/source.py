@@ -446,60 +446,77 @@ class MysqlSource(Source):
             carriers.append(carrier)
         table = query.table if not query.params else None
         cast = next((c.name for c in carriers if c.cast), None)
-        if cast is not None and table is None:
-            if fastpath.has_order_by(sql):
-                return (f"the query has ORDER BY, and column {cast} needs a server-side cast "
-                        f"in a derived table, whose order MariaDB does not keep")
-            wrapped = fastpath.select_sql(carriers, table=None, query=sql)
-            reason = self._materialises(conn, sql, wrapped)
-            if reason is not None:
-                return reason
+        if cast is not None and table is None and fastpath.has_order_by(sql):
+            return (f"the query has ORDER BY, and column {cast} needs a server-side cast "
+                    f"in a derived table, whose order MariaDB does not keep")
+        row_bytes = self._row_bytes(conn, table) if table is not None else None
+        batch_rows = fastpath.batch_rows(options.batch_size, options.max_batch_bytes,
+                                         row_bytes)
+        split = (self._split(conn, table, options.parallel, row_bytes) if table is not None
+                 else "not a table export")
+        if not isinstance(split, str):
+            key, ranges = split
+            statements = [fastpath.range_select(carriers, str(table), key, lo, hi)
+                          for lo, hi in ranges]
+            parallel = max(1, options.parallel)
+            waves = [statements[i:i + parallel] for i in range(0, len(statements), parallel)]
+            connections = min(parallel, len(statements))
+            how = (f"{connections} connection{'s' if connections > 1 else ''} over "
+                   f"{len(statements)} ranges of {key}")
+            return _FastRead(columns=columns, carriers=carriers, waves=waves,
+                             batch_rows=batch_rows,
+                             read_path=f"ConnectorX binary protocol, {how}")
+        # One statement: it must stream from the server as it is and be small enough for
+        # ConnectorX's unbounded read-ahead.
         statement = fastpath.select_sql(carriers, table=table, query=sql)
-        waves, how = [[statement]], "1 connection"
-        batch_rows = options.batch_size
-        if table is not None:
-            batch_rows = fastpath.batch_rows(options.batch_size, options.max_batch_bytes,
-                                             self._row_bytes(conn, table))
+        reason = self._too_big_or_materialised(conn, sql, statement, split)
+        if reason is not None:
+            return reason
+        how = "1 connection"
         if options.parallel > 1:
-            split = (self._split(conn, table, options.parallel) if table is not None
-                     else "parallel reads need a table export")
-            if isinstance(split, str):
-                how += f" (parallel = {options.parallel} not used: {split})"
-            else:
-                key, ranges = split
-                statements = [fastpath.range_select(carriers, str(table), key, lo, hi)
-                              for lo, hi in ranges]
-                waves = [statements[i:i + options.parallel]
-                         for i in range(0, len(statements), options.parallel)]
-                how = (f"{min(options.parallel, len(statements))} connections over "
-                       f"{len(statements)} ranges of {key}")
-        return _FastRead(columns=columns, carriers=carriers, waves=waves,
+            how += f" (parallel = {options.parallel} not used: {split})"
+        return _FastRead(columns=columns, carriers=carriers, waves=[[statement]],
                          batch_rows=batch_rows, read_path=f"ConnectorX binary protocol, {how}")
 
-    def _materialises(self, conn: pymysql.connections.Connection[Any], sql: str,
-                      wrapped: str) -> str | None:
-        """Why the derived-table wrapper cannot be used (the server would materialise the
-        query into a temporary table instead of streaming it), or None. EXPLAIN plans
-        without executing."""
-        def derived(statement: str) -> int:
-            with conn.cursor(Cursor) as cursor:
-                cursor.execute("EXPLAIN " + statement)
-                names = [d[0].lower() for d in cursor.description or ()]
-                kinds = [row[names.index("select_type")] for row in cursor.fetchall()]
-            return sum(1 for kind in kinds if kind in (b"DERIVED", "DERIVED"))
-
+    def _too_big_or_materialised(self, conn: pymysql.connections.Connection[Any], sql: str,
+                                 statement: str, unsplit: str) -> str | None:
+        """Why one statement cannot be read over ConnectorX, from EXPLAIN (which plans
+        without executing): more rows than :data:`fastpath.QUERY_ROWS` are estimated, or the
+        select-list wrapper makes the server materialise the query (a new ``DERIVED``
+        step) instead of streaming it. None when it can."""
         try:
-            if derived(wrapped) > derived(sql):
+            derived, rows = self._explain(conn, statement)
+            if statement != sql and derived > self._explain(conn, sql)[0]:
                 return ("the query cannot be merged into the select list the casts need "
                         "(the server would materialise it first)")
         except (pymysql.err.MySQLError, ValueError) as exc:
-            return f"EXPLAIN of the wrapped query failed ({exc})"
+            return f"EXPLAIN failed ({exc})"
+        if rows > fastpath.QUERY_ROWS:
+            return (f"{unsplit}, and the server estimates {rows:,} rows; ConnectorX reads "
+                    f"ahead without limit, so only up to {fastpath.QUERY_ROWS:,} are read "
+                    f"over it")
         return None
 
-    def _split(self, conn: pymysql.connections.Connection[Any], table: str,
-               parallel: int) -> tuple[str, list[tuple[int, int | None]]] | str:
-        """The table's integer primary key and its ranges for a parallel read, or why the
-        table cannot be split."""
+    @staticmethod
+    def _explain(conn: pymysql.connections.Connection[Any], sql: str) -> tuple[int, int]:
+        """(``DERIVED`` steps, estimated rows: the product of each step's estimate)."""
+        with conn.cursor(Cursor) as cursor:
+            cursor.execute("EXPLAIN " + sql)
+            names = [d[0].lower() for d in cursor.description or ()]
+            records = cursor.fetchall()
+        kind, count = names.index("select_type"), names.index("rows")
+        derived, rows = 0, 1
+        for record in records:
+            if record[kind] in (b"DERIVED", "DERIVED"):
+                derived += 1
+            if record[count] is not None:
+                rows *= max(1, int(record[count]))
+        return derived, rows
+
+    def _split(self, conn: pymysql.connections.Connection[Any], table: str, parallel: int,
+               row_bytes: int | None) -> tuple[str, list[tuple[int, int | None]]] | str:
+        """The table's integer primary key and its ranges (bounded in bytes, at least
+        ``parallel``), or why the table cannot be split."""
         schema, name = fastpath.table_parts(table)
         rows = self._rows(conn, _PRIMARY_KEY_SQL, (schema, name))
         text = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in rows]
@@ -513,7 +530,8 @@ class MysqlSource(Source):
         if lo is None:
             return f"table {table} is empty"
         return key, fastpath.key_ranges(int(lo), int(hi), estimated_rows=estimated,
-                                        parallel=parallel)
+                                        parallel=parallel,
+                                        rows_per_range=fastpath.range_rows(row_bytes))
 
     def _row_bytes(self, conn: pymysql.connections.Connection[Any], table: str) -> int | None:
         """The table's average row length from the server's statistics (None: unknown)."""

@@ -121,13 +121,21 @@ def test_select_sql_wraps_only_when_a_column_needs_a_cast():
 
 
 def test_key_ranges_cover_every_key_and_stay_open_at_both_ends():
-    ranges = f.key_ranges(1, 1000, estimated_rows=1000, parallel=2, range_rows=300)
+    ranges = f.key_ranges(1, 1000, estimated_rows=1000, parallel=2, rows_per_range=300)
     assert len(ranges) == 4
     assert ranges[0][0] == -(2**63) and ranges[-1][1] is None
     for (_, hi), (lo, _) in itertools.pairwise(ranges):
         assert hi == lo
-    assert f.key_ranges(5, 5, estimated_rows=1, parallel=4) == [(-(2**63), None)]
-    assert len(f.key_ranges(1, 10**9, estimated_rows=10, parallel=3)) == 3
+    assert f.key_ranges(5, 5, estimated_rows=1, parallel=4, rows_per_range=10) == [
+        (-(2**63), None)]
+    assert len(f.key_ranges(1, 10**9, estimated_rows=10, parallel=3, rows_per_range=10)) == 3
+
+
+def test_ranges_are_bounded_in_bytes_so_wide_tables_get_more_of_them():
+    assert f.range_rows(72) == (32 << 20) // 72
+    assert f.range_rows(2_756) == (32 << 20) // 2_756
+    assert f.range_rows(10**9) == f.MIN_RANGE_ROWS
+    assert f.range_rows(None) == 32 << 20
 
 
 def test_wide_rows_shrink_the_batch():
