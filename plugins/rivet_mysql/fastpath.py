@@ -26,6 +26,11 @@ When a column needs a cast, the select list wraps the query: ``SELECT <exprs> FR
 MariaDB drops an ``ORDER BY`` inside a derived table, so a query with ``ORDER BY`` that needs
 the wrapper is read on the pymysql path (the source also refuses a wrapper the server would
 materialise; see :mod:`rivet_mysql.source`).
+
+ConnectorX has no back-pressure: it reads a statement as fast as the server sends it, and
+holds what the writer has not taken yet. A table export is therefore read in key ranges of
+:data:`RANGE_BYTES` (:func:`key_ranges`), and another statement only when the server
+estimates at most :data:`QUERY_ROWS` rows.
 """
 
 from __future__ import annotations

@@ -4,10 +4,12 @@
 decides what it can carry and how, :mod:`rivet_mysql.cxread` reads): the column definitions
 come from ``COM_STMT_PREPARE`` on the source's pymysql connection (nothing runs), every
 column is mapped exactly as below, and ConnectorX reads the rows, decoded in Rust, on its
-own connections (one, or ``parallel`` for a ``table`` export split into primary-key
-ranges). When it cannot carry a column exactly, or the query cannot take the select-list
-wrapper the casts need, the read takes the **pymysql path** below, and
-``BatchStream.read_path`` says which path was taken and why.
+own connections. ConnectorX reads ahead without back-pressure, so what it reads must be
+bounded: a ``table`` export is split into primary-key ranges of a few tens of MiB, read
+``parallel`` at a time; any other statement is read over it only when EXPLAIN estimates a
+small result. When it cannot carry a column exactly, the query cannot take the select-list
+wrapper the casts need, or the result cannot be bounded, the read takes the **pymysql
+path** below, and ``BatchStream.read_path`` says which path was taken and why.
 
 Protocol of one read on the pymysql path:
 
