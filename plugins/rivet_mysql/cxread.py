@@ -70,9 +70,22 @@ def session_statements(settings: Sequence[tuple[str, Any]]) -> list[str]:
     return ["SET NAMES utf8mb4", f"SET {assignments}", "START TRANSACTION READ ONLY"]
 
 
-def wrap_error(exc: BaseException, label: str) -> SourceError:
-    """A ConnectorX failure as a Rivet error, classified by the server's error number."""
+_BAD_DATE = re.compile(r"Couldn't convert the value `(?:Date|Bytes)\(\"'?([^'\"]*)'?\"\)`")
+
+
+def wrap_error(exc: BaseException, label: str, dates: Sequence[str] = ()) -> SourceError:
+    """A ConnectorX failure as a Rivet error, classified by the server's error number.
+    ``dates``: the columns carried as native dates, named when ConnectorX refuses a zero
+    or invalid date (its message does not say which column)."""
     text = str(exc)
+    bad_date = _BAD_DATE.search(text) if dates else None
+    if bad_date:
+        names = ", ".join(repr(name) for name in dates)
+        return SourceError(
+            redact(f"{label}: column {names}: value {bad_date.group(1)!r} is a zero or "
+                   f"invalid date, which no date or timestamp can hold"),
+            hint='set zero_dates = "null" in [source] to export such values as NULL, or '
+                 'filter them in SQL')
     found = _SERVER_ERROR.search(text)
     if found:
         code: int | None = int(found.group(1))
@@ -115,7 +128,7 @@ class CxBatchStream(BatchStream):
 
     def __init__(self, *, columns: list[ColumnInfo], carriers: list[Carrier],
                  waves: list[list[str]], url: str, session: list[str], options: ReadOptions,
-                 label: str, read_path: str, kill: Killer,
+                 label: str, read_path: str, kill: Killer, dates: Sequence[str] = (),
                  on_end: Callable[[CxBatchStream], None]) -> None:
         import connectorx
 
@@ -133,6 +146,7 @@ class CxBatchStream(BatchStream):
         self._options = options
         self._batch_rows = max(1, options.batch_size)
         self._kill = kill
+        self._dates = list(dates)
         self._on_end = on_end
         self._reader: pa.RecordBatchReader | None = None
         self._open = True
@@ -152,7 +166,7 @@ class CxBatchStream(BatchStream):
             if _is_control(exc):
                 raise
             self._abandon()
-            raise wrap_error(exc, self.label) from None
+            raise wrap_error(exc, self.label, self._dates) from None
         return reader  # type: ignore[no-any-return]
 
     def _check(self, schema: pa.Schema) -> None:
@@ -193,7 +207,7 @@ class CxBatchStream(BatchStream):
                         if _is_control(exc):
                             raise
                         self._abandon()
-                        raise wrap_error(exc, self.label) from None
+                        raise wrap_error(exc, self.label, self._dates) from None
                     if batch.num_rows:
                         yield from self._fit(self._convert(batch))
                         if throttle_s > 0:

@@ -11,10 +11,15 @@ So each result column gets a :class:`Carrier`:
 - *native*: the column is selected as it is and ConnectorX's array is checked against the
   expected Arrow type and converted with a safe cast (an unsigned ``uint32`` into the mapped
   ``int64``, say) or a small kernel (``tinyint(1)`` → bool, refusing values other than 0/1);
-- *text*: the column is selected as ``CAST(col AS CHAR)`` (DECIMAL, DATE, DATETIME,
-  TIMESTAMP, TIME, MySQL 8 JSON, a NULL column), which is the very text the classic protocol
-  sends, and parsed by the same :mod:`rivet_mysql.decode` builders the pymysql path uses, so
-  the zero-date policy, exact decimals and UTC timestamps are the same on both paths;
+- *text*: the column is selected as ``CAST(col AS CHAR)`` (DECIMAL, TIME, MySQL 8 JSON, a
+  NULL column; DATE, DATETIME and TIMESTAMP when ``zero_dates = "null"``), which is the very
+  text the classic protocol sends, and parsed by the same :mod:`rivet_mysql.decode` builders
+  the pymysql path uses, so exact decimals, TIME durations and the zero-date policy are the
+  same on both paths;
+- *dates*: with ``zero_dates = "error"``, DATE, DATETIME and TIMESTAMP travel as they are
+  (the session zone is +00:00, so a TIMESTAMP is the UTC instant, labelled UTC here).
+  ConnectorX refuses a zero or invalid date with an error (never a made-up value), which
+  :mod:`rivet_mysql.cxread` reports as the pymysql path does: the export fails;
 - *bits*: BIT(n) as ``CAST(col AS UNSIGNED)``; *bytes*: GEOMETRY as ``CAST(col AS BINARY)``
   (the stored SRID + WKB, turned into EWKB by the same builder).
 
@@ -122,8 +127,24 @@ def _tinyint_bool(name: str) -> Convert:
     return convert
 
 
-def carrier_for(key: str, plan: decode.ColumnPlan) -> Carrier | str:
-    """The carrier of one mapped column, or why ConnectorX cannot carry it exactly."""
+def _as_timestamp(array: pa.Array) -> pa.Array:
+    return array if array.type == pa.timestamp("us") else array.cast(pa.timestamp("us"))
+
+
+_NATIVE_DATES: dict[str, tuple[Callable[[pa.DataType], bool], Convert]] = {
+    "date": (pa.types.is_date32, lambda array: array),
+    "datetime": (pa.types.is_timestamp, _as_timestamp),
+    # The session zone is +00:00: ConnectorX's naive wall time is the UTC instant.
+    "timestamp": (pa.types.is_timestamp,
+                  lambda array: _as_timestamp(array).view(pa.timestamp("us", tz="UTC"))),
+}
+
+
+def carrier_for(key: str, plan: decode.ColumnPlan, *, native_dates: bool = False
+                ) -> Carrier | str:
+    """The carrier of one mapped column, or why ConnectorX cannot carry it exactly.
+    ``native_dates``: dates and timestamps travel as they are (only when a zero or invalid
+    date must fail the export, which is what ConnectorX does with one)."""
     name, ident = plan.name, sql_ident(plan.name)
     override = (_checked_cast(name, plan.target)
                 if plan.natural is not None and plan.natural != plan.target else None)
@@ -160,6 +181,9 @@ def carrier_for(key: str, plan: decode.ColumnPlan) -> Carrier | str:
         return native(_is_text, _checked_cast(name, plan.natural))
     if key in _BYTES_KEYS:
         return native(_is_bytes, _checked_cast(name, plan.natural))
+    if native_dates and key in _NATIVE_DATES:
+        accepts, natural = _NATIVE_DATES[key]
+        return native(lambda t: accepts(t) and getattr(t, "tz", None) is None, natural)
     if key == "bit(1)":
         # The one raw byte, as the classic protocol sends it: the decode builder reads it.
         return Carrier(name=name, expr=ident, accepts=_is_bytes,

@@ -441,11 +441,16 @@ class MysqlSource(Source):
             return f"the statement cannot be prepared ({_wrap(exc, 'prepare').message})"
         columns, plan = self._map(fields, options, query.label)
         carriers: list[fastpath.Carrier] = []
+        dates: list[str] = []
+        native_dates = self._config.zero_dates == "error"
         for field, column_plan in zip(fields, plan, strict=True):
-            carrier = fastpath.carrier_for(str(typemap.classify(field)[0]), column_plan)
+            key = str(typemap.classify(field)[0])
+            carrier = fastpath.carrier_for(key, column_plan, native_dates=native_dates)
             if isinstance(carrier, str):
                 return carrier
             carriers.append(carrier)
+            if not carrier.cast and key in ("date", "datetime", "timestamp"):
+                dates.append(carrier.name)
         table = query.table if not query.params else None
         cast = next((c.name for c in carriers if c.cast), None)
         if cast is not None and table is None and fastpath.has_order_by(sql):
@@ -466,7 +471,7 @@ class MysqlSource(Source):
             how = (f"{connections} connection{'s' if connections > 1 else ''} over "
                    f"{len(statements)} ranges of {key}")
             return _FastRead(columns=columns, carriers=carriers, waves=waves,
-                             batch_rows=batch_rows,
+                             batch_rows=batch_rows, dates=dates,
                              read_path=f"ConnectorX binary protocol, {how}")
         # One statement: it must stream from the server as it is and be small enough for
         # ConnectorX's unbounded read-ahead.
@@ -478,7 +483,8 @@ class MysqlSource(Source):
         if options.parallel > 1:
             how += f" (parallel = {options.parallel} not used: {split})"
         return _FastRead(columns=columns, carriers=carriers, waves=[[statement]],
-                         batch_rows=batch_rows, read_path=f"ConnectorX binary protocol, {how}")
+                         batch_rows=batch_rows, dates=dates,
+                         read_path=f"ConnectorX binary protocol, {how}")
 
     def _too_big_or_materialised(self, conn: pymysql.connections.Connection[Any], sql: str,
                                  statement: str, unsplit: str) -> str | None:
@@ -562,7 +568,7 @@ class MysqlSource(Source):
                                                        strict=True))),
             options=attrs.evolve(options, batch_size=choice.batch_rows), label=label,
             read_path=choice.read_path,
-            kill=self._kill_tagged, on_end=self._fast_ended)
+            kill=self._kill_tagged, dates=choice.dates, on_end=self._fast_ended)
 
     def _kill_tagged(self, token: str) -> None:
         """End ConnectorX's sessions of a read that stops early (see :mod:`.cxread`)."""
@@ -615,6 +621,8 @@ class _FastRead:
     waves: list[list[str]]
     batch_rows: int
     """Rows per ConnectorX batch (``batch_size``, fewer for wide rows)."""
+    dates: list[str]
+    """Columns carried as native dates (named if ConnectorX refuses a zero date)."""
     read_path: str
 
 

@@ -61,8 +61,8 @@ def test_both_paths_give_equal_tables_for_a_chunk_statement_with_parameters(
 
 
 def test_order_by_with_a_cast_column_goes_to_pymysql_with_the_reason(mysql_db_url, events):
-    path, table = read(mysql_db_url, Query(sql="SELECT id, at FROM events ORDER BY id DESC"))
-    assert path.startswith(f"{COMPAT}: the query has ORDER BY, and column at needs")
+    path, table = read(mysql_db_url, Query(sql="SELECT id, amount FROM events ORDER BY id DESC"))
+    assert path.startswith(f"{COMPAT}: the query has ORDER BY, and column amount needs")
     assert table.column("id").to_pylist()[:2] == [1000, 999]
 
 
@@ -74,9 +74,53 @@ def test_order_by_without_a_cast_stays_on_connectorx_and_keeps_the_order(mysql_d
 
 def test_a_query_the_wrapper_would_materialise_goes_to_pymysql(mysql_db_url, events):
     path, table = read(mysql_db_url, Query(
-        sql="SELECT at FROM events UNION ALL SELECT at FROM events"))
+        sql="SELECT amount FROM events UNION ALL SELECT amount FROM events"))
     assert path.startswith(f"{COMPAT}: the query cannot be merged")
     assert table.num_rows == 2000
+
+
+@pytest.fixture
+def dates(my):
+    # Written from a +05:30 session (the `my` fixture), so a zone mix-up would show.
+    my.execute("DROP TABLE IF EXISTS dates")
+    my.execute("CREATE TABLE dates (id INT PRIMARY KEY, d DATE, dt DATETIME(6), dt0 DATETIME, "
+               "ts TIMESTAMP(6) NULL, ts0 TIMESTAMP NULL)")
+    my.execute("INSERT INTO dates VALUES "
+               "(1, '1000-01-01', '1000-01-01 00:00:00', '1000-01-01 00:00:00', "
+               "FROM_UNIXTIME(1), FROM_UNIXTIME(1)), "
+               "(2, '9999-12-31', '9999-12-31 23:59:59.999999', '9999-12-31 23:59:59', "
+               "FROM_UNIXTIME(2147483647.999999), FROM_UNIXTIME(2147483647)), "
+               "(3, '2024-02-29', '2024-03-10 02:30:00.000001', '2024-11-03 01:30:00', "
+               "'2024-01-01 05:30:00.000001', '2024-01-01 05:30:00'), "
+               "(4, NULL, NULL, NULL, NULL, NULL)")
+    return "dates"
+
+
+def test_dates_travel_natively_and_equal_the_text_path(mysql_db_url, dates):
+    query = Query(sql="SELECT * FROM dates ORDER BY id")
+    fast_path, fast = read(mysql_db_url, query, "connectorx")
+    _, compat = read(mysql_db_url, query, "pymysql")
+    assert fast_path == f"{FAST}, 1 connection"
+    assert fast.schema == compat.schema and fast.equals(compat)
+    assert fast.column("ts").to_pylist()[2].isoformat() == "2024-01-01T00:00:00.000001+00:00"
+
+
+def test_a_zero_date_fails_the_connectorx_read_naming_the_date_columns(my, mysql_db_url, dates):
+    my.execute("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+    my.execute("INSERT INTO dates (id, d) VALUES (5, '0000-00-00')")
+    src = make_source(mysql_db_url, read_path="connectorx")
+    expected = r"column 'd', 'dt'.*'0000-00-00' is a zero or invalid date"
+    with src, pytest.raises(SourceError, match=expected) as info, src.read(
+            Query(sql="SELECT id, d, dt FROM dates"), ReadOptions()) as stream:
+        list(stream)
+    assert 'zero_dates = "null"' in (info.value.hint or "")
+
+
+def test_with_zero_dates_null_dates_travel_as_text(mysql_db_url, dates):
+    with make_source(mysql_db_url, zero_dates="null") as src, src.read(
+            Query(sql="SELECT id, d FROM dates ORDER BY id"), ReadOptions()) as stream:
+        list(stream)
+    assert stream.read_path.startswith(f"{COMPAT}: the query has ORDER BY, and column d")
 
 
 def test_forcing_connectorx_fails_on_what_it_cannot_carry(my, mysql_db_url):

@@ -174,3 +174,24 @@ def test_session_statements_set_utc_timeouts_then_a_read_only_transaction():
         "SET NAMES utf8mb4",
         "SET SESSION time_zone = '+00:00', SESSION max_statement_time = 2.5",
         "START TRANSACTION READ ONLY"]
+
+
+def test_native_timestamps_are_the_utc_instant_and_datetimes_stay_naive():
+    ts = f.carrier_for("timestamp", plan("timestamp", pa.timestamp("us", tz="UTC")),
+                       native_dates=True)
+    dt_ = f.carrier_for("datetime", plan("datetime", pa.timestamp("us")), native_dates=True)
+    assert isinstance(ts, f.Carrier) and isinstance(dt_, f.Carrier)
+    assert not ts.cast and ts.accepts(pa.timestamp("us")) and not ts.accepts(pa.string())
+    wire = pa.array([1_000_000, None], pa.timestamp("us"))
+    assert ts.convert(wire).type == pa.timestamp("us", tz="UTC")
+    assert ts.convert(wire).cast(pa.int64()).to_pylist() == [1_000_000, None]
+    assert dt_.convert(wire).type == pa.timestamp("us")
+
+
+def test_a_refused_zero_date_names_the_date_columns_and_the_zero_dates_key():
+    text = ("Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: "
+            "Couldn't convert the value `Date(\"'0000-00-00'\")` to a desired type")
+    error = cxread.wrap_error(RuntimeError(text), "query", ["d", "ts"])
+    assert str(error) == ("query: column 'd', 'ts': value '0000-00-00' is a zero or invalid "
+                          "date, which no date or timestamp can hold")
+    assert 'zero_dates = "null"' in (error.hint or "")
