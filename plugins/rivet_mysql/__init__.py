@@ -1,8 +1,12 @@
-"""The ``mysql`` source: MySQL and MariaDB queries streamed as Arrow batches over pymysql.
+"""The ``mysql`` source: MySQL and MariaDB queries streamed as Arrow batches, over ConnectorX
+(binary protocol decoded in Rust) when it can carry the read exactly and bounded, else over
+pymysql (classic text protocol).
 
-Importing this module is cheap: pymysql and pyarrow are imported by :mod:`.source`, which
-only the factory loads. See :mod:`.source` for the read protocol, :mod:`.typemap` for the
-type mapping and :mod:`.decode` for how the text protocol becomes Arrow.
+Importing this module is cheap: pymysql, ConnectorX and pyarrow are imported by
+:mod:`.source` and :mod:`.cxread`, which only the factory loads. See :mod:`.source` for the
+read protocol and the choice of path, :mod:`.fastpath` and :mod:`.cxread` for the ConnectorX
+path, :mod:`.typemap` for the type mapping and :mod:`.decode` for how the server's text
+becomes Arrow.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ def rivet_sources() -> list[SourceSpec]:
             config_cls=MysqlConfig,
             factory=factory,
             dialect="mysql",
-            description="MySQL 8 / MariaDB via pymysql: read-only transaction, unbuffered "
-                        "streaming, session time zone +00:00",
+            description="MySQL 8 / MariaDB via ConnectorX (pymysql fallback): read-only "
+                        "transactions, bounded streaming, session time zone +00:00",
         )
     ]

@@ -29,6 +29,14 @@ class MysqlConfig(ConnectionConfig):
         "apart.",
         default="rivet",
     )
+    read_path: Literal["auto", "connectorx", "pymysql"] = doc(
+        "How rows are read. `auto`: over ConnectorX (binary protocol decoded in Rust into "
+        "Arrow, several connections for a parallel `table` export) whenever it can carry "
+        "every column exactly, otherwise over pymysql, with the reason in the run summary. "
+        "`connectorx`: fail instead of falling back. `pymysql`: always the classic text "
+        "protocol over pymysql (one connection).",
+        default="auto",
+    )
     connect_timeout_s: int = doc(
         "Seconds to wait for a connection before failing (a transient error, retried).",
         default=10,

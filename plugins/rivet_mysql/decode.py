@@ -1,13 +1,13 @@
 """Text-protocol values → Arrow arrays, one column at a time.
 
-The source reads with no pymysql decoders at all (``conv`` holds only encoders, and
-``use_unicode=False``), so every value of a batch is the server's text as ``bytes`` (or
-``None``): pymysql does no per-value conversion. :func:`build_column` turns one column of
-a batch into Arrow with one ``pa.array`` call and pyarrow's C kernels: numbers, decimals and
-dates are parsed by casts that refuse (never round) text that does not fit, strings are
-validated as UTF-8 by a cast. Only BIT(n), GEOMETRY and the ``time`` override of TIME touch
-each value in Python. A faster data path (a C protocol reader handing the same bytes
-columns) can replace the reading without touching this module.
+A column arrives as the server's text: on the pymysql path (no decoders at all: ``conv``
+holds only encoders, and ``use_unicode=False``) as a sequence of ``bytes`` or ``None``; on
+the ConnectorX path (:mod:`rivet_mysql.fastpath`) as a binary Arrow array of the text of
+``CAST(col AS CHAR)``. Either way :func:`build_column` turns it into Arrow with pyarrow's C
+kernels: numbers, decimals and dates are parsed by casts that refuse (never round) text that
+does not fit, strings are validated as UTF-8 by a cast. Only BIT(n), GEOMETRY and the
+``time`` override of TIME touch each value in Python. Both read paths share these builders,
+so a value is parsed the same way whichever path read it.
 
 The rules are those of :mod:`rivet_mysql.typemap`; the zero-date policy is applied here.
 """
@@ -15,7 +15,7 @@ The rules are those of :mod:`rivet_mysql.typemap`; the zero-date policy is appli
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,13 +38,24 @@ def _short(value: object) -> str:
     return text if len(text) <= _MAX_VALUE_TEXT else text[:_MAX_VALUE_TEXT] + "…"
 
 
-def _raw(values: Sequence[Any]) -> pa.Array:
+TextColumn: TypeAlias = "Sequence[Any] | pa.Array"
+"""The text of one column of a batch: ``bytes``/``None`` values, or a binary Arrow array."""
+
+
+def _raw(values: TextColumn) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values if values.type == pa.binary() else values.cast(pa.binary())
     return pa.array(values, pa.binary())
 
 
-def _first_failure(values: Sequence[Any], convert: Callable[[pa.Array], pa.Array]) -> object:
+def _values(values: TextColumn) -> Sequence[Any]:
+    """The values as Python ``bytes``/``None`` (for the few builders that work per value)."""
+    return values.to_pylist() if isinstance(values, pa.Array) else values
+
+
+def _first_failure(values: TextColumn, convert: Callable[[pa.Array], pa.Array]) -> object:
     """The first value that ``convert`` refuses (only called to write an error)."""
-    for value in values:
+    for value in _values(values):
         if value is None:
             continue
         try:
@@ -54,7 +65,7 @@ def _first_failure(values: Sequence[Any], convert: Callable[[pa.Array], pa.Array
     return None
 
 
-def _parse(values: Sequence[Any], target: pa.DataType, name: str,
+def _parse(values: TextColumn, target: pa.DataType, name: str,
            via_text: bool = False) -> pa.Array:
     """Cast the text to ``target``; a value that does not parse exactly fails the read."""
     def convert(raw: pa.Array) -> pa.Array:
@@ -68,22 +79,22 @@ def _parse(values: Sequence[Any], target: pa.DataType, name: str,
                           f"without loss") from None
 
 
-def build_text(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+def build_text(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     try:
         return _raw(values).cast(pa.string())
     except pa.ArrowInvalid:
         raise _fail(name, "a value is not valid UTF-8") from None
 
 
-def build_binary(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+def build_binary(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     return _raw(values)
 
 
-def build_number(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+def build_number(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     return _parse(values, target, name)
 
 
-def build_tinyint_bool(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+def build_tinyint_bool(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     numbers = _parse(values, pa.int8(), name)
     bounds = pc.min_max(numbers)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
@@ -95,18 +106,18 @@ def build_tinyint_bool(values: Sequence[Any], target: pa.DataType, name: str) ->
     return pc.not_equal(numbers, 0)
 
 
-def build_bit_bool(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+def build_bit_bool(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     # BIT(1) arrives as one raw byte, 0x00 or 0x01.
     return pc.not_equal(_raw(values), pa.scalar(b"\x00", pa.binary()))
 
 
-def build_bit_int(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+def build_bit_int(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     # BIT(n) arrives as ceil(n/8) raw bytes, most significant first.
-    return pa.array([None if v is None else int.from_bytes(v, "big") for v in values],
+    return pa.array([None if v is None else int.from_bytes(v, "big") for v in _values(values)],
                     pa.uint64())
 
 
-def build_null(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+def build_null(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     return pa.nulls(len(values))
 
 
@@ -123,8 +134,8 @@ def to_ewkb(value: bytes) -> bytes:
     return wkb[:1] + geometry_type.to_bytes(4, order) + srid.to_bytes(4, order) + wkb[5:]
 
 
-def build_geometry(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
-    return pa.array([None if v is None else to_ewkb(v) for v in values], pa.binary())
+def build_geometry(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
+    return pa.array([None if v is None else to_ewkb(v) for v in _values(values)], pa.binary())
 
 
 def _valid_dates(text: pa.Array) -> pa.Array:
@@ -137,7 +148,7 @@ def _valid_dates(text: pa.Array) -> pa.Array:
     return pc.fill_null(same, False)
 
 
-def _build_temporal(values: Sequence[Any], parse_type: pa.DataType, name: str,
+def _build_temporal(values: TextColumn, parse_type: pa.DataType, name: str,
                     zero_dates: ZeroDates) -> pa.Array:
     text = _raw(values).cast(pa.string())
     try:
@@ -161,7 +172,7 @@ def _build_temporal(values: Sequence[Any], parse_type: pa.DataType, name: str,
 
 def temporal_builder(kind: str, zero_dates: ZeroDates) -> Builder:
     """The builder of a DATE, DATETIME or TIMESTAMP column under a zero-date policy."""
-    def build(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+    def build(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
         if kind == "date":
             return _build_temporal(values, pa.date32(), name, zero_dates)
         micros = _build_temporal(values, pa.timestamp("us"), name, zero_dates)
@@ -170,11 +181,11 @@ def temporal_builder(kind: str, zero_dates: ZeroDates) -> Builder:
     return build
 
 
-def build_time_of_day(values: Sequence[Any], target: pa.DataType, name: str) -> pa.Array:
+def build_time_of_day(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     """TIME text as ``time64[us]`` (the ``time`` override): refuses negative values and
     values of 24 hours or more instead of wrapping them."""
     micros: list[int | None] = []
-    for value in values:
+    for value in _values(values):
         if value is None:
             micros.append(None)
             continue
@@ -190,7 +201,7 @@ def build_time_of_day(values: Sequence[Any], target: pa.DataType, name: str) -> 
     return pa.array(micros, pa.int64()).view(pa.time64("us"))
 
 
-Builder = Callable[[Sequence[Any], pa.DataType, str], pa.Array]
+Builder = Callable[[TextColumn, pa.DataType, str], pa.Array]
 
 BUILDERS: dict[str, Builder] = {
     "tinyint": build_number,
@@ -258,7 +269,7 @@ class ColumnPlan:
         self.direct = direct
 
 
-def build_column(values: Sequence[Any], plan: ColumnPlan) -> pa.Array:
+def build_column(values: TextColumn, plan: ColumnPlan) -> pa.Array:
     """One column of a batch as an Arrow array of type ``plan.target``."""
     if plan.direct or plan.natural is None:
         return plan.build(values, plan.target, plan.name)

@@ -1,6 +1,17 @@
-"""The MySQL / MariaDB source: one connection, read-only transactions, an unbuffered read.
+"""The MySQL / MariaDB source: two read paths, one choice per read.
 
-Protocol of one :meth:`MysqlSource.read`:
+:meth:`MysqlSource.read` first tries the **ConnectorX path** (:mod:`rivet_mysql.fastpath`
+decides what it can carry and how, :mod:`rivet_mysql.cxread` reads): the column definitions
+come from ``COM_STMT_PREPARE`` on the source's pymysql connection (nothing runs), every
+column is mapped exactly as below, and ConnectorX reads the rows, decoded in Rust, on its
+own connections. ConnectorX reads ahead without back-pressure, so what it reads must be
+bounded: a ``table`` export is split into primary-key ranges of a few tens of MiB, read
+``parallel`` at a time; any other statement is read over it only when EXPLAIN estimates a
+small result. When it cannot carry a column exactly, the query cannot take the select-list
+wrapper the casts need, or the result cannot be bounded, the read takes the **pymysql
+path** below, and ``BatchStream.read_path`` says which path was taken and why.
+
+Protocol of one read on the pymysql path:
 
 1. ``SELECT @@session.time_zone, @@session.<timeout>, @@session.lock_wait_timeout,
    @@session.innodb_lock_wait_timeout``: the session values Rivet is about to change.
@@ -42,6 +53,7 @@ one query (MySQL times the statement, not each batch).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import ssl
 import struct
@@ -50,6 +62,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pyarrow as pa
 import pymysql
 from pymysql import converters
@@ -62,7 +75,7 @@ from rivet_core.config.connection import ConnectionParams
 from rivet_core.errors import SourceError, TransientSourceError
 from rivet_core.redact import redact
 from rivet_core.types import ColumnInfo, schema_of, unmatched_overrides
-from rivet_mysql import decode, typemap
+from rivet_mysql import cxread, decode, fastpath, typemap
 from rivet_mysql.config import MysqlConfig
 from rivet_mysql.errcodes import classify, error_text, hint_for
 
@@ -136,7 +149,7 @@ class MysqlSource(Source):
         self._params: ConnectionParams | None = None
         self._conn: pymysql.connections.Connection[Any] | None = None
         self._mariadb = False
-        self._active: MysqlBatchStream | None = None
+        self._active: MysqlBatchStream | cxread.CxBatchStream | None = None
 
     # ------------------------------------------------------------------ connection
 
@@ -366,11 +379,206 @@ class MysqlSource(Source):
         columns, _ = self._map(fields, options, query.label)
         return columns
 
-    def read(self, query: Query, options: ReadOptions) -> MysqlBatchStream:
+    def read(self, query: Query, options: ReadOptions) -> BatchStream:
+        """Read over ConnectorX when it can carry the query exactly, else over pymysql."""
+        if self._active is not None:
+            raise RuntimeError("a previous read on this source is still open; close its "
+                               "stream before starting another")
+        choice = self._fast_unavailable() or self._plan_fast(query, options)
+        if isinstance(choice, _FastRead):
+            try:
+                fast = self._start_fast(choice, options, query.label)
+            except cxread.SchemaMismatch as exc:
+                choice = str(exc)
+            else:
+                self._active = fast
+                return fast
+        if self._config.read_path == "connectorx":
+            raise SourceError(f"{query.label}: read_path = \"connectorx\", but {choice}",
+                              hint='set read_path = "auto" to read such queries over pymysql')
         cursor, session, columns, plan = self._open(query, options)
         stream = MysqlBatchStream(self, cursor, session, columns, plan, options, query.label)
+        stream.read_path = f"pymysql text protocol: {choice}"
+        if options.parallel > 1:
+            stream.read_path += f" (1 connection, parallel = {options.parallel} not used)"
         self._active = stream
         return stream
+
+    # ------------------------------------------------------------------ ConnectorX path
+
+    def _fast_unavailable(self) -> str | None:
+        """Why no read of this source can take the ConnectorX path, or None."""
+        if self._config.read_path == "pymysql":
+            return 'read_path = "pymysql"'
+        if importlib.util.find_spec("connectorx") is None:
+            return "connectorx is not installed"
+        mode = self._connection_params().tls_mode
+        if mode is not None and mode != "disable":
+            return "TLS is configured ([source.tls]), which ConnectorX is not given"
+        return None
+
+    def _plan_fast(self, query: Query, options: ReadOptions) -> _FastRead | str:
+        """What the ConnectorX path would read (statements, carriers), or why it cannot.
+        Runs only metadata statements: the prepare probe, EXPLAIN, information_schema."""
+        reused = self._conn is not None and self._conn.open
+        try:
+            conn = self._connection()
+            sql = query.sql
+            if query.params:
+                sql = Cursor(conn).mogrify(query.sql, query.params)
+            try:
+                fields = self._prepared_fields(conn, sql)
+            except pymysql.err.OperationalError:
+                if not reused:
+                    raise
+                self._discard_connection()
+                conn = self._connection()
+                fields = self._prepared_fields(conn, sql)
+        except (pymysql.err.MySQLError, OSError) as exc:
+            # The pymysql path runs the query and reports the failure in full.
+            if isinstance(exc, (pymysql.err.OperationalError, OSError)):
+                self._discard_connection()
+            return f"the statement cannot be prepared ({_wrap(exc, 'prepare').message})"
+        columns, plan = self._map(fields, options, query.label)
+        carriers: list[fastpath.Carrier] = []
+        dates: list[str] = []
+        native_dates = self._config.zero_dates == "error"
+        for field, column_plan in zip(fields, plan, strict=True):
+            key = str(typemap.classify(field)[0])
+            carrier = fastpath.carrier_for(key, column_plan, native_dates=native_dates)
+            if isinstance(carrier, str):
+                return carrier
+            carriers.append(carrier)
+            if not carrier.cast and key in ("date", "datetime", "timestamp"):
+                dates.append(carrier.name)
+        table = query.table if not query.params else None
+        cast = next((c.name for c in carriers if c.cast), None)
+        if cast is not None and table is None and fastpath.has_order_by(sql):
+            return (f"the query has ORDER BY, and column {cast} needs a server-side cast "
+                    f"in a derived table, whose order MariaDB does not keep")
+        row_bytes = self._row_bytes(conn, table) if table is not None else None
+        batch_rows = fastpath.batch_rows(options.batch_size, options.max_batch_bytes,
+                                         row_bytes)
+        split = (self._split(conn, table, options.parallel, row_bytes) if table is not None
+                 else "not a table export")
+        if not isinstance(split, str):
+            key, ranges = split
+            statements = [fastpath.range_select(carriers, str(table), key, lo, hi)
+                          for lo, hi in ranges]
+            parallel = max(1, options.parallel)
+            waves = [statements[i:i + parallel] for i in range(0, len(statements), parallel)]
+            connections = min(parallel, len(statements))
+            how = (f"{connections} connection{'s' if connections > 1 else ''} over "
+                   f"{len(statements)} ranges of {key}")
+            return _FastRead(columns=columns, carriers=carriers, waves=waves,
+                             batch_rows=batch_rows, dates=dates,
+                             read_path=f"ConnectorX binary protocol, {how}")
+        # One statement: it must stream from the server as it is and be small enough for
+        # ConnectorX's unbounded read-ahead.
+        statement = fastpath.select_sql(carriers, table=table, query=sql)
+        reason = self._too_big_or_materialised(conn, sql, statement, split)
+        if reason is not None:
+            return reason
+        how = "1 connection"
+        if options.parallel > 1:
+            how += f" (parallel = {options.parallel} not used: {split})"
+        return _FastRead(columns=columns, carriers=carriers, waves=[[statement]],
+                         batch_rows=batch_rows, dates=dates,
+                         read_path=f"ConnectorX binary protocol, {how}")
+
+    def _too_big_or_materialised(self, conn: pymysql.connections.Connection[Any], sql: str,
+                                 statement: str, unsplit: str) -> str | None:
+        """Why one statement cannot be read over ConnectorX, from EXPLAIN (which plans
+        without executing): more rows than :data:`fastpath.QUERY_ROWS` are estimated, or the
+        select-list wrapper makes the server materialise the query (a new ``DERIVED``
+        step) instead of streaming it. None when it can."""
+        try:
+            derived, rows = self._explain(conn, statement)
+            if statement != sql and derived > self._explain(conn, sql)[0]:
+                return ("the query cannot be merged into the select list the casts need "
+                        "(the server would materialise it first)")
+        except (pymysql.err.MySQLError, ValueError) as exc:
+            return f"EXPLAIN failed ({exc})"
+        if rows > fastpath.QUERY_ROWS:
+            return (f"{unsplit}, and the server estimates {rows:,} rows; ConnectorX reads "
+                    f"ahead without limit, so only up to {fastpath.QUERY_ROWS:,} are read "
+                    f"over it")
+        return None
+
+    @staticmethod
+    def _explain(conn: pymysql.connections.Connection[Any], sql: str) -> tuple[int, int]:
+        """(``DERIVED`` steps, estimated rows: the product of each step's estimate)."""
+        with conn.cursor(Cursor) as cursor:
+            cursor.execute("EXPLAIN " + sql)
+            names = [d[0].lower() for d in cursor.description or ()]
+            records = cursor.fetchall()
+        kind, count = names.index("select_type"), names.index("rows")
+        derived, rows = 0, 1
+        for record in records:
+            if record[kind] in (b"DERIVED", "DERIVED"):
+                derived += 1
+            if record[count] is not None:
+                rows *= max(1, int(record[count]))
+        return derived, rows
+
+    def _split(self, conn: pymysql.connections.Connection[Any], table: str, parallel: int,
+               row_bytes: int | None) -> tuple[str, list[tuple[int, int | None]]] | str:
+        """The table's integer primary key and its ranges (bounded in bytes, at least
+        ``parallel``), or why the table cannot be split."""
+        schema, name = fastpath.table_parts(table)
+        rows = self._rows(conn, _PRIMARY_KEY_SQL, (schema, name))
+        text = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in rows]
+        if len(text) != 1 or str(text[0][1]).lower() not in _INTEGER_TYPES:
+            found = ", ".join(f"{r[0]} {r[1]}" for r in text) or "none"
+            return f"table {table} has no single-column integer primary key ({found})"
+        key, estimated = str(text[0][0]), int(text[0][2] or 0)
+        ident = typemap.sql_ident(key)
+        ((lo, hi),) = self._rows(conn, f"SELECT MIN({ident}), MAX({ident}) FROM "
+                                       f"{fastpath.table_ref(table)}", ())
+        if lo is None:
+            return f"table {table} is empty"
+        return key, fastpath.key_ranges(int(lo), int(hi), estimated_rows=estimated,
+                                        parallel=parallel,
+                                        rows_per_range=fastpath.range_rows(row_bytes))
+
+    def _row_bytes(self, conn: pymysql.connections.Connection[Any], table: str) -> int | None:
+        """The table's average row length from the server's statistics (None: unknown)."""
+        schema, name = fastpath.table_parts(table)
+        rows = self._rows(conn, "SELECT AVG_ROW_LENGTH FROM information_schema.TABLES WHERE "
+                                "TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
+                          (schema, name))
+        value = rows[0][0] if rows else None
+        return int(value) if value else None
+
+    @staticmethod
+    def _rows(conn: pymysql.connections.Connection[Any], sql: str,
+              params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with conn.cursor(Cursor) as cursor:
+            cursor.execute(sql, params or None)
+            return list(cursor.fetchall())
+
+    def _start_fast(self, choice: _FastRead, options: ReadOptions,
+                    label: str) -> cxread.CxBatchStream:
+        session = _Session(self._mariadb, options)
+        return cxread.CxBatchStream(
+            columns=choice.columns, carriers=choice.carriers, waves=choice.waves,
+            url=cxread.connection_url(self._connection_params(),
+                                      self._config.connect_timeout_s),
+            session=cxread.session_statements(list(zip(session.names, session.values,
+                                                       strict=True))),
+            options=attrs.evolve(options, batch_size=choice.batch_rows), label=label,
+            read_path=choice.read_path,
+            kill=self._kill_tagged, dates=choice.dates, on_end=self._fast_ended)
+
+    def _kill_tagged(self, token: str) -> None:
+        """End ConnectorX's sessions of a read that stops early (see :mod:`.cxread`)."""
+        with contextlib.suppress(pymysql.err.MySQLError, OSError, SourceError):
+            conn = self._connection()
+            cxread.kill_sessions(lambda sql, params: self._rows(conn, sql, params), token)
+
+    def _fast_ended(self, stream: cxread.CxBatchStream) -> None:
+        if self._active is stream:
+            self._active = None
 
     def _finished(self, stream: MysqlBatchStream, *, ok: bool, error: bool = False) -> None:
         """Called by the stream when it ends. ``ok``: every row was read, commit and
@@ -390,6 +598,32 @@ class MysqlSource(Source):
         if self._active is not None:
             self._active.close()
         self._discard_connection()
+
+
+_PRIMARY_KEY_SQL = (
+    "SELECT k.COLUMN_NAME, c.DATA_TYPE, t.TABLE_ROWS "
+    "FROM information_schema.KEY_COLUMN_USAGE k "
+    "JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = k.TABLE_SCHEMA "
+    "AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME "
+    "JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = k.TABLE_SCHEMA "
+    "AND t.TABLE_NAME = k.TABLE_NAME "
+    "WHERE k.CONSTRAINT_NAME = 'PRIMARY' AND k.TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+    "AND k.TABLE_NAME = %s ORDER BY k.ORDINAL_POSITION")
+_INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
+
+
+@attrs.frozen(kw_only=True)
+class _FastRead:
+    """A read the ConnectorX path can serve: mapped columns, carriers, statements."""
+
+    columns: list[ColumnInfo]
+    carriers: list[fastpath.Carrier]
+    waves: list[list[str]]
+    batch_rows: int
+    """Rows per ConnectorX batch (``batch_size``, fewer for wide rows)."""
+    dates: list[str]
+    """Columns carried as native dates (named if ConnectorX refuses a zero date)."""
+    read_path: str
 
 
 class MysqlBatchStream(BatchStream):

@@ -265,8 +265,8 @@ class ExportConfig:
     )
     parallel: int = doc(
         "chunked: chunks read at once, each worker on its own connection. full: connections "
-        "one `table` export may be read over, in physical ranges, into the same file stream "
-        "(sources that support it; PostgreSQL).",
+        "one `table` export may be read over, in ranges (PostgreSQL: block ranges sharing one "
+        "snapshot; MySQL: primary-key ranges), into the same file stream.",
         default=1,
     )
     chunk_checkpoint: bool = doc(

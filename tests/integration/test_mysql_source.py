@@ -233,7 +233,9 @@ def test_url_query_parameters_are_refused():
     assert MysqlConfig(url="mysql://u@h/d?x=1").config_issues(Path("."))[0][0] == "url"
 
 
-def test_a_connection_killed_between_reads_is_replaced(my, source):
+def test_a_connection_killed_between_reads_is_replaced(my, mysql_db_url):
+    # The pymysql path reads on the source's own connection, the one killed here.
+    source = make_source(mysql_db_url, read_path="pymysql")
     _, batches = read_all(source, "SELECT CONNECTION_ID() AS id")
     first = batches[0].column("id")[0].as_py()
     my.execute(f"KILL {first}")
@@ -242,7 +244,8 @@ def test_a_connection_killed_between_reads_is_replaced(my, source):
     assert batches[0].column("id")[0].as_py() != first
 
 
-def test_oversized_batches_halve_the_fetch_size(source):
+def test_oversized_batches_halve_the_fetch_size_on_the_pymysql_path(mysql_db_url):
+    source = make_source(mysql_db_url, read_path="pymysql")
     _, batches = read_all(source, "SELECT REPEAT('x', 1000) AS t FROM seq_1_to_20",
                           batch_size=8, max_batch_bytes=2000)
     assert [b.num_rows for b in batches] == [8, 4, 2, 1, 1, 1, 1, 1, 1]

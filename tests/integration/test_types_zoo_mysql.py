@@ -5,6 +5,11 @@ The table is written from a session at +05:30 with a permissive sql_mode (zero a
 dates are stored), and exported with ``zero_dates = "null"``. FLOAT is exported through
 ``CAST(fl AS DOUBLE)``, the documented exact route (plain FLOAT is refused, see
 test_mysql_source).
+
+Every export runs twice, once on each read path, forced (``read_path = "connectorx"`` and
+``"pymysql"``): both must hold exactly MariaDB's answer, and the two Parquet files must be
+equal. The query has no ORDER BY (a cast wrapper would lose it, sending the read to the
+pymysql path); rows are compared in id order.
 """
 
 from __future__ import annotations
@@ -89,7 +94,8 @@ KINDS = {
 }
 EXPORT_SQL = ("SELECT id, " + ", ".join(
     "CAST(fl AS DOUBLE) AS fl" if c == "fl" else "NULL AS nul" if c == "nul" else c
-    for c in KINDS) + " FROM types_zoo ORDER BY id")
+    for c in KINDS) + " FROM types_zoo")
+READ_PATHS = ["connectorx", "pymysql"]
 
 TRUTH_SQL = {
     "b1": "b1 + 0", "bt": "bt + 0", "b8": "b8 + 0", "b64": "b64 + 0", "yr": "yr + 0",
@@ -194,6 +200,7 @@ CONFIG = """
 type = "mysql"
 url = "{url}"
 zero_dates = "null"
+read_path = "{read_path}"
 
 [[exports]]
 name = "zoo_parquet"
@@ -213,17 +220,42 @@ path = "./out/csv"
 """
 
 
-@pytest.fixture(scope="module")
-def exported(zoo, mysql_db_url, tmp_path_factory):
-    """Both exports run once by `rivet run`; returns (Parquet table, CSV text)."""
+def run_zoo(mysql_db_url, tmp_path_factory, read_path):
+    """Both exports run once by `rivet run` on one read path; returns (Parquet table in id
+    order, CSV text, the read paths the run reported)."""
     from rivet_core.testing import RivetProject
 
-    project = RivetProject(tmp_path_factory.mktemp("zoo_mysql"))
-    project.write_config(CONFIG.format(url=mysql_db_url, sql=EXPORT_SQL))
-    project.run("run").assert_success()
+    project = RivetProject(tmp_path_factory.mktemp(f"zoo_mysql_{read_path}"))
+    project.write_config(CONFIG.format(url=mysql_db_url, sql=EXPORT_SQL, read_path=read_path))
+    outcome = project.run("run", "--json")
+    outcome.assert_success()
+    paths = {p for export in outcome.json()["exports"] for p in export["read_paths"]}
     (parquet_file,) = (project.path / "out" / "parquet").glob("*.parquet")
     (csv_file,) = (project.path / "out" / "csv").glob("*.csv")
-    return pq.read_table(parquet_file), csv_file.read_bytes().decode("utf-8")
+    table = pq.read_table(parquet_file).sort_by("id")
+    return table, csv_file.read_bytes().decode("utf-8"), paths
+
+
+@pytest.fixture(scope="module")
+def runs(zoo, mysql_db_url, tmp_path_factory):
+    return {path: run_zoo(mysql_db_url, tmp_path_factory, path) for path in READ_PATHS}
+
+
+@pytest.fixture(scope="module", params=READ_PATHS)
+def exported(request, runs):
+    table, text, _ = runs[request.param]
+    return table, text
+
+
+def test_each_zoo_run_took_the_read_path_it_forced(runs):
+    assert {p.split(",")[0] for p in runs["connectorx"][2]} == {"ConnectorX binary protocol"}
+    assert all(p.startswith("pymysql text protocol") for p in runs["pymysql"][2])
+
+
+def test_both_read_paths_write_equal_files(runs):
+    fast, compat = runs["connectorx"][0], runs["pymysql"][0]
+    assert fast.schema == compat.schema
+    assert fast.equals(compat)
 
 
 def test_parquet_holds_exactly_what_mariadb_holds(mysql_url, mysql_db, exported):
@@ -236,6 +268,7 @@ def test_parquet_holds_exactly_what_mariadb_holds(mysql_url, mysql_db, exported)
 def test_csv_holds_exactly_what_mariadb_holds(mysql_url, mysql_db, exported):
     _, text = exported
     header, *records = csv_records(text)
+    records.sort(key=lambda record: int(record[0][0]))
     names = [name for name, _ in header]
     assert names == ["id", *KINDS]
     actual = []
@@ -291,7 +324,7 @@ def test_type_report_of_the_zoo_is_strict_clean_and_is_the_schema_written(
 
     table, _ = exported
     project = RivetProject(tmp_path_factory.mktemp("zoo_mysql_report"))
-    project.write_config(CONFIG.format(url=mysql_db_url, sql=EXPORT_SQL))
+    project.write_config(CONFIG.format(url=mysql_db_url, sql=EXPORT_SQL, read_path="auto"))
     outcome = project.run("check", "--type-report", "--strict", "--json", "-e", "zoo_parquet")
     outcome.assert_success()
     (report,) = outcome.json()["type_report"]["exports"]

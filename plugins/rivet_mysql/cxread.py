@@ -1,0 +1,274 @@
+"""Reading through ConnectorX: the batch stream of the fast path, its session statements,
+its errors, and how it stops the server when a read ends early.
+
+What is carried and how is decided by :mod:`rivet_mysql.fastpath`; the choice between this
+path and the pymysql one is made by :mod:`rivet_mysql.source`. Here:
+
+- :func:`session_statements` are run by ConnectorX on each of its connections before the
+  query (``pre_execution_query``): ``SET NAMES utf8mb4``, the session time zone +00:00, the
+  statement and lock timeouts, then ``START TRANSACTION READ ONLY``. ConnectorX opens its
+  own connections for one call and closes them when the call's last batch is read, so the
+  settings end with the connection and nothing needs restoring.
+- A read is one or more *waves*: each wave is one ConnectorX call over up to ``parallel``
+  statements, read at once on as many connections, their batches interleaved. A plain read
+  is one wave of one statement; a parallel read of a table is a wave per ``parallel`` key
+  ranges.
+- Every statement starts with a comment ``/* rivet-cx <token> */``. Closing a stream before
+  its end cannot stop ConnectorX's reader threads (they stay blocked on the server), so
+  :meth:`CxBatchStream.close` finds the statements carrying its token in
+  ``information_schema.PROCESSLIST`` and ends their connections with ``KILL`` from the
+  source's own connection (a user may always kill its own sessions).
+- ConnectorX reports server errors as text (``MySqlError { ERROR 1969 (70100): ... }``),
+  raised as ``RuntimeError`` or as pyo3's ``PanicException`` (a ``BaseException``);
+  :func:`wrap_error` reads the error number back so retries are classified as on the
+  pymysql path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+
+from rivet_core.backends import BatchStream, ReadOptions
+from rivet_core.config.connection import ConnectionParams
+from rivet_core.errors import SourceError, TransientSourceError
+from rivet_core.redact import redact
+from rivet_core.types import ColumnInfo, schema_of
+from rivet_mysql.errcodes import classify, error_text, hint_for
+from rivet_mysql.fastpath import Carrier
+
+_SERVER_ERROR = re.compile(r"ERROR (\d+) \(\w+\): (.*?)(?: \}|$)", re.DOTALL)
+_LINK_WORDS = ("driver", "ioerror", "connection", "broken pipe", "timed out", "eof")
+
+
+def connection_url(params: ConnectionParams, connect_timeout_s: int) -> str:
+    """The URL ConnectorX connects with (user and password percent-encoded)."""
+    user = quote(params.user, safe="")
+    password = f":{quote(params.password, safe='')}" if params.password else ""
+    database = quote(params.database or "", safe="")
+    return (f"mysql://{user}{password}@{params.host}:{params.port}/{database}"
+            f"?tcp_connect_timeout_ms={max(1, connect_timeout_s) * 1000}")
+
+
+def session_statements(settings: Sequence[tuple[str, Any]]) -> list[str]:
+    """The statements ConnectorX runs on each connection before the query: the session
+    settings (names Rivet chose, numeric values or the fixed zone, so written as literals),
+    then the read-only transaction."""
+    def literal(value: Any) -> str:
+        return f"'{value}'" if isinstance(value, str) else repr(value)
+
+    assignments = ", ".join(f"SESSION {name} = {literal(value)}" for name, value in settings)
+    return ["SET NAMES utf8mb4", f"SET {assignments}", "START TRANSACTION READ ONLY"]
+
+
+_BAD_DATE = re.compile(r"Couldn't convert the value `(?:Date|Bytes)\(\"'?([^'\"]*)'?\"\)`")
+
+
+def wrap_error(exc: BaseException, label: str, dates: Sequence[str] = ()) -> SourceError:
+    """A ConnectorX failure as a Rivet error, classified by the server's error number.
+    ``dates``: the columns carried as native dates, named when ConnectorX refuses a zero
+    or invalid date (its message does not say which column)."""
+    text = str(exc)
+    bad_date = _BAD_DATE.search(text) if dates else None
+    if bad_date:
+        names = ", ".join(repr(name) for name in dates)
+        return SourceError(
+            redact(f"{label}: column {names}: value {bad_date.group(1)!r} is a zero or "
+                   f"invalid date, which no date or timestamp can hold"),
+            hint='set zero_dates = "null" in [source] to export such values as NULL, or '
+                 'filter them in SQL')
+    found = _SERVER_ERROR.search(text)
+    if found:
+        code: int | None = int(found.group(1))
+        message = found.group(2).strip()
+        lost = False
+    else:
+        code = None
+        message = f"ConnectorX: {text.strip().splitlines()[0] if text.strip() else exc!r}"
+        lost = any(word in text.lower() for word in _LINK_WORDS)
+    transient = classify(code, message, connection_lost=lost)
+    cls = TransientSourceError if transient else SourceError
+    return cls(redact(error_text(label, message, code)), hint=hint_for(code))
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed by the last wave back to the OS. Each ConnectorX call decodes on
+    new threads, and glibc gives new threads their own malloc arenas, which keep what
+    they freed; without a trim, peak RSS would creep up wave after wave."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
+def _is_control(exc: BaseException) -> bool:
+    return isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
+
+
+class SchemaMismatch(Exception):
+    """ConnectorX handed a column in another Arrow type than the carrier reads: the read
+    goes to the pymysql path instead (nothing has been read yet)."""
+
+
+Killer = Callable[[str], None]
+"""Ends the server sessions whose statement carries the given token."""
+
+
+class CxBatchStream(BatchStream):
+    """Batches of one read over ConnectorX: its waves in order, each wave's batches as
+    ConnectorX interleaves them. The first wave starts in the constructor, so a type
+    mismatch is known before the caller gets the stream."""
+
+    def __init__(self, *, columns: list[ColumnInfo], carriers: list[Carrier],
+                 waves: list[list[str]], url: str, session: list[str], options: ReadOptions,
+                 label: str, read_path: str, kill: Killer, dates: Sequence[str] = (),
+                 on_end: Callable[[CxBatchStream], None]) -> None:
+        import connectorx
+
+        self.columns = columns
+        self.schema = schema_of(columns)
+        self.read_path = read_path
+        self.label = label
+        self._cx = connectorx
+        self._carriers = carriers
+        self._token = uuid.uuid4().hex
+        self._waves = [[f"/* rivet-cx {self._token} */ {sql}" for sql in wave]
+                       for wave in waves]
+        self._url = url
+        self._session = session
+        self._options = options
+        self._batch_rows = max(1, options.batch_size)
+        self._kill = kill
+        self._dates = list(dates)
+        self._on_end = on_end
+        self._reader: pa.RecordBatchReader | None = None
+        self._open = True
+        self._started = False
+        self._reader = self._start(self._waves[0])
+        self._check(self._reader.schema)
+
+    # ------------------------------------------------------------------ ConnectorX calls
+
+    def _start(self, wave: list[str]) -> pa.RecordBatchReader:
+        try:
+            reader = self._cx.read_sql(self._url, wave if len(wave) > 1 else wave[0],
+                                       return_type="arrow_stream", protocol="binary",
+                                       pre_execution_query=self._session,
+                                       batch_size=self._batch_rows)
+        except BaseException as exc:
+            if _is_control(exc):
+                raise
+            self._abandon()
+            raise wrap_error(exc, self.label, self._dates) from None
+        return reader  # type: ignore[no-any-return]
+
+    def _check(self, schema: pa.Schema) -> None:
+        if len(schema) != len(self._carriers):
+            self._abandon()
+            raise SchemaMismatch(f"ConnectorX returned {len(schema)} columns, the query "
+                                 f"has {len(self._carriers)}")
+        for field, carrier in zip(schema, self._carriers, strict=True):
+            if not carrier.accepts(field.type):
+                self._abandon()
+                raise SchemaMismatch(f"ConnectorX returned column {carrier.name} as "
+                                     f"{field.type}")
+
+    # ------------------------------------------------------------------ iteration
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self._started:
+            raise RuntimeError("a CxBatchStream can be iterated only once")
+        self._started = True
+        return self._batches()
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        throttle_s = self._options.throttle_ms / 1000
+        try:
+            for index, wave in enumerate(self._waves):
+                if index:
+                    _release_freed_memory()
+                    self._reader = self._start(wave)
+                    self._check(self._reader.schema)
+                reader = self._reader
+                assert reader is not None
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    except BaseException as exc:
+                        if _is_control(exc):
+                            raise
+                        self._abandon()
+                        raise wrap_error(exc, self.label, self._dates) from None
+                    if batch.num_rows:
+                        yield from self._fit(self._convert(batch))
+                        if throttle_s > 0:
+                            time.sleep(throttle_s)
+                self._reader = None
+            self._open = False
+            self._on_end(self)
+        finally:
+            # An error, or the consumer stopping early (GeneratorExit), ends up here.
+            self.close()
+
+    def _convert(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = [carrier.convert(batch.column(i))
+                  for i, carrier in enumerate(self._carriers)]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _fit(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        """``batch``, cut into slices of at most ``max_batch_bytes`` (by average row size);
+        the following waves then ask ConnectorX for that many rows per batch."""
+        limit = self._options.max_batch_bytes
+        if limit is None or batch.nbytes <= limit or batch.num_rows <= 1:
+            yield batch
+            return
+        rows = max(1, int(limit * batch.num_rows / batch.nbytes))
+        self._batch_rows = min(self._batch_rows, rows)
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+    # ------------------------------------------------------------------ ending
+
+    def _abandon(self) -> None:
+        """Stop ConnectorX's reader and end its server sessions."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                reader.close()
+        self._kill(self._token)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._abandon()
+            self._on_end(self)
+
+
+def kill_sessions(execute: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]],
+                  token: str, *, wait_s: float = 0.5) -> int:
+    """``KILL`` every other session running a statement tagged with ``token``, watching for
+    ``wait_s`` so a connection still setting up (its statement not yet started) is caught
+    too. Returns how many sessions were ended."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + wait_s
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        rows = execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s "
+                       "AND ID <> CONNECTION_ID()", (f"/* rivet-cx {token} */%",))
+        ids = {int(row[0]) for row in rows} - killed
+        quiet = 0 if ids else quiet + 1
+        for session in ids:
+            with contextlib.suppress(Exception):
+                execute(f"KILL CONNECTION {session}", ())
+            killed.add(session)
+        time.sleep(0.05)
+    return len(killed)
