@@ -1,9 +1,15 @@
 """CSV encoding: :class:`CsvFormat`, the writer it opens, and the compressed output streams.
 
-Imported by the spec's factory only, because it imports ``pyarrow.csv``. What each type
-becomes as text is decided in :mod:`rivet_csv.render`; this module only writes the rendered
-batches, one at a time, through pyarrow's CSV writer into the sink (directly, or through a
-gzip or zstd stream).
+Imported by the spec's factory only. What each type becomes as text is decided in
+:mod:`rivet_csv.render`; this module only writes the rendered batches, one at a time, into
+the sink (directly, or through a gzip or zstd stream).
+
+The records are assembled with Arrow kernels (:func:`encode_batch`) rather than pyarrow's
+CSV writer, with the writer's own output: every column is cast to text exactly as the
+writer casts it, strings are quoted with inner quotes doubled, NULL is an empty unquoted
+field. Doing it here lets a UTC timestamp be cast as a wall-clock time plus ``Z``, which is
+the same text as the writer's but avoids its per-value time zone lookup (the writer spends
+more time on one timestamptz column than on all the others together).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.compute as pc
 
 from rivet_core.backends import Compression, Format, FormatWriter
 from rivet_csv.render import ColumnPlan, plan_columns
@@ -37,22 +43,14 @@ class CsvFormat(Format):
     def extension(self) -> str:
         return EXTENSIONS[self.compression.codec]
 
-    def write_options(self) -> pacsv.WriteOptions:
-        return pacsv.WriteOptions(
-            include_header=self.options.header,
-            delimiter=self.options.delimiter,
-            # "needed" quotes every string value and never a NULL, which is what keeps an
-            # empty string ("") apart from NULL (nothing).
-            quoting_style="needed",
-        )
-
     def open(
         self, sink: pa.NativeFile, schema: pa.Schema, *, max_file_bytes: int | None = None
     ) -> CsvFormatWriter:
         # Decided (and refused) before the first byte, header included, reaches the sink.
         plan = plan_columns(schema)
         stream = _output_stream(sink, self.compression)
-        return CsvFormatWriter(stream, plan, self.write_options(), ends_stream=stream is not sink)
+        return CsvFormatWriter(stream, plan, delimiter=self.options.delimiter,
+                               header=self.options.header, ends_stream=stream is not sink)
 
 
 class CsvFormatWriter(FormatWriter):
@@ -62,19 +60,23 @@ class CsvFormatWriter(FormatWriter):
         self,
         stream: pa.NativeFile,
         plan: ColumnPlan,
-        options: pacsv.WriteOptions,
         *,
+        delimiter: str,
+        header: bool,
         ends_stream: bool,
     ) -> None:
         self.plan = plan
         self._stream = stream
         self._ends_stream = ends_stream
-        self._writer = pacsv.CSVWriter(stream, plan.schema, write_options=options)
+        self._delimiter = delimiter
         self._closed = False
+        if header:
+            names = [_quote_text(name) for name in plan.schema.names]
+            stream.write((delimiter.join(names) + "\n").encode())
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
-            self._writer.write_batch(self.plan.render(batch))
+            self._stream.write(encode_batch(self.plan.render(batch), self._delimiter))
 
     def close(self) -> None:
         """Write what is buffered and end the compressed stream, if any.
@@ -85,11 +87,46 @@ class CsvFormatWriter(FormatWriter):
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
         if self._ends_stream:
             self._stream.close()
         else:
             self._stream.flush()
+
+
+def _quote_text(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _field_text(column: pa.Array) -> pa.Array:
+    """One rendered column as the text of its CSV fields (NULL stays null)."""
+    typ = column.type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        escaped = pc.replace_substring(column, '"', '""')
+        quote = pa.scalar('"', typ)
+        return pc.binary_join_element_wise(quote, escaped, quote, pa.scalar("", typ))
+    if pa.types.is_timestamp(typ) and typ.tz is not None:
+        # The render step made the zone UTC: the instant's UTC wall time, then "Z".
+        naive = column.view(pa.timestamp(typ.unit)).cast(pa.string())
+        return pc.binary_join_element_wise(naive, "Z", "")
+    return column.cast(pa.string())
+
+
+def encode_batch(batch: pa.RecordBatch, delimiter: str) -> pa.Buffer:
+    """The CSV records of a rendered batch, ``\n``-terminated, as one buffer."""
+    fields = [_field_text(column) for column in batch.columns]
+    if any(pa.types.is_large_string(f.type) for f in fields):
+        fields = [f.cast(pa.large_string()) for f in fields]
+    typ = fields[0].type
+    # NULL fields become empty (unquoted) fields.
+    records = pc.binary_join_element_wise(*fields, pa.scalar(delimiter, typ),
+                                          null_handling="replace", null_replacement="")
+    lines = pc.binary_join_element_wise(records, pa.scalar("\n", typ), pa.scalar("", typ))
+    _validity, offsets_buffer, data = lines.buffers()
+    offset_type = pa.int64() if pa.types.is_large_string(typ) else pa.int32()
+    offsets = pa.Array.from_buffers(offset_type, len(lines) + 1, [None, offsets_buffer],
+                                    offset=lines.offset)
+    first, last = offsets[0].as_py(), offsets[len(lines)].as_py()
+    return data.slice(first, last - first) if data is not None else pa.py_buffer(b"")
 
 
 def _output_stream(sink: pa.NativeFile, compression: Compression) -> pa.NativeFile:

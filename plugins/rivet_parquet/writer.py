@@ -44,8 +44,9 @@ class ParquetFormat(Format):
     def extension(self) -> str:
         return "parquet"
 
-    def writer_properties(self) -> dict[str, Any]:
-        """Keyword arguments for ``pyarrow.parquet.ParquetWriter``."""
+    def writer_properties(self, schema: pa.Schema | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``pyarrow.parquet.ParquetWriter`` (for files of
+        ``schema``, which decides the dictionary-encoded columns)."""
         codec = self.compression.codec
         level = self.compression.level
         if codec == "zstd" and level is None:
@@ -54,9 +55,12 @@ class ParquetFormat(Format):
             "version": "2.6",
             "compression": "NONE" if codec == "none" else codec,
             "compression_level": level,
-            # Dictionary pages fall back to plain encoding per column chunk once they pass
-            # 1 MiB, so high-cardinality columns cost little while repetitive ones shrink a lot.
-            "use_dictionary": True,
+            # Text and binary columns only: repetitive ones (statuses, languages, labels)
+            # shrink a lot, and a high-cardinality one falls back to plain encoding once its
+            # dictionary page passes 1 MiB. Numbers and timestamps are rarely repetitive,
+            # and building their dictionaries doubled the encoding time for a file barely
+            # smaller after zstd (measured: 10M rows of ids, amounts and timestamps).
+            "use_dictionary": True if schema is None else dictionary_columns(schema),
             "write_statistics": self.options.write_statistics,
             # Timestamps keep their own unit (microseconds from every built-in source) as
             # TIMESTAMP logical types; INT96 is deprecated and coercing could truncate.
@@ -70,7 +74,7 @@ class ParquetFormat(Format):
     def open(
         self, sink: pa.NativeFile, schema: pa.Schema, *, max_file_bytes: int | None = None
     ) -> ParquetFormatWriter:
-        properties = self.writer_properties()
+        properties = self.writer_properties(schema)
         check_storable(schema, properties)
         flush_bytes = self.options.row_group_mb * MIB
         if max_file_bytes is not None:
@@ -84,6 +88,13 @@ class ParquetFormat(Format):
             row_group_rows=self.options.row_group_rows,
             flush_bytes=flush_bytes,
         )
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The top-level text and binary columns, which get dictionary encoding."""
+    return [field.name for field in schema
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+            or pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)]
 
 
 def check_storable(schema: pa.Schema, properties: dict[str, Any]) -> None:
