@@ -112,7 +112,10 @@ def unwrappable(names: Sequence[str], columns: Sequence[FastColumn]) -> str | No
 
 def strip_statement(sql: str) -> str:
     """The query without trailing semicolons and blanks, so it can sit in parentheses."""
-    return sql.rstrip().rstrip(";").rstrip()
+    sql = sql.rstrip()
+    while sql.endswith(";"):
+        sql = sql[:-1].rstrip()
+    return sql
 
 
 def select_sql(inner: str, columns: Sequence[FastColumn]) -> str:
@@ -147,11 +150,11 @@ BLOCKS_PER_RANGE = 2048
 server work, so no statement runs long and a slow reader holds no snapshot alone."""
 
 
-def block_ranges(blocks: int, per_range: int = BLOCKS_PER_RANGE
-                 ) -> list[tuple[int, int | None]]:
-    """``[lo, hi)`` block ranges covering a table of ``blocks`` blocks; the last is open
-    (``hi`` None) so rows in blocks added after the size was read are not missed."""
-    per_range = max(1, per_range)
+def block_ranges(blocks: int, per_range: int | None = None) -> list[tuple[int, int | None]]:
+    """``[lo, hi)`` block ranges of ``per_range`` blocks (default :data:`BLOCKS_PER_RANGE`)
+    covering a table of ``blocks`` blocks; the last is open (``hi`` None) so rows in blocks
+    added after the size was read are not missed."""
+    per_range = max(1, BLOCKS_PER_RANGE if per_range is None else per_range)
     ranges: list[tuple[int, int | None]] = []
     lo = 0
     while lo + per_range < blocks:

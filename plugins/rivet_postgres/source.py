@@ -467,9 +467,7 @@ class PostgresSource(Source):
             else:
                 sql = query.sql
                 if query.params:
-                    # COPY takes no bind parameters: psycopg renders them as literals,
-                    # with the server's quoting rules (never formatted by Rivet).
-                    sql = psycopg.ClientCursor(conn).mogrify(query.sql, query.params)
+                    sql = render_params(conn, query.sql, query.params)
                 self._close_cursor(opened.cursor)
                 generator = copyreader.single_copy(
                     self._pool, settings, fastpath.select_sql(sql, columns),
@@ -540,6 +538,33 @@ class PostgresSource(Source):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+class _Literal:
+    """A parameter already rendered as an SQL literal by psycopg."""
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
+class _ParenthesizedDumper(psycopg.adapt.Dumper):
+    def dump(self, obj: _Literal) -> bytes:
+        return obj.text
+
+    def quote(self, obj: _Literal) -> bytes:
+        return b"(" + obj.text + b")"
+
+
+def render_params(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> str:
+    """``sql`` with its ``%s`` parameters as literals, for COPY, which takes no bind
+    parameters. psycopg's client-side binding writes each literal with the server's quoting
+    rules (never formatted by Rivet); each is then parenthesized, because a cast in the
+    query binds tighter than a minus sign (``-9223372036854775808::int8`` overflows where
+    ``(-9223372036854775808)::int8`` does not)."""
+    cursor = psycopg.ClientCursor(conn)
+    literals = [_Literal(cursor.mogrify("%s", (value,)).strip().encode()) for value in params]
+    cursor.adapters.register_dumper(_Literal, _ParenthesizedDumper)
+    return cursor.mogrify(sql, literals)
 
 
 def _copy_driver_missing() -> str | None:
