@@ -179,9 +179,10 @@ def single_copy(pool: CopyPool, conninfo: str, sql: str, *, begin: Sequence[str]
     finished = False
     try:
         for raw in conn.batches(sql, batch_bytes):
-            yield from convert(raw)
-            if throttle_s > 0:
-                time.sleep(throttle_s)
+            for batch in convert(raw):
+                yield batch
+                if throttle_s > 0:
+                    time.sleep(throttle_s)
         conn.execute("COMMIT")
         finished = True
     except (adbc.Error, OSError, pa.ArrowException) as exc:
@@ -300,8 +301,8 @@ class RangedCopy:
                     for batch in self._convert(raw):
                         if not self._put(batch):
                             return
-                    if self._throttle_s > 0:
-                        time.sleep(self._throttle_s)
+                        if self._throttle_s > 0:
+                            time.sleep(self._throttle_s)
                     if self._stop.is_set():
                         return
             if not self._stop.is_set():

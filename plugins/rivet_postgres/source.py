@@ -1,6 +1,15 @@
-"""The PostgreSQL source: one connection, read-only transactions, a server-side cursor per read.
+"""The PostgreSQL source: a control connection (psycopg) that describes every query, and two
+read paths, chosen per read (:meth:`PostgresSource.read`) and named in
+``BatchStream.read_path``:
 
-Protocol of one :meth:`PostgresSource.read` (``describe`` stops after step 3 and rolls back):
+- binary COPY over the ADBC driver (:mod:`rivet_postgres.copyreader`, conversions in
+  :mod:`rivet_postgres.fastpath`), the default; a ``table`` read is split into ctid ranges
+  over ``ReadOptions.parallel`` connections that import the control transaction's snapshot;
+- the server-side cursor below, when COPY cannot serve the query (two result columns of one
+  name that COPY must convert in SQL, or no driver) or ``read_path = "cursor"``.
+
+Both start with steps 1-3 on the control connection. Protocol of a cursor read
+(``describe`` stops after step 3 and rolls back):
 
 1. ``BEGIN READ ONLY; SET LOCAL statement_timeout = <ms>; SET LOCAL lock_timeout = <ms>;
    SET LOCAL TimeZone = 'UTC'`` in one round trip (the timeouts only when > 0). Every
