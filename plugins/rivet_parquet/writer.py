@@ -162,7 +162,10 @@ class ParquetFormatWriter(FormatWriter):
         self._pending_bytes += batch.nbytes
         while self._pending_rows >= self.row_group_rows:
             self._write_row_group(self.row_group_rows)
-        if self._pending_bytes >= self.flush_bytes:
+        # In the background, a row group is encoded while the next fills: each gets half
+        # the budget, so together they stay within row_group_mb.
+        budget = self.flush_bytes // 2 if self.background else self.flush_bytes
+        if self._pending_bytes >= budget:
             self._write_row_group(self._pending_rows)
 
     def close(self) -> None:

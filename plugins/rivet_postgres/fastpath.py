@@ -63,7 +63,7 @@ SEND_FUNCTIONS: dict[str, str] = {
 """Type key → the function giving its binary wire format as ``bytea``."""
 
 ALIAS = "_rivet_copy"
-BATCH_HINT_BYTES = 16 << 20
+BATCH_HINT_BYTES = 8 << 20
 """The driver's batch size target (Arrow bytes) when the export sets no memory cap: batches
 shrink by themselves as rows get wider."""
 
