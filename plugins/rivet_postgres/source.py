@@ -446,6 +446,7 @@ class PostgresSource(Source):
         plans = opened.plan
 
         def convert(raw: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+            fastpath.check_schema(raw.schema, columns)
             try:
                 batch = fastpath.convert_batch(raw, columns, schema)
             except decode.ArrayShapeError as exc:
@@ -459,7 +460,7 @@ class PostgresSource(Source):
                 name, blocks = table
                 ranges = fastpath.block_ranges(blocks)
                 (snapshot,) = conn.execute("SELECT pg_export_snapshot()").fetchone() or ("",)
-                conn.execute(f'CLOSE "{CURSOR_NAME}"')
+                opened.cursor.close()  # CLOSE; the transaction (and snapshot) stays open
                 statements = [fastpath.select_sql(fastpath.range_sql(name, r), columns)
                               for r in ranges]
                 workers = max(1, min(options.parallel, len(ranges)))
