@@ -185,6 +185,9 @@ class ParquetFormatWriter(FormatWriter):
         if self._encoding is not None:
             self._encoding.join()
             self._encoding = None
+        # pyarrow's writer would otherwise write the footer into the discarded target when
+        # it is garbage-collected.
+        self._writer.is_open = False
 
     def _wait(self) -> None:
         """Wait for the row group being encoded; raise its failure, if any."""
