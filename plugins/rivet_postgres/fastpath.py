@@ -240,7 +240,9 @@ def _check_times(array: pa.Array, name: str) -> None:
 
 
 def _storage(array: pa.Array) -> pa.Array:
-    return array.storage if isinstance(array, pa.ExtensionArray) else array
+    """The plain array under an extension type (``arrow.uuid``, ``arrow.json``, the
+    driver's opaque types)."""
+    return array.storage if isinstance(array.type, pa.BaseExtensionType) else array
 
 
 def _decimal_from_text(text: pa.Array, target: pa.DataType, name: str) -> pa.Array:
@@ -334,8 +336,8 @@ def check_schema(schema: pa.Schema, columns: Sequence[FastColumn]) -> None:
                           f"describes {len(columns)}",
                           hint="set read_path = \"cursor\" in [source] and report this")
     for field, column in zip(schema, columns, strict=True):
-        storage = field.type.storage_type if isinstance(field.type,
-                                                        pa.ExtensionType) else field.type
+        storage = (field.type.storage_type if isinstance(field.type, pa.BaseExtensionType)
+                   else field.type)
         expect_binary = column.carry is Carry.WIRE or column.plan.key in ("bytea", "uuid")
         expect_text = column.carry is Carry.TEXT or column.plan.key in (
             "text", "varchar", "bpchar", "name", "json", "jsonb")

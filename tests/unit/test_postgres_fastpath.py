@@ -195,3 +195,14 @@ def test_an_unexpected_driver_type_is_reported_before_conversion():
     with pytest.raises(SourceError, match="'n' as int64"):
         fastpath.check_schema(pa.schema([("n", pa.int64())]),
                               [column("n", "numeric", pa.decimal128(9, 2))])
+
+
+def test_the_drivers_extension_types_are_accepted_and_unwrapped():
+    uuid_type, json_type = pa.uuid(), pa.json_()
+    fastpath.check_schema(pa.schema([("u", uuid_type), ("j", json_type)]),
+                          [column("u", "uuid", pa.string()), column("j", "jsonb", pa.string())])
+    raw = pa.ExtensionArray.from_storage(uuid_type, pa.array([bytes(range(16))],
+                                                              pa.binary(16)))
+    assert convert(raw, "uuid", pa.string()) == ["00010203-0405-0607-0809-0a0b0c0d0e0f"]
+    text = pa.ExtensionArray.from_storage(json_type, pa.array(['{"a": 1}']))
+    assert convert(text, "jsonb", pa.string()) == ['{"a": 1}']
