@@ -145,9 +145,9 @@ def quote_ident(name: str) -> str:
 
 # ------------------------------------------------------------------------ table ranges
 
-BLOCKS_PER_RANGE = 2048
-"""Heap blocks (8 KiB each: 16 MiB) one range statement reads: a fraction of a second of
-server work, so no statement runs long and a slow reader holds no snapshot alone."""
+BLOCKS_PER_RANGE = 1024
+"""Heap blocks (8 KiB each: 8 MiB) one range statement reads: a fraction of a second of
+server work even on a busy machine, so no statement runs long."""
 
 
 def block_ranges(blocks: int, per_range: int | None = None) -> list[tuple[int, int | None]]:
