@@ -164,6 +164,13 @@ def block_ranges(blocks: int, per_range: int | None = None) -> list[tuple[int, i
     return ranges
 
 
+def reads_whole_table(sql: str, table: str) -> bool:
+    """Whether ``sql`` is the ``SELECT * FROM <table>`` a ``table`` export runs: only then
+    can a range statement replace it (``Query.table`` is a hint; anything else is read with
+    one COPY)."""
+    return " ".join(strip_statement(sql).split()).lower() == f"select * from {table}".lower()
+
+
 def range_sql(table: str, block_range: tuple[int, int | None]) -> str:
     """``SELECT *`` of the rows stored in a block range (a TID range scan). ``table`` is
     already quoted by the server (``format('%I.%I')``); the bounds are integers."""
@@ -355,4 +362,4 @@ def check_schema(schema: pa.Schema, columns: Sequence[FastColumn]) -> None:
 
 
 __all__ = ["Carry", "FastColumn", "block_ranges", "carry_for", "check_schema", "conninfo",
-           "convert_batch", "range_sql", "select_sql", "slices"]
+           "convert_batch", "range_sql", "reads_whole_table", "select_sql", "slices"]

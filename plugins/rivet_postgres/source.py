@@ -370,7 +370,7 @@ class PostgresSource(Source):
                               hint="pip install adbc-driver-postgresql, or set read_path = "
                                    "\"auto\"")
         ranged = (forced != "cursor" and driver_missing is None and query.table is not None
-                  and not query.params)
+                  and not query.params and fastpath.reads_whole_table(query.sql, query.table))
         opened = self._open(query, options, repeatable_read=ranged)
         if forced == "cursor":
             return self._cursor_stream(opened, query, options,

@@ -118,10 +118,9 @@ def test_a_table_read_in_ctid_ranges_over_parallel_connections_has_every_row_onc
 
 def test_parallel_range_readers_share_one_snapshot(pg, pg_url, ranged_table, small_ranges):
     """An update committed while the ranges are being read is invisible to all of them."""
-    query = Query(sql=f"SELECT id, v FROM {ranged_table}", table=ranged_table)
+    query = Query(sql=f"SELECT * FROM {ranged_table}", table=ranged_table)
     with make_source(pg_url) as src:
-        stream = src.read(Query(sql=f"SELECT * FROM {ranged_table}", table=ranged_table),
-                          ReadOptions(parallel=2, batch_size=50))
+        stream = src.read(query, ReadOptions(parallel=2, batch_size=50))
         batches = iter(stream)
         first = [next(batches)]  # the readers have started, and imported the snapshot
         pg.execute(f"UPDATE {ranged_table} SET v = v + 100000")
@@ -191,3 +190,65 @@ def test_an_error_in_one_range_reader_fails_the_read_naming_the_server_error(
     with make_source(pg_url) as src, pytest.raises(SourceError, match="statement timeout"):
         read(src, Query(sql=f"SELECT * FROM {ranged_table}", table=ranged_table),
              parallel=2, statement_timeout_s=0.001)
+
+
+def test_without_the_driver_the_cursor_path_serves_the_read_and_says_why(pg_url,
+                                                                        monkeypatch):
+    from rivet_postgres import source as pg_source
+
+    monkeypatch.setattr(pg_source, "_copy_driver_missing",
+                        lambda: "the ADBC PostgreSQL driver is not available (test)")
+    with make_source(pg_url) as src:
+        stream, table = read(src, Query(sql="SELECT 1 AS one"))
+    assert stream.read_path == ("server-side cursor (psycopg): the ADBC PostgreSQL driver is "
+                                "not available (test)")
+    assert table.to_pylist() == [{"one": 1}]
+    with make_source(pg_url, read_path="copy") as src, \
+            pytest.raises(SourceError, match="not available"):
+        src.read(Query(sql="SELECT 1 AS one"), ReadOptions())
+
+
+TABLE_EXPORT = """
+[source]
+type = "postgres"
+url = "{url}"
+
+[[exports]]
+name = "ranged"
+table = "{table}"
+format = "{fmt}"
+parallel = 2
+[exports.destination]
+type = "local"
+path = "./out/{fmt}"
+"""
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_rivet_run_of_a_table_export_reads_ranges_in_parallel_into_one_file(
+        pg_url, ranged_table, small_ranges, tmp_path, fmt):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from rivet_core.testing import RivetProject
+
+    project = RivetProject(tmp_path)
+    project.write_config(TABLE_EXPORT.format(url=pg_url, table=ranged_table, fmt=fmt))
+    # small_ranges patches this process; the CLI runs in-process, so it applies.
+    outcome = project.run("run", "--json")
+    outcome.assert_success()
+    (export,) = outcome.json()["exports"]
+    assert export["rows"] == 20000 and len(export["files"]) == 1
+    assert export["read_paths"][0].startswith("binary COPY (ADBC), 2 connections over ")
+    (path,) = (project.path / "out" / fmt).glob(f"*.{fmt}")
+    table = pq.read_table(path) if fmt == "parquet" else pacsv.read_csv(path)
+    assert sorted(table.column("id").to_pylist()) == list(range(1, 20001))
+
+
+def test_a_table_hint_on_another_query_is_read_with_one_copy(pg_url, ranged_table,
+                                                              small_ranges):
+    with make_source(pg_url) as src:
+        stream, table = read(src, Query(sql=f"SELECT id FROM {ranged_table} WHERE id <= 10",
+                                        table=ranged_table), parallel=2)
+    assert stream.read_path == "binary COPY (ADBC)"
+    assert table.num_rows == 10

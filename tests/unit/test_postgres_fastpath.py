@@ -206,3 +206,10 @@ def test_the_drivers_extension_types_are_accepted_and_unwrapped():
     assert convert(raw, "uuid", pa.string()) == ["00010203-0405-0607-0809-0a0b0c0d0e0f"]
     text = pa.ExtensionArray.from_storage(json_type, pa.array(['{"a": 1}']))
     assert convert(text, "jsonb", pa.string()) == ['{"a": 1}']
+
+
+def test_only_the_whole_table_select_of_a_table_export_is_split_into_ranges():
+    assert fastpath.reads_whole_table("SELECT * FROM public.t", "public.t")
+    assert fastpath.reads_whole_table("select *  from Public.T;\n", "public.t")
+    assert not fastpath.reads_whole_table("SELECT id FROM public.t", "public.t")
+    assert not fastpath.reads_whole_table("SELECT * FROM public.t WHERE id > 1", "public.t")
