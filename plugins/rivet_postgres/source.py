@@ -34,8 +34,9 @@ Both start with steps 1-3 on the control connection. Protocol of a cursor read
 ``Query.sql`` takes psycopg placeholders (``%s``) when ``Query.params`` is not empty; with no
 params the text is sent as written, so a literal ``%`` needs no escaping.
 
-``ReadOptions.max_batch_bytes``: when a batch's Arrow size exceeds it, later fetches ask
-for half as many rows (never fewer than 1). The oversized batch itself is still delivered.
+``ReadOptions.max_batch_bytes`` (64 MiB when unset): when a batch's Arrow size exceeds it,
+later fetches ask for half as many rows (never fewer than 1). The oversized batch itself is
+still delivered.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ if TYPE_CHECKING:
     from rivet_postgres.copyreader import CopyPool
 
 CURSOR_NAME = "_rivet"
+CURSOR_BATCH_BYTES = 64 << 20
+"""Arrow bytes of a cursor batch past which the next fetches ask for half as many rows,
+when the export sets no ``max_batch_memory_mb``."""
 MONEY_SCALE_SQL = "SELECT scale('0'::money::numeric)"
 """Fractional digits of ``lc_monetary``, exactly as ``money::numeric`` applies them."""
 _IDLE = pq.TransactionStatus.IDLE
@@ -674,7 +678,9 @@ class PostgresBatchStream(BatchStream):
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         throttle_s = self._options.throttle_ms / 1000
-        max_bytes = self._options.max_batch_bytes
+        # Without a cap, wide rows still shrink the fetches once a batch passes the COPY
+        # path's batch size, so memory does not grow with the width of the rows.
+        max_bytes = self._options.max_batch_bytes or CURSOR_BATCH_BYTES
         try:
             while self._open:
                 size = self._fetch_size

@@ -252,3 +252,15 @@ def test_a_table_hint_on_another_query_is_read_with_one_copy(pg_url, ranged_tabl
                                         table=ranged_table), parallel=2)
     assert stream.read_path == "binary COPY (ADBC)"
     assert table.num_rows == 10
+
+
+def test_wide_rows_shrink_cursor_batches_without_a_memory_cap(pg_url, monkeypatch):
+    from rivet_postgres import source as pg_source
+
+    monkeypatch.setattr(pg_source, "CURSOR_BATCH_BYTES", 4000)
+    with make_source(pg_url, read_path="cursor") as src:
+        stream = src.read(Query(sql="SELECT repeat('x', 1000) AS t FROM generate_series(1, 20)"),
+                          ReadOptions(batch_size=8))
+        with stream:
+            sizes = [b.num_rows for b in stream]
+    assert sizes[:3] == [8, 4, 2] and sum(sizes) == 20
