@@ -15,6 +15,8 @@ more time on one timestamptz column than on all the others together).
 from __future__ import annotations
 
 import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -49,12 +51,21 @@ class CsvFormat(Format):
         # Decided (and refused) before the first byte, header included, reaches the sink.
         plan = plan_columns(schema)
         stream = _output_stream(sink, self.compression)
+        # With max_file_size the runner reads the part size after every batch, so batches
+        # are then encoded in the caller's thread, never behind.
         return CsvFormatWriter(stream, plan, delimiter=self.options.delimiter,
-                               header=self.options.header, ends_stream=stream is not sink)
+                               header=self.options.header, ends_stream=stream is not sink,
+                               encoders=ENCODER_THREADS if max_file_bytes is None else 0)
+
+
+ENCODER_THREADS = 2
+"""Threads encoding batches into CSV text at once (the Arrow kernels release the GIL)."""
 
 
 class CsvFormatWriter(FormatWriter):
-    """One CSV file. Holds no rows: each batch is rendered and written when it arrives."""
+    """One CSV file. Each batch is rendered and encoded when it arrives, by ``encoders``
+    background threads (or the caller's thread with 0), and written in arrival order; at
+    most ``2 * encoders`` batches are in flight."""
 
     def __init__(
         self,
@@ -64,19 +75,33 @@ class CsvFormatWriter(FormatWriter):
         delimiter: str,
         header: bool,
         ends_stream: bool,
+        encoders: int = 0,
     ) -> None:
         self.plan = plan
         self._stream = stream
         self._ends_stream = ends_stream
         self._delimiter = delimiter
         self._closed = False
+        self._pool = (ThreadPoolExecutor(max_workers=encoders, thread_name_prefix="rivet-csv")
+                      if encoders else None)
+        self._in_flight: deque[Future[pa.Buffer]] = deque()
+        self._max_in_flight = 2 * encoders
         if header:
             names = [_quote_text(name) for name in plan.schema.names]
             stream.write((delimiter.join(names) + "\n").encode())
 
+    def _encode(self, batch: pa.RecordBatch) -> pa.Buffer:
+        return encode_batch(self.plan.render(batch), self._delimiter)
+
     def write_batch(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows:
-            self._stream.write(encode_batch(self.plan.render(batch), self._delimiter))
+        if not batch.num_rows:
+            return
+        if self._pool is None:
+            self._stream.write(self._encode(batch))
+            return
+        self._in_flight.append(self._pool.submit(self._encode, batch))
+        while len(self._in_flight) > self._max_in_flight:
+            self._stream.write(self._in_flight.popleft().result())
 
     def close(self) -> None:
         """Write what is buffered and end the compressed stream, if any.
@@ -87,10 +112,27 @@ class CsvFormatWriter(FormatWriter):
         if self._closed:
             return
         self._closed = True
+        try:
+            while self._in_flight:
+                self._stream.write(self._in_flight.popleft().result())
+        finally:
+            self._shutdown()
         if self._ends_stream:
             self._stream.close()
         else:
             self._stream.flush()
+
+
+    def abort(self) -> None:
+        """Drop the batches being encoded; nothing more reaches the stream."""
+        self._closed = True
+        self._in_flight.clear()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _quote_text(text: str) -> str:
