@@ -143,11 +143,10 @@ def _field_text(column: pa.Array) -> pa.Array:
     """One rendered column as the text of its CSV fields (NULL stays null)."""
     typ = column.type
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        # Most columns hold no quote at all: a scan is cheaper than rewriting every value.
-        if pc.any(pc.match_substring(column, '"')).as_py():
-            column = pc.replace_substring(column, '"', '""')
+        # Always replaced: pyarrow's substring search alone costs three times the rewrite.
+        escaped = pc.replace_substring(column, '"', '""')
         quote = pa.scalar('"', typ)
-        return pc.binary_join_element_wise(quote, column, quote, pa.scalar("", typ))
+        return pc.binary_join_element_wise(quote, escaped, quote, pa.scalar("", typ))
     if pa.types.is_timestamp(typ) and typ.tz is not None:
         # The render step made the zone UTC: the instant's UTC wall time, then "Z".
         naive = column.view(pa.timestamp(typ.unit)).cast(pa.string())
