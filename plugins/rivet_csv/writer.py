@@ -17,7 +17,7 @@ from __future__ import annotations
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -139,36 +139,45 @@ def _quote_text(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _field_text(column: pa.Array) -> pa.Array:
-    """One rendered column as the text of its CSV fields (NULL stays null)."""
+Part: TypeAlias = "pa.Array | str"
+"""An operand of the record join: a column's text, or a constant (quote, delimiter)."""
+
+
+def _field_parts(column: pa.Array) -> list[Part]:
+    """One rendered column as operands of the record join (NULL stays null, and becomes an
+    empty field). Strings are quoted by the join itself, so their text is copied once."""
     typ = column.type
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         # Always replaced: pyarrow's substring search alone costs three times the rewrite.
         escaped = pc.replace_substring(column, '"', '""')
-        quote = pa.scalar('"', typ)
-        return pc.binary_join_element_wise(quote, escaped, quote, pa.scalar("", typ))
+        if not column.null_count:
+            return ['"', escaped, '"']
+        # No quotes around a NULL: an empty unquoted field.
+        quote = pc.if_else(column.is_valid(), pa.scalar('"', typ), pa.scalar("", typ))
+        return [quote, escaped, quote]
     if pa.types.is_timestamp(typ) and typ.tz is not None:
         # The render step made the zone UTC: the instant's UTC wall time, then "Z".
         naive = column.view(pa.timestamp(typ.unit)).cast(pa.string())
-        return pc.binary_join_element_wise(naive, "Z", "")
-    return column.cast(pa.string())
+        return [pc.binary_join_element_wise(naive, "Z", "")]
+    return [column.cast(pa.string())]
 
 
 def encode_batch(batch: pa.RecordBatch, delimiter: str) -> pa.Buffer:
-    """The CSV records of a rendered batch, ``\n``-terminated, as one buffer."""
-    fields = [_field_text(column) for column in batch.columns]
-    if any(pa.types.is_large_string(f.type) for f in fields):
-        fields = [f.cast(pa.large_string()) for f in fields]
-    typ = fields[0].type
-    # The record's newline rides on its last field (a NULL there is an empty field too), so
-    # the records are joined in one pass; NULL fields become empty (unquoted) fields.
-    fields[-1] = pc.binary_join_element_wise(
-        pc.fill_null(fields[-1], pa.scalar("", typ)), pa.scalar("\n", typ),
-        pa.scalar("", typ))
-    lines = pc.binary_join_element_wise(*fields, pa.scalar(delimiter, typ),
+    """The newline-terminated CSV records of a rendered batch, as one buffer, built by one
+    join over every field, quote, delimiter and newline."""
+    parts: list[Part] = []
+    for index, column in enumerate(batch.columns):
+        if index:
+            parts.append(delimiter)
+        parts.extend(_field_parts(column))
+    parts.append("\n")
+    large = any(isinstance(p, pa.Array) and pa.types.is_large_string(p.type) for p in parts)
+    typ = pa.large_string() if large else pa.string()
+    operands = [pa.scalar(p, typ) if isinstance(p, str) else p.cast(typ) for p in parts]
+    lines = pc.binary_join_element_wise(*operands, pa.scalar("", typ),
                                         null_handling="replace", null_replacement="")
     _validity, offsets_buffer, data = lines.buffers()
-    offset_type = pa.int64() if pa.types.is_large_string(typ) else pa.int32()
+    offset_type = pa.int64() if large else pa.int32()
     offsets = pa.Array.from_buffers(offset_type, len(lines) + 1, [None, offsets_buffer],
                                     offset=lines.offset)
     first, last = offsets[0].as_py(), offsets[len(lines)].as_py()
