@@ -139,6 +139,11 @@ class FormatWriter(abc.ABC):
     def close(self) -> None:
         """Write buffered data and the file trailer. Does not close the output stream."""
 
+    def abort(self) -> None:  # noqa: B027 - optional hook
+        """The file is being discarded: stop writing to the output stream (a writer that
+        encodes in the background waits for it here). Called before the target is aborted;
+        never raises."""
+
 
 class Format(abc.ABC):
     """A configured file format. Built by ``FormatSpec.factory(config, compression)``."""

@@ -1,8 +1,10 @@
-"""The ``postgres`` source: PostgreSQL queries streamed as Arrow batches over psycopg 3.
+"""The ``postgres`` source: PostgreSQL queries streamed as Arrow batches, over binary COPY
+(ADBC driver) or a psycopg 3 server-side cursor.
 
-Importing this module is cheap: psycopg and pyarrow are imported by :mod:`.source`, which
-only the factory loads. See :mod:`.source` for the read protocol, :mod:`.typemap` for the
-type mapping.
+Importing this module is cheap: psycopg, pyarrow and the ADBC driver are imported by
+:mod:`.source` and :mod:`.copyreader`, which only the factory loads. See :mod:`.source` for
+the read protocol and the choice of path, :mod:`.fastpath` for how COPY keeps types exact,
+:mod:`.typemap` for the type mapping.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def rivet_sources() -> list[SourceSpec]:
             config_cls=PostgresConfig,
             factory=factory,
             dialect="postgres",
-            description="PostgreSQL via psycopg 3: read-only transaction, server-side cursor, "
-                        "binary protocol",
+            description="PostgreSQL: binary COPY decoded into Arrow by the ADBC driver (ctid "
+                        "ranges over parallel connections for tables), psycopg server-side "
+                        "cursor as fallback; read-only transactions",
         )
     ]

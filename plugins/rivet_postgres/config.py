@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
 from rivet_core.config.connection import ConnectionConfig
@@ -21,4 +23,12 @@ class PostgresConfig(ConnectionConfig):
         "Seconds to wait for a connection before failing (a transient error, retried). "
         "0 waits forever. A `connect_timeout` in the URL wins.",
         default=10,
+    )
+    read_path: Literal["auto", "copy", "cursor"] = doc(
+        "How rows are read. `auto`: binary COPY decoded into Arrow by the ADBC driver (in "
+        "ctid ranges over `parallel` connections for a `table` export), falling back to "
+        "the server-side cursor when COPY cannot serve the query; the run summary says "
+        "which path was taken and why. `copy`: COPY or fail. `cursor`: always the psycopg "
+        "server-side cursor (FETCH per batch).",
+        default="auto",
     )

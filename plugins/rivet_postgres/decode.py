@@ -338,7 +338,8 @@ def dynamic_loaders(oid: int, resolved: t.Resolved) -> dict[int, type[adapt.Load
 # ------------------------------------------------------------------------------- builders
 
 
-def _fail(name: str, detail: str, hint: str | None = None) -> SourceError:
+def column_error(name: str, detail: str, hint: str | None = None) -> SourceError:
+    """A value of column ``name`` that its Arrow type cannot hold."""
     return SourceError(f"column {name!r}: {detail}",
                        hint=hint or f"filter or convert these values in SQL, or cast {name} "
                                     f"to text")
@@ -393,9 +394,9 @@ def _build_date(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa
     bounds = pc.min_max(days)
     low, high = bounds["min"], bounds["max"]
     if high.is_valid and high.as_py() == _DATE_INFINITY:
-        raise _fail(name, "value infinity has no date32 equivalent")
+        raise column_error(name, "value infinity has no date32 equivalent")
     if low.is_valid and low.as_py() < _FIRST_AD_DAY:
-        raise _fail(name, f"value {pg_date_text(low.as_py())} is before 0001-01-01; "
+        raise column_error(name, f"value {pg_date_text(low.as_py())} is before 0001-01-01; "
                           f"BC dates and -infinity are not exported")
     return pc.add_checked(days, pa.scalar(_EPOCH_SHIFT_DAYS, pa.int32())).cast(arrow_type)
 
@@ -405,14 +406,14 @@ def _build_timestamp(values: Sequence[Any], arrow_type: pa.DataType, name: str) 
     bounds = pc.min_max(micros)
     low, high = bounds["min"], bounds["max"]
     if high.is_valid and high.as_py() == _TS_INFINITY:
-        raise _fail(name, "value infinity has no timestamp equivalent")
+        raise column_error(name, "value infinity has no timestamp equivalent")
     if low.is_valid and low.as_py() < _FIRST_AD_DAY * _US_PER_DAY:
-        raise _fail(name, f"value {pg_timestamp_text(low.as_py())} is before 0001-01-01; "
+        raise column_error(name, f"value {pg_timestamp_text(low.as_py())} is before 0001-01-01; "
                           f"BC timestamps and -infinity are not exported")
     try:
         shifted = pc.add_checked(micros, _EPOCH_SHIFT_US)
     except pa.ArrowInvalid:
-        raise _fail(name, f"value {pg_timestamp_text(high.as_py())} is beyond the range of "
+        raise column_error(name, f"value {pg_timestamp_text(high.as_py())} is beyond the range of "
                           f"timestamp[us]") from None
     return shifted.view(arrow_type)
 
@@ -421,7 +422,7 @@ def _build_time(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa
     micros = pa.array(values, type=pa.int64())
     high = pc.max(micros)
     if high.is_valid and high.as_py() >= _US_PER_DAY:
-        raise _fail(name, "value 24:00:00 is not a time of day in time64")
+        raise column_error(name, "value 24:00:00 is not a time of day in time64")
     return micros.view(arrow_type)
 
 
@@ -429,7 +430,7 @@ def _build_jsonb(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> p
     text = pa.array(values, type=pa.string())
     # jsonb's binary format is a version byte (1 since PostgreSQL 9.4) and then the text.
     if pc.all(pc.starts_with(text, "\x01")).as_py() is False:
-        raise _fail(name, "unknown jsonb binary format version")
+        raise column_error(name, "unknown jsonb binary format version")
     return pc.utf8_slice_codeunits(text, 1).cast(arrow_type)
 
 
@@ -437,7 +438,14 @@ _UUID_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 
 
 def _build_uuid(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa.Array:
-    raw = pa.array(values, type=pa.binary(16))
+    return uuid_text(pa.array(values, type=pa.binary(16))).cast(arrow_type)
+
+
+def uuid_text(raw: pa.Array) -> pa.Array:
+    """Lowercase hyphenated text of 16-byte uuids, with one ``bytes.hex()`` over the whole
+    data buffer and Arrow string kernels."""
+    if raw.offset:
+        raw = pa.concat_arrays([raw])  # a slice: rebase its buffers at zero
     count = len(raw)
     validity, data = raw.buffers()
     # Null slots hold zero bytes; the validity bitmap carries over and masks them.
@@ -445,7 +453,7 @@ def _build_uuid(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa
     offsets = pa.array(range(0, 32 * count + 1, 32), type=pa.int32()).buffers()[1]
     flat = pa.StringArray.from_buffers(count, offsets, hexed, validity, raw.null_count)
     groups = [pc.utf8_slice_codeunits(flat, start, stop) for start, stop in _UUID_GROUPS]
-    return pc.binary_join_element_wise(*groups, "-").cast(arrow_type)
+    return pc.binary_join_element_wise(*groups, "-")
 
 
 def _short(value: object) -> str:
@@ -454,9 +462,13 @@ def _short(value: object) -> str:
 
 
 def _build_money(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa.Array:
+    return money_decimal(pa.array(values, type=pa.int64()), arrow_type)
+
+
+def money_decimal(amounts: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """int64 money amounts as the decimal ``arrow_type`` (scale = ``lc_monetary``'s)."""
     # The wire amount is the unscaled integer of the decimal: same buffer, new scale.
-    unscaled = pa.array(values, type=pa.int64()).cast(
-        pa.decimal128(arrow_type.precision, 0))
+    unscaled = amounts.cast(pa.decimal128(arrow_type.precision, 0))
     return pa.Array.from_buffers(arrow_type, len(unscaled), unscaled.buffers(),
                                  unscaled.null_count)
 
@@ -480,7 +492,9 @@ def suggest_decimal(value: Decimal, current: pa.DataType) -> str | None:
     return f"decimal({precision},{scale})"
 
 
-def _build_decimal(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa.Array:
+def build_decimal(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> pa.Array:
+    """Decimals into ``arrow_type``, refusing (naming the value and the override that holds
+    it) any value that would need rounding or more digits."""
     # pa.array refuses (rather than rounds) a Decimal that needs more scale or digits than the
     # type holds; the slow search for the culprit only runs to write the error.
     try:
@@ -491,7 +505,7 @@ def _build_decimal(values: Sequence[Any], arrow_type: pa.DataType, name: str) ->
         if value is None:
             continue
         if isinstance(value, Decimal) and not value.is_finite():
-            raise _fail(name, f"value {value} cannot be stored in {arrow_type}",
+            raise column_error(name, f"value {value} cannot be stored in {arrow_type}",
                         hint=f'filter it out, or export the column as text with the '
                              f'[exports.columns] override {name} = "string"')
         try:
@@ -500,10 +514,10 @@ def _build_decimal(values: Sequence[Any], arrow_type: pa.DataType, name: str) ->
             suggestion = suggest_decimal(value, arrow_type)
             fix = (f'set the [exports.columns] override {name} = "{suggestion}"'
                    if suggestion else f'export it as text: {name} = "string"')
-            raise _fail(name, f"value {_short(value)} does not fit {arrow_type} without "
+            raise column_error(name, f"value {_short(value)} does not fit {arrow_type} without "
                               f"rounding or overflow",
                         hint=f"{fix} (Rivet never rounds a decimal)") from None
-    raise _fail(name, f"values cannot be stored in {arrow_type}")
+    raise column_error(name, f"values cannot be stored in {arrow_type}")
 
 
 def _decimal_text(values: Sequence[Any]) -> pa.Array:
@@ -515,7 +529,7 @@ def _build_plain(values: Sequence[Any], arrow_type: pa.DataType, name: str) -> p
     try:
         return pa.array(values, type=arrow_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise _fail(name, f"values cannot be stored in {arrow_type}: {exc}") from None
+        raise column_error(name, f"values cannot be stored in {arrow_type}: {exc}") from None
 
 
 Builder = Callable[[Sequence[Any], pa.DataType, str], pa.Array]
@@ -527,7 +541,7 @@ BUILDERS: dict[str, Builder] = {
     "timestamptz": _build_timestamp,
     "jsonb": _build_jsonb,
     "uuid": _build_uuid,
-    "numeric": _build_decimal,
+    "numeric": build_decimal,
     "money": _build_money,
 }
 """Column builders by type key; any other mapped type is one ``pa.array`` call."""
@@ -572,7 +586,7 @@ def build_column(values: Sequence[Any], plan: ColumnPlan) -> pa.Array:
     name, target = plan.name, plan.target
     if plan.direct:
         if pa.types.is_decimal(target):
-            return _build_decimal(values, target, name)
+            return build_decimal(values, target, name)
         return _decimal_text(values)
     builder = BUILDERS.get(plan.key or "", _build_plain)
     natural = plan.natural
@@ -581,10 +595,17 @@ def build_column(values: Sequence[Any], plan: ColumnPlan) -> pa.Array:
         array = _build_list(values, natural, name, builder)
     else:
         array = builder(values, natural, name)
+    return cast_override(array, plan)
+
+
+def cast_override(array: pa.Array, plan: ColumnPlan) -> pa.Array:
+    """A column built as its natural type, cast to an override's type with pyarrow's safe
+    cast (overflow, truncation or lost scale fail naming the column)."""
+    name, natural, target = plan.name, plan.natural, plan.target
     if natural == target:
         return array
     try:
         return array.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise _fail(name, f"cannot convert {natural} to the override {target} without "
+        raise column_error(name, f"cannot convert {natural} to the override {target} without "
                           f"loss: {exc}") from None

@@ -1,6 +1,15 @@
-"""The PostgreSQL source: one connection, read-only transactions, a server-side cursor per read.
+"""The PostgreSQL source: a control connection (psycopg) that describes every query, and two
+read paths, chosen per read (:meth:`PostgresSource.read`) and named in
+``BatchStream.read_path``:
 
-Protocol of one :meth:`PostgresSource.read` (``describe`` stops after step 3 and rolls back):
+- binary COPY over the ADBC driver (:mod:`rivet_postgres.copyreader`, conversions in
+  :mod:`rivet_postgres.fastpath`), the default; a ``table`` read is split into ctid ranges
+  over ``ReadOptions.parallel`` connections that import the control transaction's snapshot;
+- the server-side cursor below, when COPY cannot serve the query (two result columns of one
+  name that COPY must convert in SQL, or no driver) or ``read_path = "cursor"``.
+
+Both start with steps 1-3 on the control connection. Protocol of a cursor read
+(``describe`` stops after step 3 and rolls back):
 
 1. ``BEGIN READ ONLY; SET LOCAL statement_timeout = <ms>; SET LOCAL lock_timeout = <ms>;
    SET LOCAL TimeZone = 'UTC'`` in one round trip (the timeouts only when > 0). Every
@@ -25,18 +34,20 @@ Protocol of one :meth:`PostgresSource.read` (``describe`` stops after step 3 and
 ``Query.sql`` takes psycopg placeholders (``%s``) when ``Query.params`` is not empty; with no
 params the text is sent as written, so a literal ``%`` needs no escaping.
 
-``ReadOptions.max_batch_bytes``: when a batch's Arrow size exceeds it, later fetches ask
-for half as many rows (never fewer than 1). The oversized batch itself is still delivered.
+``ReadOptions.max_batch_bytes`` (64 MiB when unset): when a batch's Arrow size exceeds it,
+later fetches ask for half as many rows (never fewer than 1). The oversized batch itself is
+still delivered.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import psycopg
 import pyarrow as pa
 from psycopg import pq
@@ -46,11 +57,17 @@ from rivet_core.config.connection import ConnectionParams
 from rivet_core.errors import SourceError, TransientSourceError
 from rivet_core.redact import redact
 from rivet_core.types import ColumnInfo, schema_of, unmatched_overrides
-from rivet_postgres import decode, typemap
+from rivet_postgres import decode, fastpath, typemap
 from rivet_postgres.config import PostgresConfig
 from rivet_postgres.sqlstate import classify, error_text, hint_for
 
+if TYPE_CHECKING:
+    from rivet_postgres.copyreader import CopyPool
+
 CURSOR_NAME = "_rivet"
+CURSOR_BATCH_BYTES = 64 << 20
+"""Arrow bytes of a cursor batch past which the next fetches ask for half as many rows,
+when the export sets no ``max_batch_memory_mb``."""
 MONEY_SCALE_SQL = "SELECT scale('0'::money::numeric)"
 """Fractional digits of ``lc_monetary``, exactly as ``money::numeric`` applies them."""
 _IDLE = pq.TransactionStatus.IDLE
@@ -70,8 +87,20 @@ def _milliseconds(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def _begin_sql(options: ReadOptions) -> str:
-    statements = ["BEGIN READ ONLY"]
+def _begin_sql(options: ReadOptions, *, repeatable_read: bool = False) -> str:
+    return "; ".join(begin_statements(options, repeatable_read=repeatable_read))
+
+
+def begin_statements(options: ReadOptions, *, repeatable_read: bool = False,
+                     snapshot: str | None = None) -> list[str]:
+    """Step 1, as statements: the same on the cursor connection and on every COPY
+    connection. REPEATABLE READ when a snapshot is exported to (or imported by) the COPY
+    connections of a ranged read; the snapshot id is the server's own
+    ``pg_export_snapshot()`` text."""
+    statements = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if repeatable_read
+                  else "BEGIN READ ONLY"]
+    if snapshot is not None:
+        statements.append(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
     # Integers formatted by us, never user text: SET takes no bind parameters.
     if options.statement_timeout_s > 0:
         statements.append(
@@ -79,7 +108,7 @@ def _begin_sql(options: ReadOptions) -> str:
     if options.lock_timeout_s > 0:
         statements.append(f"SET LOCAL lock_timeout = {_milliseconds(options.lock_timeout_s)}")
     statements.append("SET LOCAL TimeZone = 'UTC'")
-    return "; ".join(statements)
+    return statements
 
 
 class PostgresSource(Source):
@@ -93,7 +122,8 @@ class PostgresSource(Source):
         self._type_names: dict[tuple[int, int], str] = {}
         self._catalog: dict[int, typemap.CatalogType] = {}
         self._dynamic_loaders: set[int] = set()
-        self._active: PostgresBatchStream | None = None
+        self._active: BatchStream | None = None
+        self._pool: CopyPool | None = None
 
     # ------------------------------------------------------------------ connection
 
@@ -172,22 +202,24 @@ class PostgresSource(Source):
 
     # ------------------------------------------------------------------ reading
 
-    def _begin(self, options: ReadOptions) -> psycopg.Connection[Any]:
+    def _begin(self, options: ReadOptions, *, repeatable_read: bool = False
+               ) -> psycopg.Connection[Any]:
         """Step 1. A reused connection found dead here (server restart, idle timeout,
         pooler) is replaced once: nothing has run on it yet, so this cannot repeat work."""
         reused = self._conn is not None and not (self._conn.closed or self._conn.broken)
         conn = self._connection()
+        begin = _begin_sql(options, repeatable_read=repeatable_read)
         try:
             if conn.info.transaction_status != _IDLE:
                 conn.execute("ROLLBACK")
-            conn.execute(_begin_sql(options))
+            conn.execute(begin)
             return conn
         except psycopg.OperationalError:
             if not reused or not (conn.closed or conn.broken):
                 raise
         self._discard_connection()
         conn = self._connection()
-        conn.execute(_begin_sql(options))
+        conn.execute(begin)
         return conn
 
     def _resolve_type_names(self, conn: psycopg.Connection[Any],
@@ -254,8 +286,8 @@ class PostgresSource(Source):
         shapes = [(result.ftype(i), result.fmod(i)) for i in range(result.nfields)]
         return cursor, names, shapes
 
-    def _open(self, query: Query, options: ReadOptions, *, fetch: bool = True
-              ) -> tuple[psycopg.ServerCursor[Any], list[ColumnInfo], list[decode.ColumnPlan]]:
+    def _open(self, query: Query, options: ReadOptions, *, fetch: bool = True,
+              repeatable_read: bool = False) -> Opened:
         """Steps 1-3 of the protocol. On failure the transaction is rolled back. Without
         ``fetch`` (describe), no loader is installed since no row will be read."""
         if self._active is not None:
@@ -263,7 +295,7 @@ class PostgresSource(Source):
                                "stream before starting another")
         cursor: psycopg.ServerCursor[Any] | None = None
         try:
-            conn = self._begin(options)
+            conn = self._begin(options, repeatable_read=repeatable_read)
             cursor, names, shapes = self._declare(conn, query)
             type_names = self._resolve_type_names(conn, shapes)
             resolved = self._resolve_types(conn, shapes)
@@ -288,7 +320,7 @@ class PostgresSource(Source):
         except BaseException:
             self._close_cursor(cursor)
             raise
-        return cursor, columns, plan
+        return Opened(cursor, columns, plan, [oid for oid, _ in shapes])
 
     def _close_cursor(self, cursor: psycopg.ServerCursor[Any] | None) -> None:
         self._rollback()
@@ -328,15 +360,173 @@ class PostgresSource(Source):
     def describe(self, query: Query, options: ReadOptions) -> list[ColumnInfo]:
         """The mapped columns of ``query``; the cursor is declared, described and rolled
         back without a single FETCH, so the query does not run."""
-        cursor, columns, _ = self._open(query, options, fetch=False)
-        self._close_cursor(cursor)
-        return columns
+        opened = self._open(query, options, fetch=False)
+        self._close_cursor(opened.cursor)
+        return opened.columns
 
-    def read(self, query: Query, options: ReadOptions) -> PostgresBatchStream:
-        cursor, columns, plan = self._open(query, options)
-        stream = PostgresBatchStream(self, cursor, columns, plan, options, query.label)
+    def read(self, query: Query, options: ReadOptions) -> BatchStream:
+        """Read over binary COPY when the ADBC driver is there and the result allows it,
+        else over the server-side cursor; ``read_path`` of the stream says which, and why."""
+        forced = self._config.read_path
+        driver_missing = None if forced == "cursor" else _copy_driver_missing()
+        if forced == "copy" and driver_missing:
+            raise SourceError(f"{query.label}: read_path = \"copy\", but {driver_missing}",
+                              hint="pip install adbc-driver-postgresql, or set read_path = "
+                                   "\"auto\"")
+        ranged = (forced != "cursor" and driver_missing is None and query.table is not None
+                  and not query.params and fastpath.reads_whole_table(query.sql, query.table))
+        opened = self._open(query, options, repeatable_read=ranged)
+        if forced == "cursor":
+            return self._cursor_stream(opened, query, options,
+                                       "read_path = \"cursor\" in [source]")
+        if driver_missing:
+            return self._cursor_stream(opened, query, options, driver_missing)
+        try:
+            columns = self._fast_columns(opened)
+        except BaseException:
+            self._close_cursor(opened.cursor)
+            raise
+        reason = fastpath.unwrappable([c.plan.name for c in columns], columns)
+        if reason is not None:
+            if forced == "copy":
+                self._close_cursor(opened.cursor)
+                raise SourceError(f"{query.label}: read_path = \"copy\", but {reason}, so "
+                                  f"the columns cannot be converted for COPY",
+                                  hint="give the columns distinct names (AS ...), or set "
+                                       "read_path = \"auto\"")
+            return self._cursor_stream(opened, query, options, reason)
+        return self._copy_stream(opened, columns, query, options, ranged=ranged)
+
+    def _cursor_stream(self, opened: Opened, query: Query, options: ReadOptions,
+                       why: str) -> PostgresBatchStream:
+        stream = PostgresBatchStream(self, opened.cursor, opened.columns, opened.plan, options,
+                                     query.label)
+        stream.read_path = f"server-side cursor (psycopg): {why}"
         self._active = stream
         return stream
+
+    def _fast_columns(self, opened: Opened) -> list[fastpath.FastColumn]:
+        conn = self._conn
+        assert conn is not None
+        columns = []
+        for oid, plan in zip(opened.oids, opened.plan, strict=True):
+            carry, send = fastpath.carry_for(plan)
+            load = None
+            if carry is fastpath.Carry.WIRE:
+                # The loader the cursor would use for this column: the same decoding.
+                loader_cls = conn.adapters.get_loader(oid, pq.Format.BINARY)
+                if loader_cls is None:
+                    raise SourceError(f"no binary loader for column {plan.name!r}")
+                load = loader_cls(oid, conn).load
+            columns.append(fastpath.FastColumn(plan, carry, send, load))
+        return columns
+
+    def _copy_conninfo(self) -> str:
+        params = self._connection_params()
+        keywords: dict[str, str | int | None] = {
+            "host": params.host, "port": params.port, "user": params.user,
+            "dbname": params.database, "password": params.password,
+            "application_name": self._config.application_name,
+            "connect_timeout": self._config.connect_timeout_s,
+            "client_encoding": "UTF8", "sslmode": params.tls_mode,
+            "sslrootcert": params.ca_file,
+        }
+        keywords.update(params.query)
+        return fastpath.conninfo(keywords)
+
+    def _copy_stream(self, opened: Opened, columns: list[fastpath.FastColumn], query: Query,
+                     options: ReadOptions, *, ranged: bool) -> CopyBatchStream:
+        # Imported here: the driver is only needed once a COPY read is chosen.
+        from rivet_postgres import copyreader
+
+        conn = self._conn
+        assert conn is not None
+        if self._pool is None:
+            self._pool = copyreader.CopyPool()
+        schema = schema_of(opened.columns)
+        max_bytes = options.max_batch_bytes
+        batch_bytes = min(fastpath.BATCH_HINT_BYTES, max_bytes or fastpath.BATCH_HINT_BYTES)
+        throttle_s = options.throttle_ms / 1000
+        plans = opened.plan
+
+        def convert(raw: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+            fastpath.check_schema(raw.schema, columns)
+            try:
+                batch = fastpath.convert_batch(raw, columns, schema)
+            except decode.ArrayShapeError as exc:
+                raise array_shape_error(plans, query.label, exc) from None
+            return fastpath.slices(batch, options.batch_size, max_bytes)
+
+        try:
+            settings = self._copy_conninfo()
+            table = self._table_blocks(conn, query.table) if ranged and query.table else None
+            if table is not None and len(fastpath.block_ranges(table[1])) > 1:
+                name, blocks = table
+                ranges = fastpath.block_ranges(blocks)
+                (snapshot,) = conn.execute("SELECT pg_export_snapshot()").fetchone() or ("",)
+                opened.cursor.close()  # CLOSE; the transaction (and snapshot) stays open
+                statements = [fastpath.select_sql(fastpath.range_sql(name, r), columns)
+                              for r in ranges]
+                workers = max(1, min(options.parallel, len(ranges)))
+                reader = copyreader.RangedCopy(
+                    self._pool, settings, statements, workers=workers,
+                    begin=begin_statements(options, repeatable_read=True, snapshot=snapshot),
+                    batch_bytes=batch_bytes, convert=convert, label=query.label,
+                    throttle_s=throttle_s, on_imported=self._end_snapshot_transaction)
+                noun = "connection" if workers == 1 else "connections"
+                path = (f"binary COPY (ADBC), {workers} {noun} over {len(ranges)} ctid ranges "
+                        f"of {name}")
+                stream = CopyBatchStream(self, opened.columns, iter(reader),
+                                         closer=reader.close, label=query.label)
+            else:
+                sql = query.sql
+                if query.params:
+                    sql = render_params(conn, query.sql, query.params)
+                self._close_cursor(opened.cursor)
+                generator = copyreader.single_copy(
+                    self._pool, settings, fastpath.select_sql(sql, columns),
+                    begin=begin_statements(options),
+                    batch_bytes=batch_bytes, convert=convert, label=query.label,
+                    throttle_s=throttle_s)
+                path = "binary COPY (ADBC)"
+                stream = CopyBatchStream(self, opened.columns, generator,
+                                         closer=generator.close, label=query.label)
+        except psycopg.Error as exc:
+            error = _wrap(exc, query.label)
+            self._close_cursor(opened.cursor)
+            raise error from None
+        except BaseException:
+            self._close_cursor(opened.cursor)
+            raise
+        stream.read_path = path
+        self._active = stream
+        return stream
+
+    def _table_blocks(self, conn: psycopg.Connection[Any], table: str
+                      ) -> tuple[str, int] | None:
+        """(quoted name, size in blocks) of a plain table, or None for anything a ctid range
+        cannot split (a view, a partitioned or foreign table)."""
+        row = conn.execute(
+            "SELECT c.relkind::text, format('%%I.%%I', n.nspname, c.relname),"
+            " pg_relation_size(c.oid) / current_setting('block_size')::int8"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.oid = %s::regclass", (table,)).fetchone()
+        if row is None or row[0] not in ("r", "m"):
+            return None
+        return str(row[1]), int(row[2])
+
+    def _end_snapshot_transaction(self) -> None:
+        """Every COPY connection has imported the snapshot: the transaction that exported
+        it may end (called from a reader thread; a failure only drops the connection)."""
+        try:
+            self._rollback()
+        except Exception:  # must not break the readers' barrier
+            self._conn = None
+
+    def _stream_closed(self, stream: BatchStream) -> None:
+        if self._active is stream:
+            self._active = None
+        self._rollback()
 
     def _finished(self, stream: PostgresBatchStream, *, ok: bool) -> None:
         """Called by the stream when it ends: ``CLOSE`` + ``COMMIT`` or ``ROLLBACK``."""
@@ -359,6 +549,106 @@ class PostgresSource(Source):
         if self._active is not None:
             self._active.close()
         self._discard_connection()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+class _Literal:
+    """A parameter already rendered as an SQL literal by psycopg."""
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
+class _ParenthesizedDumper(psycopg.adapt.Dumper):
+    def dump(self, obj: _Literal) -> bytes:
+        return obj.text
+
+    def quote(self, obj: _Literal) -> bytes:
+        return b"(" + obj.text + b")"
+
+
+def render_params(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> str:
+    """``sql`` with its ``%s`` parameters as literals, for COPY, which takes no bind
+    parameters. psycopg's client-side binding writes each literal with the server's quoting
+    rules (never formatted by Rivet); each is then parenthesized, because a cast in the
+    query binds tighter than a minus sign (``-9223372036854775808::int8`` overflows where
+    ``(-9223372036854775808)::int8`` does not)."""
+    cursor = psycopg.ClientCursor(conn)
+    literals = [_Literal(cursor.mogrify("%s", (value,)).strip().encode()) for value in params]
+    cursor.adapters.register_dumper(_Literal, _ParenthesizedDumper)
+    return cursor.mogrify(sql, literals)
+
+
+def _copy_driver_missing() -> str | None:
+    """Why the COPY path is unavailable (the ADBC driver cannot be imported), or None."""
+    try:
+        import adbc_driver_postgresql  # noqa: F401
+    except ImportError as exc:
+        return f"the ADBC PostgreSQL driver is not available ({exc})"
+    return None
+
+
+@attrs.frozen
+class Opened:
+    """A declared and described cursor: its mapped columns, their decoding plans and the
+    type OIDs of the result columns."""
+
+    cursor: psycopg.ServerCursor[Any]
+    columns: list[ColumnInfo]
+    plan: list[decode.ColumnPlan]
+    oids: list[int]
+
+
+def array_shape_error(plan: Sequence[decode.ColumnPlan], label: str,
+                      exc: decode.ArrayShapeError) -> SourceError:
+    # The loader sees an array value, not its column: name every array column.
+    names = [col.name for col in plan if col.array] or ["?"]
+    which = (f"column {names[0]!r}" if len(names) == 1
+             else "one of the columns " + ", ".join(map(repr, names)))
+    return SourceError(
+        f"{label}: {which} holds {exc}; Rivet exports one-dimensional arrays with "
+        f"lower bound 1 as Arrow lists",
+        hint=f"cast the column to text in SQL (e.g. {typemap.sql_ident(names[0])}::text) "
+             f"or unnest it")
+
+
+class CopyBatchStream(BatchStream):
+    """Batches of a binary COPY read (one statement, or ctid ranges over several
+    connections). Iterate once; ``close()`` stops the readers and ends the transactions."""
+
+    def __init__(self, source: PostgresSource, columns: list[ColumnInfo],
+                 batches: Iterator[pa.RecordBatch], *, closer: Callable[[], None],
+                 label: str) -> None:
+        self.columns = columns
+        self.schema = schema_of(columns)
+        self.label = label
+        self._source = source
+        self._batches = batches
+        self._closer = closer
+        self._open = True
+        self._started = False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self._started:
+            raise RuntimeError("a CopyBatchStream can be iterated only once")
+        self._started = True
+        return self._run()
+
+    def _run(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            try:
+                self._closer()
+            finally:
+                self._source._stream_closed(self)
 
 
 class PostgresBatchStream(BatchStream):
@@ -388,7 +678,9 @@ class PostgresBatchStream(BatchStream):
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         throttle_s = self._options.throttle_ms / 1000
-        max_bytes = self._options.max_batch_bytes
+        # Without a cap, wide rows still shrink the fetches once a batch passes the COPY
+        # path's batch size, so memory does not grow with the width of the rows.
+        max_bytes = self._options.max_batch_bytes or CURSOR_BATCH_BYTES
         try:
             while self._open:
                 size = self._fetch_size
@@ -397,7 +689,7 @@ class PostgresBatchStream(BatchStream):
                 except psycopg.Error as exc:
                     raise _wrap(exc, self.label) from None
                 except decode.ArrayShapeError as exc:
-                    raise self._array_shape_error(exc) from None
+                    raise array_shape_error(self._plan, self.label, exc) from None
                 last = len(rows) < size
                 if last:
                     self._open = False
@@ -420,17 +712,6 @@ class PostgresBatchStream(BatchStream):
             for values, col in zip(columns, self._plan, strict=True)
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-
-    def _array_shape_error(self, exc: decode.ArrayShapeError) -> SourceError:
-        # The loader sees an array value, not its column: name every array column.
-        names = [col.name for col in self._plan if col.array] or ["?"]
-        which = (f"column {names[0]!r}" if len(names) == 1
-                 else "one of the columns " + ", ".join(map(repr, names)))
-        return SourceError(
-            f"{self.label}: {which} holds {exc}; Rivet exports one-dimensional arrays with "
-            f"lower bound 1 as Arrow lists",
-            hint=f"cast the column to text in SQL (e.g. {typemap.sql_ident(names[0])}::text) "
-                 f"or unnest it")
 
     def close(self) -> None:
         if self._open:

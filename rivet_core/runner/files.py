@@ -97,7 +97,10 @@ class FileRoller:
         self.on_commit(result)
 
     def abort(self) -> None:
+        writer = self._writer
         target, self._target, self._writer, self._sink = self._target, None, None, None
+        if writer is not None:
+            writer.abort()
         if target is not None:
             try:
                 target.abort()

@@ -60,7 +60,10 @@ def test_successful_run_validates(rivet_project, pg_url, out):
 def test_failed_run_writes_a_failed_manifest_and_no_success_marker(rivet_project, pg_url, out):
     rivet_project.write_config(config(pg_url, GOOD))
     rivet_project.run("run").assert_success()
-    rivet_project.write_config(config(pg_url, FAILS_LATE, extra='max_file_size = "1MB"'))
+    # Batches of at most 1 MiB, so whole parts are committed before the failing row is read.
+    rivet_project.write_config(config(
+        pg_url, FAILS_LATE,
+        extra='max_file_size = "1MB"\n[exports.tuning]\nmax_batch_memory_mb = 1'))
     failed = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED).json()
     (export,) = failed["exports"]
     written = manifest(out)

@@ -366,7 +366,8 @@ def test_lost_connection_is_retried_on_a_fresh_connection(rivet_project, databas
         with psycopg.connect(database.url, autocommit=True) as conn:
             for _ in range(1000):
                 rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name "
-                                    "= %s AND query LIKE 'FETCH%%'", (app,)).fetchall()
+                                    "= %s AND state = 'active' AND (query LIKE 'FETCH%%'"
+                                    " OR query LIKE 'COPY%%')", (app,)).fetchall()
                 if rows:
                     conn.execute("SELECT pg_terminate_backend(%s)", (rows[0][0],))
                     killed.append(rows[0][0])

@@ -396,9 +396,10 @@ def test_abandoning_iteration_rolls_back(source):
     assert batches[0].to_pylist() == [{"two": 2}]
 
 
-def test_oversized_batches_halve_the_fetch_size(source):
-    _, batches = read_all(source, "SELECT repeat('x', 1000) AS t FROM generate_series(1, 20)",
-                          batch_size=8, max_batch_bytes=2000)
+def test_oversized_batches_halve_the_fetch_size_on_the_cursor_path(pg_url):
+    with make_source(pg_url, read_path="cursor") as src:
+        _, batches = read_all(src, "SELECT repeat('x', 1000) AS t FROM generate_series(1, 20)",
+                              batch_size=8, max_batch_bytes=2000)
     assert [b.num_rows for b in batches] == [8, 4, 2, 1, 1, 1, 1, 1, 1]
 
 

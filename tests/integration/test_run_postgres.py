@@ -148,9 +148,11 @@ def test_max_file_size_rolls_parts_and_records_each_in_the_manifest(
 
 def test_failure_mid_export_leaves_no_visible_file_and_no_manifest_row(
         rivet_project, pg_url, pg_schema):
-    # Division by zero at row 150000: several batches are already written by then.
+    # Division by zero at row 150000: several batches (of at most 1 MiB) are already written
+    # by then.
     sql = "SELECT g, 1 / (150000 - g) AS boom FROM generate_series(1, 200000) g"
-    rivet_project.write_config(config(pg_url, pg_schema, sql))
+    rivet_project.write_config(config(pg_url, pg_schema, sql,
+                                      extra="[exports.tuning]\nmax_batch_memory_mb = 1"))
     outcome = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED)
     (export,) = outcome.json()["exports"]
     assert export["status"] == "failed"

@@ -273,3 +273,72 @@ def test_type_report_of_the_zoo_is_strict_clean_and_is_the_schema_written(zoo, p
     assert {c["fidelity"] for c in report["columns"]} <= {"exact", "widened"}
     written = {f.name: str(f.type).replace("element:", "item:") for f in table.schema}
     assert {c["name"]: c["arrow_type"] for c in report["columns"]} == written
+
+
+PATHS_CONFIG = """
+[source]
+type = "postgres"
+url = "{url}"
+read_path = "{path}"
+
+[[exports]]
+name = "zoo_parquet"
+query = "SELECT * FROM {table} ORDER BY id"
+format = "parquet"
+[exports.destination]
+type = "local"
+path = "./out/parquet"
+
+[[exports]]
+name = "zoo_csv"
+query = "SELECT * FROM {table} ORDER BY id"
+format = "csv"
+[exports.destination]
+type = "local"
+path = "./out/csv"
+"""
+
+
+@pytest.mark.parametrize("path", ["copy", "cursor"])
+def test_each_read_path_forced_writes_the_same_files(zoo, pg_url, exported, tmp_path_factory,
+                                                     path):
+    """The default run (binary COPY) and a run forced onto each path give equal Parquet
+    tables and byte-identical CSV; the summary names the path."""
+    from rivet_core.testing import RivetProject
+
+    project = RivetProject(tmp_path_factory.mktemp(f"zoo_pg_{path}"))
+    url = pg_url + ("&" if "?" in pg_url else "?") + KOLKATA
+    project.write_config(PATHS_CONFIG.format(url=url, path=path,
+                                             table=zoo.replace('"', '\\"')))
+    outcome = project.run("run", "--json")
+    outcome.assert_success()
+    read_paths = {e["export"]: e["read_paths"] for e in outcome.json()["exports"]}
+    prefix = "binary COPY (ADBC)" if path == "copy" else "server-side cursor (psycopg)"
+    assert all(p[0].startswith(prefix) for p in read_paths.values()), read_paths
+    (parquet_file,) = (project.path / "out" / "parquet").glob("*.parquet")
+    (csv_file,) = (project.path / "out" / "csv").glob("*.csv")
+    table, text = exported
+    assert_same_table(pq.read_table(parquet_file), table)
+    assert csv_file.read_bytes().decode("utf-8") == text
+
+
+def assert_same_table(actual: pa.Table, expected: pa.Table) -> None:
+    """Equal schemas and values; floats compared bit for bit (NaN equals NaN, -0 is not 0)."""
+    assert actual.schema.equals(expected.schema, check_metadata=True)
+    for name in expected.column_names:
+        got, want = actual.column(name).combine_chunks(), expected.column(name).combine_chunks()
+        if pa.types.is_floating(want.type):
+            bits = pa.int32() if pa.types.is_float32(want.type) else pa.int64()
+            got, want = got.view(bits), want.view(bits)
+        assert got.equals(want), name
+
+
+def test_the_default_run_of_the_zoo_takes_the_copy_path(zoo, pg_url, tmp_path_factory):
+    from rivet_core.testing import RivetProject
+
+    project = RivetProject(tmp_path_factory.mktemp("zoo_pg_default"))
+    project.write_config(CONFIG.format(url=pg_url, table=zoo.replace('"', '\\"')))
+    outcome = project.run("run", "--json", "-e", "zoo_csv")
+    outcome.assert_success()
+    (export,) = outcome.json()["exports"]
+    assert export["read_paths"] == ["binary COPY (ADBC)"]

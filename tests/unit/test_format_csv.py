@@ -408,15 +408,40 @@ def test_an_empty_result_is_the_header_line_only() -> None:
     assert write(pa.table({"a": pa.array([], pa.int64())}), header=False) == b""
 
 
-def test_each_batch_reaches_the_sink_as_it_is_written() -> None:
+def test_with_a_part_size_each_batch_reaches_the_sink_as_it_is_written() -> None:
     sink = pa.BufferOutputStream()
-    writer = make_format().open(sink, pa.schema([("n", pa.int64())]))
+    writer = make_format().open(sink, pa.schema([("n", pa.int64())]), max_file_bytes=1 << 20)
     positions = []
     for start in range(0, 30, 10):
         writer.write_batch(pa.record_batch({"n": list(range(start, start + 10))}))
         positions.append(sink.tell())
     writer.close()
     assert positions[0] < positions[1] < positions[2] == sink.tell()
+
+
+def test_background_encoding_keeps_batch_order_and_few_batches_in_flight() -> None:
+    from rivet_csv.writer import ENCODER_THREADS
+
+    sink = pa.BufferOutputStream()
+    writer = make_format(header=False).open(sink, pa.schema([("n", pa.int64())]))
+    positions = []
+    for start in range(0, 1000, 10):
+        writer.write_batch(pa.record_batch({"n": list(range(start, start + 10))}))
+        positions.append(sink.tell())
+    writer.close()
+    lines = sink.getvalue().to_pybytes().decode().splitlines()
+    assert lines == [str(n) for n in range(1000)]
+    # Batch k is written by the time batch k + 2 * ENCODER_THREADS + 1 is handed over.
+    lag = 2 * ENCODER_THREADS + 1
+    assert all(positions[k] > 0 for k in range(lag, len(positions)))
+
+
+def test_abort_drops_the_batches_being_encoded() -> None:
+    sink = pa.BufferOutputStream()
+    writer = make_format(header=False).open(sink, pa.schema([("n", pa.int64())]))
+    writer.write_batch(pa.record_batch({"n": [1, 2]}))
+    writer.abort()
+    assert sink.tell() == 0
 
 
 # ------------------------------------------------------------------------ options

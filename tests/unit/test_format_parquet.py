@@ -202,10 +202,33 @@ def test_a_batch_larger_than_a_row_group_is_split() -> None:
     assert row_group_sizes(write(table, chunk=2500, row_group_rows=1000)) == [1000, 1000, 500]
 
 
-def test_row_group_mb_cuts_row_groups_by_buffered_arrow_bytes() -> None:
+def test_row_group_mb_bounds_the_row_groups_filling_and_encoding_together() -> None:
     batches = int_batches(8, 32_768)  # 256 KiB of Arrow memory each
     data = write(pa.Table.from_batches(batches), chunk=32_768, row_group_mb=1)
-    assert row_group_sizes(data) == [4 * 32_768] * 2
+    # Encoded in the background while the next fills: half of the 1 MiB budget each.
+    assert row_group_sizes(data) == [2 * 32_768] * 4
+
+
+def test_a_failing_background_encode_is_raised_by_the_next_call() -> None:
+    sink = pa.BufferOutputStream()
+    writer = make_format(row_group_mb=1).open(sink, pa.schema([("n", pa.int64())]))
+    assert writer.background
+    sink.close()  # every write to the sink now fails
+    with pytest.raises((OSError, ValueError, pa.ArrowInvalid)):
+        for batch in int_batches(8, 32_768):
+            writer.write_batch(batch)
+        writer.close()
+
+
+def test_abort_waits_for_the_row_group_being_encoded() -> None:
+    sink = pa.BufferOutputStream()
+    writer = make_format(row_group_mb=1).open(sink, pa.schema([("n", pa.int64())]))
+    for batch in int_batches(3, 32_768):
+        writer.write_batch(batch)
+    writer.abort()
+    size = sink.tell()
+    assert size > 4  # the first row group reached the sink before abort returned
+    assert writer._encoding is None
 
 
 def test_max_file_bytes_caps_the_buffer_at_a_quarter_of_the_part_size() -> None:

@@ -1,0 +1,339 @@
+"""Binary COPY over the ADBC PostgreSQL driver: the connections, one COPY read, and a table
+read split into ctid ranges over several connections sharing one snapshot.
+
+The driver runs ``COPY (<query>) TO STDOUT (FORMAT binary)`` and decodes the stream into
+Arrow record batches in C (nanoarrow), releasing the GIL while it reads, so a reader thread
+overlaps with the runner's encoding. What the batches are turned into is
+:mod:`rivet_postgres.fastpath`'s business; which path a read takes is decided in
+:mod:`rivet_postgres.source`.
+
+Every connection here belongs to the source alone. Each read runs inside the same
+transaction prologue as the cursor path (``BEGIN ... READ ONLY`` and ``SET LOCAL``
+timeouts and ``TimeZone``), so the session keeps its own settings; a connection whose read
+failed or was abandoned is closed, never reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+
+import adbc_driver_manager as adbc
+import adbc_driver_postgresql
+import pyarrow as pa
+from adbc_driver_manager._reader import AdbcRecordBatchReader
+
+from rivet_core.errors import SourceError, TransientSourceError
+from rivet_core.redact import redact
+from rivet_postgres.sqlstate import classify, error_text, hint_for
+
+_BATCH_HINT = "adbc.postgresql.batch_size_hint_bytes"
+_QUEUE_DEPTH_PER_WORKER = 2
+
+
+def server_message(message: str) -> str:
+    """The server's own words out of a driver message (``[libpq] ... ERROR:  division by
+    zero\\n. SQLSTATE: 22012`` → ``division by zero``)."""
+    text = message
+    if "ERROR:  " in text:
+        text = text.split("ERROR:  ", 1)[1]
+    elif "FATAL:  " in text:
+        text = text.split("FATAL:  ", 1)[1]
+    text = text.split(". SQLSTATE:", 1)[0]
+    return text.strip().splitlines()[0] if text.strip() else message
+
+
+def wrap_error(exc: BaseException, label: str) -> SourceError:
+    """A driver failure as a Rivet error, classified like the cursor path's."""
+    message = str(exc)
+    sqlstate = getattr(exc, "sqlstate", None) or None
+    connection_lost = sqlstate is None and isinstance(exc, adbc.OperationalError | OSError)
+    transient = classify(sqlstate, message, connection_lost=connection_lost)
+    cls = TransientSourceError if transient else SourceError
+    return cls(redact(error_text(label, server_message(message), sqlstate)),
+               hint=hint_for(sqlstate, message))
+
+
+class CopyConnection:
+    """One ADBC connection: statements run one at a time, each read is one COPY."""
+
+    def __init__(self, database: adbc.AdbcDatabase) -> None:
+        self._conn = adbc.AdbcConnection(database)
+        self._statement: adbc.AdbcStatement | None = None
+        self.broken = False
+
+    def begin(self, statements: Sequence[str]) -> None:
+        for statement in statements:
+            self.execute(statement)
+
+    def execute(self, sql: str) -> None:
+        """A statement without a result (``BEGIN``, ``SET TRANSACTION SNAPSHOT``...)."""
+        with self._new_statement() as statement:
+            statement.set_sql_query(sql)
+            statement.execute_update()
+
+    @contextlib.contextmanager
+    def _new_statement(self) -> Iterator[adbc.AdbcStatement]:
+        statement = adbc.AdbcStatement(self._conn)
+        self._statement = statement
+        try:
+            yield statement
+        finally:
+            self._statement = None
+            statement.close()
+
+    def batches(self, sql: str, batch_bytes: int) -> Iterator[pa.RecordBatch]:
+        """The batches of one COPY of ``sql``. Errors come from the driver unwrapped."""
+        with self._new_statement() as statement:
+            statement.set_options(**{_BATCH_HINT: str(max(1, batch_bytes))})
+            statement.set_sql_query(sql)
+            handle, _ = statement.execute_query()
+            # The driver manager's reader (not the bare pyarrow one) turns a failure into
+            # an ADBC error carrying the SQLSTATE.
+            reader = AdbcRecordBatchReader._import_from_c(handle.address)
+            exhausted = False
+            try:
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        exhausted = True
+                        return
+                    yield batch
+            finally:
+                if not exhausted:
+                    # Abandoned mid-COPY: stop the server instead of draining the rest.
+                    self.broken = True
+                    with contextlib.suppress(Exception):
+                        statement.cancel()
+                with contextlib.suppress(Exception):
+                    reader.close()
+
+    def cancel(self) -> None:
+        """Ask the server to stop the running statement (from another thread)."""
+        statement = self._statement
+        if statement is not None:
+            with contextlib.suppress(Exception):
+                statement.cancel()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+
+class CopyPool:
+    """The source's ADBC connections, by session settings (timeouts), reused across reads.
+    A connection that saw an error or an abandoned read is closed, never reused."""
+
+    def __init__(self) -> None:
+        self._databases: dict[str, adbc.AdbcDatabase] = {}
+        self._idle: dict[str, list[CopyConnection]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, conninfo: str, *, fresh: bool = False) -> CopyConnection:
+        with self._lock:
+            idle = self._idle.setdefault(conninfo, [])
+            if idle and not fresh:
+                return idle.pop()
+            database = self._databases.get(conninfo)
+        if database is None:
+            database = adbc_driver_postgresql.connect(conninfo)
+            with self._lock:
+                self._databases.setdefault(conninfo, database)
+                database = self._databases[conninfo]
+        return CopyConnection(database)
+
+    def release(self, conninfo: str, conn: CopyConnection) -> None:
+        if conn.broken:
+            conn.close()
+            return
+        with self._lock:
+            self._idle.setdefault(conninfo, []).append(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            databases = list(self._databases.values())
+            self._idle.clear()
+            self._databases.clear()
+        for conn in conns:
+            conn.close()
+        for database in databases:
+            with contextlib.suppress(Exception):
+                database.close()
+
+
+Convert = Callable[[pa.RecordBatch], Iterator[pa.RecordBatch]]
+"""Turns one driver batch into the batches the stream yields (converted, sliced)."""
+
+
+def single_copy(pool: CopyPool, conninfo: str, sql: str, *, begin: Sequence[str],
+                batch_bytes: int, convert: Convert, label: str, throttle_s: float
+                ) -> Generator[pa.RecordBatch, None, None]:
+    """The batches of one COPY inside the ``begin`` transaction, read in the caller's
+    thread."""
+    conn = _begin(pool, conninfo, begin, label)
+    finished = False
+    try:
+        for raw in conn.batches(sql, batch_bytes):
+            for batch in convert(raw):
+                yield batch
+                if throttle_s > 0:
+                    time.sleep(throttle_s)
+        conn.execute("COMMIT")
+        finished = True
+    except (adbc.Error, OSError, pa.ArrowException) as exc:
+        raise wrap_error(exc, label) from None
+    finally:
+        conn.broken = conn.broken or not finished
+        pool.release(conninfo, conn)
+
+
+def _begin(pool: CopyPool, conninfo: str, begin: Sequence[str], label: str
+           ) -> CopyConnection:
+    """A connection with the read's transaction begun. A pooled connection found dead here
+    (server restart, idle timeout) is replaced once: nothing has run on it yet."""
+    fresh = False
+    while True:
+        try:
+            conn = pool.acquire(conninfo, fresh=fresh)
+        except (adbc.Error, OSError) as exc:
+            raise wrap_error(exc, label) from None
+        try:
+            conn.begin(begin)
+            return conn
+        except (adbc.Error, OSError) as exc:
+            conn.broken = True
+            pool.release(conninfo, conn)
+            if fresh:
+                raise wrap_error(exc, label) from None
+            fresh = True
+
+
+_DONE = object()
+
+
+class RangedCopy:
+    """A table read as ctid ranges by ``workers`` connections, each inside the ``begin``
+    transaction (REPEATABLE READ READ ONLY, importing one exported snapshot), so together
+    they see the table as of one instant. Each range is its own short COPY statement.
+    Batches from all workers are interleaved into one stream (row order is not kept); a
+    small queue bounds memory.
+
+    ``on_imported`` is called once every worker has imported the snapshot (or failed), so
+    the caller can end the transaction that exported it.
+    """
+
+    def __init__(self, pool: CopyPool, conninfo: str, statements: Sequence[str], *,
+                 workers: int, begin: Sequence[str], batch_bytes: int, convert: Convert,
+                 label: str, throttle_s: float, on_imported: Callable[[], None]) -> None:
+        self._pool = pool
+        self._conninfo = conninfo
+        self._work: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for statement in statements:
+            self._work.put(statement)
+        self._workers = max(1, min(workers, len(statements)))
+        self._begin = list(begin)
+        self._batch_bytes = batch_bytes
+        self._convert = convert
+        self._label = label
+        self._throttle_s = throttle_s
+        self._on_imported = on_imported
+        self._out: queue.Queue[object] = queue.Queue(
+            maxsize=_QUEUE_DEPTH_PER_WORKER * self._workers)
+        self._stop = threading.Event()
+        self._imported = threading.Barrier(self._workers, action=self._imported_action)
+        self._active: list[CopyConnection] = []
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def _imported_action(self) -> None:
+        self._on_imported()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        self._threads = [threading.Thread(target=self._run, name=f"rivet-copy-{i}",
+                                          daemon=True) for i in range(self._workers)]
+        for thread in self._threads:
+            thread.start()
+        running = self._workers
+        try:
+            while running:
+                item = self._out.get()
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item  # type: ignore[misc]
+        finally:
+            self.close()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._out.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        conn: CopyConnection | None = None
+        finished = False
+        try:
+            try:
+                conn = _begin(self._pool, self._conninfo, self._begin, self._label)
+                with self._lock:
+                    self._active.append(conn)
+            finally:
+                # Even a worker that failed must not leave the others waiting.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    self._imported.wait()
+            while not self._stop.is_set():
+                try:
+                    statement = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                for raw in conn.batches(statement, self._batch_bytes):
+                    for batch in self._convert(raw):
+                        if not self._put(batch):
+                            return
+                        if self._throttle_s > 0:
+                            time.sleep(self._throttle_s)
+                    if self._stop.is_set():
+                        return
+            if not self._stop.is_set():
+                conn.execute("COMMIT")
+                finished = True
+            self._put(_DONE)
+        except (adbc.Error, OSError, pa.ArrowException) as exc:
+            self._fail(wrap_error(exc, self._label))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._fail(exc)
+        finally:
+            if conn is not None:
+                with self._lock:
+                    self._active.remove(conn)
+                conn.broken = conn.broken or not finished
+                self._pool.release(self._conninfo, conn)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._stop.is_set():
+            self._put(exc)
+        self._stop.set()
+
+    def close(self) -> None:
+        """Stop every worker: running statements are cancelled, their connections closed."""
+        self._stop.set()
+        with self._lock:
+            active = list(self._active)
+        for conn in active:
+            conn.cancel()
+        for thread in self._threads:
+            thread.join()
+
+
+__all__ = ["CopyPool", "RangedCopy", "single_copy", "wrap_error"]
