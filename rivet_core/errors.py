@@ -132,3 +132,15 @@ class TransientSourceError(SourceError, TransientError):
 
 class TransientDestinationError(DestinationError, TransientError):
     """A destination failure that a retry may cure (timeouts, 5xx)."""
+
+
+def source_error(message: str, *, transient: bool, hint: str | None = None,
+                 reason: str | None = None) -> SourceError:
+    """The error a source plugin raises for a failed read: :class:`TransientSourceError`
+    (carrying ``reason``, e.g. ``"timeout"``) when a retry may cure it, else
+    :class:`SourceError`."""
+    if not transient:
+        return SourceError(message, hint=hint)
+    error = TransientSourceError(message, hint=hint)
+    error.reason = reason
+    return error

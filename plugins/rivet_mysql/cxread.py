@@ -40,10 +40,10 @@ import pyarrow as pa
 
 from rivet_core.backends import BatchStream, ReadOptions
 from rivet_core.config.connection import ConnectionParams
-from rivet_core.errors import SourceError, TransientSourceError
+from rivet_core.errors import SourceError
 from rivet_core.redact import redact
 from rivet_core.types import ColumnInfo, schema_of
-from rivet_mysql.errcodes import classify, error_text, hint_for
+from rivet_mysql.errcodes import to_error
 from rivet_mysql.fastpath import Carrier
 
 _SERVER_ERROR = re.compile(r"ERROR (\d+) \(\w+\): (.*?)(?: \}|$)", re.DOTALL)
@@ -95,9 +95,7 @@ def wrap_error(exc: BaseException, label: str, dates: Sequence[str] = ()) -> Sou
         code = None
         message = f"ConnectorX: {text.strip().splitlines()[0] if text.strip() else exc!r}"
         lost = any(word in text.lower() for word in _LINK_WORDS)
-    transient = classify(code, message, connection_lost=lost)
-    cls = TransientSourceError if transient else SourceError
-    return cls(redact(error_text(label, message, code)), hint=hint_for(code))
+    return to_error(label, code, message, connection_lost=lost)
 
 
 def _release_freed_memory() -> None:

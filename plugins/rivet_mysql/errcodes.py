@@ -8,6 +8,9 @@ connection" for socket failures).
 
 from __future__ import annotations
 
+from rivet_core.errors import SourceError, source_error
+from rivet_core.redact import redact
+
 TRANSIENT_CODES = frozenset({
     1040,  # ER_CON_COUNT_ERROR: too many connections
     1053,  # ER_SERVER_SHUTDOWN
@@ -93,9 +96,26 @@ def classify(code: int | None, message: str, *, connection_lost: bool = False) -
     return connection_lost
 
 
+TIMEOUT_CODES = frozenset({1969, 3024})
+"""The server stopped the statement for running past its time limit."""
+
+
+def reason_for(code: int | None) -> str | None:
+    """``"timeout"`` for a statement the server stopped at its time limit."""
+    return "timeout" if code in TIMEOUT_CODES else None
+
+
 def hint_for(code: int | None) -> str | None:
     """What the user can do about a failure, when there is something specific to say."""
     return _HINTS.get(code) if code else None
+
+
+def to_error(label: str, code: int | None, message: str, *,
+             connection_lost: bool) -> SourceError:
+    """The Rivet error for a failed statement, classified, hinted and redacted."""
+    return source_error(redact(error_text(label, message, code)),
+                        transient=classify(code, message, connection_lost=connection_lost),
+                        hint=hint_for(code), reason=reason_for(code))
 
 
 def error_text(label: str, message: str, code: int | None) -> str:

@@ -72,12 +72,12 @@ from pymysql.protocol import FieldDescriptorPacket
 
 from rivet_core.backends import BatchStream, Query, ReadOptions, Source
 from rivet_core.config.connection import ConnectionParams
-from rivet_core.errors import SourceError, TransientSourceError
+from rivet_core.errors import SourceError
 from rivet_core.redact import redact
 from rivet_core.types import ColumnInfo, schema_of, unmatched_overrides
 from rivet_mysql import cxread, decode, fastpath, typemap
 from rivet_mysql.config import MysqlConfig
-from rivet_mysql.errcodes import classify, error_text, hint_for
+from rivet_mysql.errcodes import to_error
 
 ENCODERS = {k: v for k, v in converters.conversions.items() if not isinstance(k, int)}
 """pymysql's parameter encoders without any decoder: result values stay the server's bytes."""
@@ -91,9 +91,7 @@ def _wrap(exc: BaseException, label: str) -> SourceError:
     code = args[0] if args and isinstance(args[0], int) and args[0] > 0 else None
     message = str(args[1]) if len(args) > 1 else str(exc) or type(exc).__name__
     lost = isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError))
-    transient = classify(code, message, connection_lost=lost)
-    cls = TransientSourceError if transient else SourceError
-    return cls(redact(error_text(label, message, code)), hint=hint_for(code))
+    return to_error(label, code, message, connection_lost=lost)
 
 
 def _field(packet: Any) -> typemap.MyField:

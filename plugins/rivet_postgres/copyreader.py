@@ -26,9 +26,8 @@ import adbc_driver_postgresql
 import pyarrow as pa
 from adbc_driver_manager._reader import AdbcRecordBatchReader
 
-from rivet_core.errors import SourceError, TransientSourceError
-from rivet_core.redact import redact
-from rivet_postgres.sqlstate import classify, error_text, hint_for
+from rivet_core.errors import SourceError
+from rivet_postgres.sqlstate import to_error
 
 _BATCH_HINT = "adbc.postgresql.batch_size_hint_bytes"
 _QUEUE_DEPTH_PER_WORKER = 2
@@ -51,10 +50,8 @@ def wrap_error(exc: BaseException, label: str) -> SourceError:
     message = str(exc)
     sqlstate = getattr(exc, "sqlstate", None) or None
     connection_lost = sqlstate is None and isinstance(exc, adbc.OperationalError | OSError)
-    transient = classify(sqlstate, message, connection_lost=connection_lost)
-    cls = TransientSourceError if transient else SourceError
-    return cls(redact(error_text(label, server_message(message), sqlstate)),
-               hint=hint_for(sqlstate, message))
+    return to_error(label, sqlstate, message, connection_lost=connection_lost,
+                    shown=server_message(message))
 
 
 class CopyConnection:

@@ -54,12 +54,12 @@ from psycopg import pq
 
 from rivet_core.backends import BatchStream, Query, ReadOptions, Source
 from rivet_core.config.connection import ConnectionParams
-from rivet_core.errors import SourceError, TransientSourceError
+from rivet_core.errors import SourceError
 from rivet_core.redact import redact
 from rivet_core.types import ColumnInfo, schema_of, unmatched_overrides
 from rivet_postgres import decode, fastpath, typemap
 from rivet_postgres.config import PostgresConfig
-from rivet_postgres.sqlstate import classify, error_text, hint_for
+from rivet_postgres.sqlstate import to_error
 
 if TYPE_CHECKING:
     from rivet_postgres.copyreader import CopyPool
@@ -75,12 +75,8 @@ _IDLE = pq.TransactionStatus.IDLE
 
 def _wrap(exc: psycopg.Error, label: str) -> SourceError:
     """A psycopg failure as a Rivet error: the server's first line, SQLSTATE, redacted."""
-    sqlstate = exc.sqlstate
-    message = str(exc)
-    connection_lost = isinstance(exc, psycopg.OperationalError) and sqlstate is None
-    transient = classify(sqlstate, message, connection_lost=connection_lost)
-    cls = TransientSourceError if transient else SourceError
-    return cls(redact(error_text(label, message, sqlstate)), hint=hint_for(sqlstate, message))
+    connection_lost = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
+    return to_error(label, exc.sqlstate, str(exc), connection_lost=connection_lost)
 
 
 def _milliseconds(seconds: float) -> int:

@@ -6,6 +6,9 @@ Pure functions of the SQLSTATE and the message; turning a psycopg exception into
 
 from __future__ import annotations
 
+from rivet_core.errors import SourceError, source_error
+from rivet_core.redact import redact
+
 TRANSIENT_CLASSES = frozenset({"08"})
 """connection_exception: the link broke; a new connection may work."""
 
@@ -87,6 +90,14 @@ def classify(sqlstate: str | None, message: str, *, connection_lost: bool = Fals
     return connection_lost
 
 
+def reason_for(sqlstate: str | None, message: str) -> str | None:
+    """``"timeout"`` when the server cancelled the statement for running past
+    ``statement_timeout`` (57014 is also a cancel by request, which is not a timeout)."""
+    if sqlstate == "57014" and "statement timeout" in message.lower():
+        return "timeout"
+    return None
+
+
 def hint_for(sqlstate: str | None, message: str) -> str | None:
     """What the user can do about a failure, when there is something specific to say."""
     if sqlstate in _HINTS:
@@ -96,6 +107,16 @@ def hint_for(sqlstate: str | None, message: str) -> str | None:
     if "connection refused" in message.lower():
         return "check the host and port, and that the server accepts TCP connections"
     return None
+
+
+def to_error(label: str, sqlstate: str | None, message: str, *, connection_lost: bool,
+             shown: str | None = None) -> SourceError:
+    """The Rivet error for a failed statement, classified, hinted and redacted; ``shown``
+    is the part of ``message`` worth printing when the driver wraps the server's text."""
+    return source_error(
+        redact(error_text(label, message if shown is None else shown, sqlstate)),
+        transient=classify(sqlstate, message, connection_lost=connection_lost),
+        hint=hint_for(sqlstate, message), reason=reason_for(sqlstate, message))
 
 
 def error_text(label: str, message: str, sqlstate: str | None) -> str:

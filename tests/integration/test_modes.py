@@ -386,6 +386,21 @@ def test_lost_connection_is_retried_on_a_fresh_connection(rivet_project, databas
     assert [e["event"] for e in journal].count("retry") == 1
 
 
+@pytest.mark.parametrize("retry_timeouts", [False, True])
+def test_statement_timeout_is_retried_only_when_asked(rivet_project, database, retry_timeouts):
+    sleep = ("SELECT 1 AS id FROM pg_sleep(3)" if database.kind == "postgres"
+             else "SELECT SLEEP(3) AS id")
+    rivet_project.write_config(config(database, f'query = "{sleep}"\n'
+                                                '[exports.tuning]\nmax_retries = 1\n'
+                                                'retry_backoff_ms = 10\n'
+                                                'statement_timeout_s = 0.5\n'
+                                                f'retry_timeouts = {str(retry_timeouts).lower()}'))
+    outcome = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED)
+    export = outcome.json()["exports"][0]
+    assert export["retries"] == (1 if retry_timeouts else 0)
+    assert "statement_timeout_s" in outcome.err
+
+
 def test_permanent_error_fails_at_once_without_retries(rivet_project, database):
     rivet_project.write_config(config(database, 'query = "SELECT nope FROM nowhere_at_all"\n'
                                                 '[exports.tuning]\nmax_retries = 5\n'

@@ -88,6 +88,7 @@ def test_statement_timeout_is_a_transient_error_and_the_session_recovers(source)
         read_all(source, "SELECT SLEEP(5) AS s", statement_timeout_s=1)
     assert time.monotonic() - started < 4
     assert "statement_timeout_s" in (info.value.hint or "")
+    assert info.value.reason == "timeout"  # retried only with tuning.retry_timeouts
     _, batches = read_all(source, "SELECT 1 AS x")
     assert batches[0].to_pylist() == [{"x": 1}]
     assert session_values(source)[0] == "SYSTEM"

@@ -18,7 +18,7 @@ import pytest
 from rivet_postgres import PostgresConfig, factory, fastpath
 
 from rivet_core.backends import Query, ReadOptions, SourceContext
-from rivet_core.errors import SourceError
+from rivet_core.errors import SourceError, TransientSourceError
 
 APP = "rivet-copy-tests"
 
@@ -186,10 +186,20 @@ def test_closing_a_copy_stream_early_stops_the_server_and_frees_the_source(
 
 
 def test_an_error_in_one_range_reader_fails_the_read_naming_the_server_error(
-        pg_url, ranged_table, small_ranges):
-    with make_source(pg_url) as src, pytest.raises(SourceError, match="statement timeout"):
-        read(src, Query(sql=f"SELECT * FROM {ranged_table}", table=ranged_table),
-             parallel=2, statement_timeout_s=0.001)
+        pg_url, ranged_table, small_ranges, monkeypatch):
+    # The last range's statement (the table's end, where live rows always are) fails on the
+    # server at its first row (a volatile expression, so at execution, not planning), while
+    # the other worker reads: the whole read fails, with the server's own message.
+    plain = fastpath.range_sql
+
+    def failing_last_range(table, block_range):
+        sql = plain(table, block_range)
+        return sql + " AND 1 / (random() * 0)::int IS NOT NULL" if block_range[1] is None else sql
+
+    monkeypatch.setattr(fastpath, "range_sql", failing_last_range)
+    with make_source(pg_url) as src, pytest.raises(SourceError, match="division by zero") as info:
+        read(src, Query(sql=f"SELECT * FROM {ranged_table}", table=ranged_table), parallel=2)
+    assert "22012" in str(info.value) and not isinstance(info.value, TransientSourceError)
 
 
 def test_without_the_driver_the_cursor_path_serves_the_read_and_says_why(pg_url,

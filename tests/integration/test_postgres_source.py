@@ -193,6 +193,7 @@ def test_statement_timeout_fails_the_read_as_a_transient_error(source):
         list(stream)
     assert time.monotonic() - started < 4
     assert "57014" in str(info.value) and info.value.hint
+    assert info.value.reason == "timeout"  # retried only with tuning.retry_timeouts
     # The connection is usable afterwards: the failed transaction was rolled back.
     _, batches = read_all(source, "SELECT 1 AS x")
     assert batches[0].num_rows == 1
