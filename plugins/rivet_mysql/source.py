@@ -335,6 +335,24 @@ class MysqlSource(Source):
             raise error
         return columns, plan
 
+    def _prepare(self, query: Query) -> tuple[pymysql.connections.Connection[Any], str,
+                                              list[typemap.MyField]]:
+        """(connection, final SQL, column definitions) of ``query``, prepared but not run.
+        A reused connection the server dropped meanwhile is replaced once."""
+        reused = self._conn is not None and self._conn.open
+        conn = self._connection()
+        sql = query.sql
+        if query.params:
+            sql = Cursor(conn).mogrify(query.sql, query.params)
+        try:
+            return conn, sql, self._prepared_fields(conn, sql)
+        except pymysql.err.OperationalError:
+            if not reused:
+                raise
+            self._discard_connection()
+            conn = self._connection()
+            return conn, sql, self._prepared_fields(conn, sql)
+
     def _prepared_fields(self, conn: pymysql.connections.Connection[Any],
                          sql: str) -> list[typemap.MyField]:
         """Column definitions of ``sql`` from ``COM_STMT_PREPARE``; nothing is executed."""
@@ -356,19 +374,8 @@ class MysqlSource(Source):
         if self._active is not None:
             raise RuntimeError("a previous read on this source is still open; close its "
                                "stream before starting another")
-        reused = self._conn is not None and self._conn.open
         try:
-            conn = self._connection()
-            sql = query.sql
-            if query.params:
-                sql = Cursor(conn).mogrify(query.sql, query.params)
-            try:
-                fields = self._prepared_fields(conn, sql)
-            except pymysql.err.OperationalError:
-                if not reused:
-                    raise
-                self._discard_connection()
-                fields = self._prepared_fields(self._connection(), sql)
+            fields = self._prepare(query)[2]
         except (pymysql.err.MySQLError, OSError) as exc:
             error = _wrap(exc, query.label)
             if isinstance(exc, (pymysql.err.OperationalError, OSError)):
@@ -418,20 +425,8 @@ class MysqlSource(Source):
     def _plan_fast(self, query: Query, options: ReadOptions) -> _FastRead | str:
         """What the ConnectorX path would read (statements, carriers), or why it cannot.
         Runs only metadata statements: the prepare probe, EXPLAIN, information_schema."""
-        reused = self._conn is not None and self._conn.open
         try:
-            conn = self._connection()
-            sql = query.sql
-            if query.params:
-                sql = Cursor(conn).mogrify(query.sql, query.params)
-            try:
-                fields = self._prepared_fields(conn, sql)
-            except pymysql.err.OperationalError:
-                if not reused:
-                    raise
-                self._discard_connection()
-                conn = self._connection()
-                fields = self._prepared_fields(conn, sql)
+            conn, sql, fields = self._prepare(query)
         except (pymysql.err.MySQLError, OSError) as exc:
             # The pymysql path runs the query and reports the failure in full.
             if isinstance(exc, (pymysql.err.OperationalError, OSError)):
