@@ -72,8 +72,18 @@ class BatchStream(abc.ABC):
     """Which way the source reads (e.g. ``"binary COPY, 2 connections"``), for the summary;
     a source with a fast and a compatible path says which one it chose, and why."""
 
+    _started: bool = False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self._started:
+            raise RuntimeError(f"a {type(self).__name__} can be iterated only once")
+        self._started = True
+        return self.batches()
+
     @abc.abstractmethod
-    def __iter__(self) -> Iterator[pa.RecordBatch]: ...
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Yield the record batches, once: iterating the stream calls this. A stream reads
+        forward from the server and cannot restart."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the server-side cursor early (after an error downstream)."""

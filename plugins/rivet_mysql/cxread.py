@@ -164,7 +164,6 @@ class CxBatchStream(BatchStream):
         self._on_end = on_end
         self._reader: pa.RecordBatchReader | None = None
         self._open = True
-        self._started = False
         self._reader = self._start(self._waves[0])
         self._check(self._reader.schema)
 
@@ -196,13 +195,7 @@ class CxBatchStream(BatchStream):
 
     # ------------------------------------------------------------------ iteration
 
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        if self._started:
-            raise RuntimeError("a CxBatchStream can be iterated only once")
-        self._started = True
-        return self._batches()
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Iterator[pa.RecordBatch]:
         throttle_s = self._options.throttle_ms / 1000
         try:
             for index, wave in enumerate(self._waves):

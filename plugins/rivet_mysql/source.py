@@ -636,15 +636,8 @@ class MysqlBatchStream(BatchStream):
         self._options = options
         self._fetch_size = max(1, options.batch_size)
         self._open = True
-        self._started = False
 
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        if self._started:
-            raise RuntimeError("a MysqlBatchStream can be iterated only once")
-        self._started = True
-        return self._batches()
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Iterator[pa.RecordBatch]:
         throttle_s = self._options.throttle_ms / 1000
         max_bytes = self._options.max_batch_bytes
         try:

@@ -621,20 +621,13 @@ class CopyBatchStream(BatchStream):
         self.schema = schema_of(columns)
         self.label = label
         self._source = source
-        self._batches = batches
+        self._inner = batches
         self._closer = closer
         self._open = True
-        self._started = False
 
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        if self._started:
-            raise RuntimeError("a CopyBatchStream can be iterated only once")
-        self._started = True
-        return self._run()
-
-    def _run(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Iterator[pa.RecordBatch]:
         try:
-            yield from self._batches
+            yield from self._inner
         finally:
             self.close()
 
@@ -664,15 +657,8 @@ class PostgresBatchStream(BatchStream):
         self._options = options
         self._fetch_size = max(1, options.batch_size)
         self._open = True
-        self._started = False
 
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        if self._started:
-            raise RuntimeError("a PostgresBatchStream can be iterated only once")
-        self._started = True
-        return self._batches()
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Iterator[pa.RecordBatch]:
         throttle_s = self._options.throttle_ms / 1000
         # Without a cap, wide rows still shrink the fetches once a batch passes the COPY
         # path's batch size, so memory does not grow with the width of the rows.

@@ -165,6 +165,20 @@ def payload_bytes(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+def assert_same_bytes(got: bytes | None, want: bytes, what: str) -> None:
+    """Fails naming the first differing offset. A plain ``assert got == want`` on a megabyte
+    of bytes makes pytest diff their reprs, which takes hours where pytest does not truncate
+    (``CI`` set in the environment)."""
+    if got is None:
+        pytest.fail(f"{what}: the file is not visible", pytrace=False)
+    if got == want:
+        return
+    at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+              min(len(got), len(want)))
+    pytest.fail(f"{what}: {len(got)} bytes read back, {len(want)} written; "
+                f"first difference at offset {at}", pytrace=False)
+
+
 # ----------------------------------------------------------------------- config helpers
 
 
@@ -398,9 +412,7 @@ class DestinationTests:
         committed = drive_write(destination, "kit_file.bin", payload)
         assert committed.name == "kit_file.bin"
         got = self.visible(backdoor, capabilities, "kit_file.bin")
-        assert got is not None, "the committed file is not visible"
-        assert len(got) == len(payload)
-        assert got == payload, "the committed bytes differ from the written ones"
+        assert_same_bytes(got, payload, "the committed file")
 
     def test_abort_after_commit_is_harmless(
             self, destination: Destination, backdoor: Backdoor,
@@ -410,7 +422,8 @@ class DestinationTests:
         target.commit()
         target.abort()
         target.abort()
-        assert self.visible(backdoor, capabilities, "kit_file.bin") == other_payload
+        assert_same_bytes(self.visible(backdoor, capabilities, "kit_file.bin"), other_payload,
+                          "after commit then abort")
 
     # ---------------------------------------------------------- atomic, finalize_on_close
 
@@ -428,7 +441,8 @@ class DestinationTests:
         except BaseException:
             target.abort()
             raise
-        assert self.visible(backdoor, capabilities, "kit_file.bin") == payload
+        assert_same_bytes(self.visible(backdoor, capabilities, "kit_file.bin"), payload,
+                          "the committed file")
 
     def test_abort_leaves_nothing(
             self, destination_spec: DestinationSpec, destination: Destination,
@@ -476,7 +490,7 @@ class DestinationTests:
         drive_write(destination, "kit_file.bin", payload)
         drive_write(destination, "kit_file.bin", other_payload)
         assert backdoor.list() == {"kit_file.bin": len(other_payload)}
-        assert backdoor.read("kit_file.bin") == other_payload
+        assert_same_bytes(backdoor.read("kit_file.bin"), other_payload, "the overwritten file")
         assert backdoor.leftovers() == []
 
     # ---------------------------------------------------------------------- retry safe
@@ -495,7 +509,8 @@ class DestinationTests:
         listing = backdoor.list()
         if capabilities.multi_file:
             assert listing == {"kit_file.bin": len(payload)}, listing
-        assert self.visible(backdoor, capabilities, "kit_file.bin") == payload
+        assert_same_bytes(self.visible(backdoor, capabilities, "kit_file.bin"), payload,
+                          "the retried file")
         assert backdoor.leftovers() == []
 
     # ----------------------------------------------------------------------- streaming
@@ -515,7 +530,7 @@ class DestinationTests:
                 break
             time.sleep(0.02)
         assert seen, "a streaming destination showed no byte before commit"
-        assert payload.startswith(seen)
+        assert payload.startswith(seen), "the visible bytes are not a prefix of the written ones"
         target.commit()
 
     # ----------------------------------------------------------------------- multi file
@@ -528,5 +543,5 @@ class DestinationTests:
         drive_write(destination, "kit_a.bin", payload)
         drive_write(destination, "kit_b.bin", other_payload)
         assert backdoor.list() == {"kit_a.bin": len(payload), "kit_b.bin": len(other_payload)}
-        assert backdoor.read("kit_a.bin") == payload
-        assert backdoor.read("kit_b.bin") == other_payload
+        assert_same_bytes(backdoor.read("kit_a.bin"), payload, "kit_a.bin")
+        assert_same_bytes(backdoor.read("kit_b.bin"), other_payload, "kit_b.bin")

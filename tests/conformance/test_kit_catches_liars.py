@@ -152,6 +152,9 @@ def test_kit_fails_each_liar_on_exactly_the_claims_it_breaks(pytester: pytest.Py
     assert "TestKeepsReferences::test_overwrite_leaves_one_file_with_the_second_content" \
         in failed
     assert "TestKeepsReferences::test_abort_leaves_nothing" not in failed
+    # A corrupted read-back names where the bytes part, instead of diffing a megabyte.
+    result.stdout.fnmatch_lines(["*the committed file: * bytes read back, * written; "
+                                 "first difference at offset *"])
     # The checks the liars keep (declaration, config) pass in the same run.
     assert result.parseoutcomes()["passed"] >= 10
     assert "TestStraightToFinalName::test_config_round_trips_through_the_loader" not in failed
