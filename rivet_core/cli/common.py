@@ -53,9 +53,11 @@ def parse_params(items: Sequence[str] | None) -> dict[str, str]:
     return params
 
 
-def load(config_path: str, params: Sequence[str] | None) -> tuple[Registry, LoadedConfig]:
+def load(config_path: str, params: Sequence[str] | None, *,
+         connect: bool = True) -> tuple[Registry, LoadedConfig]:
     registry = build_registry()
-    loaded = load_config(Path(config_path), registry, params=parse_params(params))
+    loaded = load_config(Path(config_path), registry, params=parse_params(params),
+                         connect=connect)
     _ensure_backends(registry, loaded)
     return registry, loaded
 
@@ -71,8 +73,11 @@ def _ensure_backends(registry: Registry, loaded: LoadedConfig) -> None:
 
 
 def plan_for(config_path: str, params: Sequence[str] | None,
-             exports: Sequence[str] | None, *, resume: bool = False) -> Plan:
-    registry, loaded = load(config_path, params)
+             exports: Sequence[str] | None, *, resume: bool = False,
+             connect: bool = True) -> Plan:
+    """The checked plan. ``connect=False``: the command never opens the source, so the
+    source's credentials need not be set (see :func:`load_config`)."""
+    registry, loaded = load(config_path, params, connect=connect)
     names = [e.name for e in loaded.config.exports]
     for name in exports or ():
         if name not in names:

@@ -39,7 +39,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     if args.run_id is not None and not _parse_run_id(args.run_id):
         raise UsageError(f"--run-id {args.run_id!r} is not a run id",
                          hint="run ids look like 20261127T121530Z-a1b2c3")
-    plan = plan_for(args.config, args.params, args.exports)
+    plan = plan_for(args.config, args.params, args.exports, connect=False)
     config_dir = plan.loaded.config.directory
     latest = _latest_runs(config_dir / STATE_FILE)
     reports = []

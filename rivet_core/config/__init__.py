@@ -5,6 +5,7 @@ from __future__ import annotations
 from rivet_core.config.loader import LoadedConfig, load_config
 from rivet_core.config.models import (
     ChecksConfig,
+    ChecksReferences,
     Config,
     DestinationConfig,
     EffectiveTuning,
@@ -18,6 +19,7 @@ from rivet_core.config.models import (
 
 __all__ = [
     "ChecksConfig",
+    "ChecksReferences",
     "Config",
     "DestinationConfig",
     "EffectiveTuning",

@@ -83,6 +83,11 @@ class ConnectionConfig:
                                              "connection"))
         if self.password is not None and self.password_env is not None:
             issues.append(("password_env", "specify 'password' or 'password_env', not both"))
+        return issues
+
+    def reference_issues(self, config_dir: Path) -> list[tuple[str, str]]:
+        """Unset environment variables and missing files the connection reads."""
+        issues: list[tuple[str, str]] = []
         if self.url_env is not None and self.url_env not in os.environ:
             issues.append(("url_env", f"environment variable {self.url_env!r} is not set"))
         if self.password_env is not None and self.password_env not in os.environ:

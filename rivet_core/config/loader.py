@@ -24,6 +24,7 @@ from rivet_core.config.connection import ConnectionConfig
 from rivet_core.config.converter import KeyProblem, did_you_mean, flatten, make_converter
 from rivet_core.config.models import (
     ChecksConfig,
+    ChecksReferences,
     Config,
     DestinationConfig,
     ExportConfig,
@@ -63,8 +64,13 @@ def load_config(
     *,
     params: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    connect: bool = True,
 ) -> LoadedConfig:
-    """Load and validate a config file; raise :class:`ConfigError` listing every problem."""
+    """Load and validate a config file; raise :class:`ConfigError` listing every problem.
+
+    ``connect=False`` is for commands that never open the source (``rivet validate`` reads
+    destinations only): the environment variables and files the source's connection points
+    at need not exist then, so a monitoring job can run without database credentials."""
     path = Path(path)
     issues = _Issues(path.name)
     params = dict(params or {})
@@ -84,7 +90,11 @@ def load_config(
         raise ConfigError([ConfigIssue(path.name, "", f"invalid TOML: {exc}")]) from None
 
     used: set[str] = set()
-    raw = _substitute(raw, "", params, environ, used, issues)
+    # Unset ${VAR}s inside [source] only matter to a command that connects.
+    unused_source = _Issues(path.name)
+    raw = {key: _substitute(value, key, params, environ, used,
+                            unused_source if key == "source" and not connect else issues)
+           for key, value in raw.items()}
     warnings = [
         f"--param {name!r} was not referenced by any ${{{name}}} placeholder in {path.name}"
         for name in sorted(set(params) - used)
@@ -97,7 +107,7 @@ def load_config(
     for key in raw:
         if key not in _TOP_LEVEL:
             issues.add(key, "unknown key", did_you_mean(key, list(_TOP_LEVEL)))
-    source = _structure_source(raw, converter, issues, config_dir)
+    source = _structure_source(raw, converter, issues, config_dir, connect)
     exports = _structure_exports(raw, converter, issues)
     queries: dict[str, str] = {}
     for index, export in exports:
@@ -231,7 +241,8 @@ def _record(exc: BaseException, path: str, issues: _Issues) -> None:
 
 
 def _structure_source(
-    raw: dict[str, Any], converter: cattrs.Converter, issues: _Issues, config_dir: Path
+    raw: dict[str, Any], converter: cattrs.Converter, issues: _Issues, config_dir: Path,
+    connect: bool,
 ) -> SourceConfig | None:
     if "source" not in raw:
         issues.add("source", "required table missing", "add a [source] table with a type")
@@ -249,6 +260,9 @@ def _structure_source(
         return None
     if isinstance(source.options, ChecksConfig):
         for key, message in source.options.config_issues(config_dir):
+            issues.add(f"source.{key}", message)
+    if connect and isinstance(source.options, ChecksReferences):
+        for key, message in source.options.reference_issues(config_dir):
             issues.add(f"source.{key}", message)
     return source
 

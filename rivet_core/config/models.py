@@ -36,6 +36,15 @@ class ChecksConfig(Protocol):
         """Return ``(key, message)`` for every problem; ``key`` is relative to the table."""
 
 
+@runtime_checkable
+class ChecksReferences(Protocol):
+    """Optional behaviour of a source's ``config_cls``: the environment variables and files
+    its connection reads, checked only by commands that connect (not ``rivet validate``)."""
+
+    def reference_issues(self, config_dir: Path) -> list[tuple[str, str]]:
+        """Return ``(key, message)`` for every unset variable or missing file."""
+
+
 # ---------------------------------------------------------------------------------- tuning
 
 

@@ -153,3 +153,17 @@ def test_stdout_exports_are_not_validated(rivet_project, pg_url):
         'type = "local"\npath = "./output/{export}"', 'type = "stdout"'))
     outcome = rivet_project.run("validate", "--json").assert_success()
     assert outcome.json()["exports"][0]["findings"][0]["kind"] == "not_applicable"
+
+
+def test_validate_needs_no_source_credentials(rivet_project, pg_url, monkeypatch):
+    """validate reads destinations only: a monitoring job without the database URL can run it,
+    while check and run still refuse."""
+    monkeypatch.setenv("RIVET_TEST_VALIDATE_URL", pg_url)
+    rivet_project.write_config(config(pg_url, GOOD).replace(
+        f'url = "{pg_url}"', 'url_env = "RIVET_TEST_VALIDATE_URL"'))
+    rivet_project.run("run").assert_success()
+    monkeypatch.delenv("RIVET_TEST_VALIDATE_URL")
+    assert "nums: PASSED" in rivet_project.run("validate").assert_success().out
+    refused = rivet_project.run("check").assert_failed(ExitCode.CONFIG)
+    assert "source.url_env: environment variable 'RIVET_TEST_VALIDATE_URL' is not set" \
+        in refused.err

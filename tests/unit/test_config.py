@@ -221,3 +221,29 @@ def test_parse_size_rejects_nonsense(text):
                                                 ("2h", 7200), ("1d", 86400), (12, 12.0)])
 def test_parse_duration(text, expected):
     assert parse_duration(text) == expected
+
+
+def test_without_connecting_the_source_credentials_need_not_be_set(tmp_path, registry,
+                                                                   monkeypatch):
+    monkeypatch.delenv("RIVET_NOPE", raising=False)
+    source = GOOD_SOURCE.replace(
+        'url = "postgresql://postgres@127.0.0.1:5432/test"',
+        'url_env = "RIVET_TEST_SURELY_UNSET"\npassword_env = "RIVET_NOPE"\n'
+        '[source.tls]\nca_file = "${RIVET_NOPE}.pem"')
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, source + GOOD_EXPORT, registry)
+    assert {i.path for i in info.value.issues} >= {
+        "source.url_env", "source.password_env", "source.tls.ca_file"}
+    # Shape rules still hold: url_env and password_env together is not a connection.
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, source + GOOD_EXPORT, registry, connect=False)
+    assert [i.path for i in info.value.issues] == ["source.password_env"]
+
+    loaded = load(tmp_path, source.replace('password_env = "RIVET_NOPE"\n', "")
+                  + GOOD_EXPORT, registry, connect=False)
+    assert loaded.config.source.type == "postgres"
+    # Destinations are still read, so their placeholders must resolve.
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, GOOD_SOURCE + GOOD_EXPORT.replace("{export}", "${RIVET_NOPE}"),
+             registry, connect=False)
+    assert [i.path for i in info.value.issues] == ["exports[0].destination.path"]
