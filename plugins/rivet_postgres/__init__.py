@@ -1,7 +1,7 @@
 """The ``postgres`` source: PostgreSQL queries streamed as Arrow batches, over binary COPY
-(ADBC driver) or a psycopg 3 server-side cursor.
+(decoded in C, :mod:`.copybin`) or a psycopg 3 server-side cursor.
 
-Importing this module is cheap: psycopg, pyarrow and the ADBC driver are imported by
+Importing this module is cheap: psycopg, pyarrow and the C decoder are loaded by
 :mod:`.source` and :mod:`.copyreader`, which only the factory loads. See :mod:`.source` for
 the read protocol and the choice of path, :mod:`.fastpath` for how COPY keeps types exact,
 :mod:`.typemap` for the type mapping.
@@ -36,7 +36,7 @@ def rivet_sources() -> list[SourceSpec]:
             config_cls=PostgresConfig,
             factory=factory,
             dialect="postgres",
-            description="PostgreSQL: binary COPY decoded into Arrow by the ADBC driver (ctid "
+            description="PostgreSQL: binary COPY decoded into Arrow in C (ctid "
                         "ranges over parallel connections for tables), psycopg server-side "
                         "cursor as fallback; read-only transactions",
         )

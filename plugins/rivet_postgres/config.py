@@ -25,7 +25,7 @@ class PostgresConfig(ConnectionConfig):
         default=10,
     )
     read_path: Literal["auto", "copy", "cursor"] = doc(
-        "How rows are read. `auto`: binary COPY decoded into Arrow by the ADBC driver (in "
+        "How rows are read. `auto`: binary COPY decoded into Arrow in C (in "
         "ctid ranges over `parallel` connections for a `table` export), falling back to "
         "the server-side cursor when COPY cannot serve the query; the run summary says "
         "which path was taken and why. `copy`: COPY or fail. `cursor`: always the psycopg "

@@ -1,11 +1,11 @@
-"""Binary COPY over the ADBC PostgreSQL driver: the connections, one COPY read, and a table
-read split into ctid ranges over several connections sharing one snapshot.
+"""Binary COPY on psycopg connections decoded in C (:mod:`rivet_postgres.copybin`): the
+connections, one COPY read, and a table read split into ctid ranges over several
+connections sharing one snapshot.
 
-The driver runs ``COPY (<query>) TO STDOUT (FORMAT binary)`` and decodes the stream into
-Arrow record batches in C (nanoarrow), releasing the GIL while it reads, so a reader thread
-overlaps with the runner's encoding. What the batches are turned into is
-:mod:`rivet_postgres.fastpath`'s business; which path a read takes is decided in
-:mod:`rivet_postgres.source`.
+Each read runs ``COPY (<query>) TO STDOUT (FORMAT binary)`` and decodes the stream into
+Arrow record batches without the GIL, so a reader thread overlaps with the runner's
+encoding. What the batches are turned into is :mod:`rivet_postgres.fastpath`'s business;
+which path a read takes is decided in :mod:`rivet_postgres.source`.
 
 Every connection here belongs to the source alone. Each read runs inside the same
 transaction prologue as the cursor path (``BEGIN ... READ ONLY`` and ``SET LOCAL``
@@ -21,45 +21,47 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
-import adbc_driver_manager as adbc
-import adbc_driver_postgresql
+import psycopg
 import pyarrow as pa
-from adbc_driver_manager._reader import AdbcRecordBatchReader
 
 from rivet_core.errors import SourceError
+from rivet_postgres.copybin import CopyError, Wire, copy_batches
 from rivet_postgres.sqlstate import to_error
 
-_BATCH_HINT = "adbc.postgresql.batch_size_hint_bytes"
 _QUEUE_DEPTH_PER_WORKER = 2
+_BATCH_ROWS = 1 << 20
+"""Rows per decoded batch at most; the byte target usually ends a batch first."""
+_ERRORS = (psycopg.Error, CopyError, OSError, pa.ArrowException)
 
 
 def server_message(message: str) -> str:
-    """The server's own words out of a driver message (``[libpq] ... ERROR:  division by
-    zero\\n. SQLSTATE: 22012`` → ``division by zero``)."""
+    """The server's own words out of a libpq message (``ERROR:  division by zero`` →
+    ``division by zero``)."""
     text = message
     if "ERROR:  " in text:
         text = text.split("ERROR:  ", 1)[1]
     elif "FATAL:  " in text:
         text = text.split("FATAL:  ", 1)[1]
-    text = text.split(". SQLSTATE:", 1)[0]
     return text.strip().splitlines()[0] if text.strip() else message
 
 
 def wrap_error(exc: BaseException, label: str) -> SourceError:
-    """A driver failure as a Rivet error, classified like the cursor path's."""
+    """A failed COPY read as a Rivet error, classified like the cursor path's."""
     message = str(exc)
-    sqlstate = getattr(exc, "sqlstate", None) or None
-    connection_lost = sqlstate is None and isinstance(exc, adbc.OperationalError | OSError)
-    return to_error(label, sqlstate, message, connection_lost=connection_lost,
+    if isinstance(exc, CopyError):
+        sqlstate, lost = exc.sqlstate, exc.lost
+    else:
+        sqlstate = getattr(exc, "sqlstate", None) or None
+        lost = sqlstate is None and isinstance(exc, psycopg.OperationalError | OSError)
+    return to_error(label, sqlstate, message, connection_lost=lost,
                     shown=server_message(message))
 
 
 class CopyConnection:
-    """One ADBC connection: statements run one at a time, each read is one COPY."""
+    """One connection: statements run one at a time, each read is one COPY."""
 
-    def __init__(self, database: adbc.AdbcDatabase) -> None:
-        self._conn = adbc.AdbcConnection(database)
-        self._statement: adbc.AdbcStatement | None = None
+    def __init__(self, conninfo: str) -> None:
+        self._conn = psycopg.connect(conninfo, autocommit=True)
         self.broken = False
 
     def begin(self, statements: Sequence[str]) -> None:
@@ -68,53 +70,26 @@ class CopyConnection:
 
     def execute(self, sql: str) -> None:
         """A statement without a result (``BEGIN``, ``SET TRANSACTION SNAPSHOT``...)."""
-        with self._new_statement() as statement:
-            statement.set_sql_query(sql)
-            statement.execute_update()
+        self._conn.execute(sql)
 
-    @contextlib.contextmanager
-    def _new_statement(self) -> Iterator[adbc.AdbcStatement]:
-        statement = adbc.AdbcStatement(self._conn)
-        self._statement = statement
+    def batches(self, sql: str, wires: Sequence[Wire], batch_bytes: int
+                ) -> Iterator[pa.RecordBatch]:
+        """The batches of one COPY of ``sql``. Errors come unwrapped."""
+        exhausted = False
         try:
-            yield statement
+            yield from copy_batches(self._conn, sql, wires, batch_rows=_BATCH_ROWS,
+                                    batch_bytes=max(1, batch_bytes))
+            exhausted = True
         finally:
-            self._statement = None
-            statement.close()
-
-    def batches(self, sql: str, batch_bytes: int) -> Iterator[pa.RecordBatch]:
-        """The batches of one COPY of ``sql``. Errors come from the driver unwrapped."""
-        with self._new_statement() as statement:
-            statement.set_options(**{_BATCH_HINT: str(max(1, batch_bytes))})
-            statement.set_sql_query(sql)
-            handle, _ = statement.execute_query()
-            # The driver manager's reader (not the bare pyarrow one) turns a failure into
-            # an ADBC error carrying the SQLSTATE.
-            reader = AdbcRecordBatchReader._import_from_c(handle.address)
-            exhausted = False
-            try:
-                while True:
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        exhausted = True
-                        return
-                    yield batch
-            finally:
-                if not exhausted:
-                    # Abandoned mid-COPY: stop the server instead of draining the rest.
-                    self.broken = True
-                    with contextlib.suppress(Exception):
-                        statement.cancel()
-                with contextlib.suppress(Exception):
-                    reader.close()
+            if not exhausted:
+                # Failed or abandoned mid-COPY: stop the server, never reuse the session.
+                self.broken = True
+                self.cancel()
 
     def cancel(self) -> None:
-        """Ask the server to stop the running statement (from another thread)."""
-        statement = self._statement
-        if statement is not None:
-            with contextlib.suppress(Exception):
-                statement.cancel()
+        """Ask the server to stop the running statement (from any thread)."""
+        with contextlib.suppress(Exception):
+            self._conn.cancel()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -122,11 +97,11 @@ class CopyConnection:
 
 
 class CopyPool:
-    """The source's ADBC connections, by session settings (timeouts), reused across reads.
-    A connection that saw an error or an abandoned read is closed, never reused."""
+    """The source's COPY connections, by connection string (it carries the session
+    settings), reused across reads. A connection that saw an error or an abandoned read
+    is closed, never reused."""
 
     def __init__(self) -> None:
-        self._databases: dict[str, adbc.AdbcDatabase] = {}
         self._idle: dict[str, list[CopyConnection]] = {}
         self._lock = threading.Lock()
 
@@ -135,13 +110,7 @@ class CopyPool:
             idle = self._idle.setdefault(conninfo, [])
             if idle and not fresh:
                 return idle.pop()
-            database = self._databases.get(conninfo)
-        if database is None:
-            database = adbc_driver_postgresql.connect(conninfo)
-            with self._lock:
-                self._databases.setdefault(conninfo, database)
-                database = self._databases[conninfo]
-        return CopyConnection(database)
+        return CopyConnection(conninfo)
 
     def release(self, conninfo: str, conn: CopyConnection) -> None:
         if conn.broken:
@@ -153,36 +122,31 @@ class CopyPool:
     def close(self) -> None:
         with self._lock:
             conns = [c for idle in self._idle.values() for c in idle]
-            databases = list(self._databases.values())
             self._idle.clear()
-            self._databases.clear()
         for conn in conns:
             conn.close()
-        for database in databases:
-            with contextlib.suppress(Exception):
-                database.close()
 
 
 Convert = Callable[[pa.RecordBatch], Iterator[pa.RecordBatch]]
 """Turns one driver batch into the batches the stream yields (converted, sliced)."""
 
 
-def single_copy(pool: CopyPool, conninfo: str, sql: str, *, begin: Sequence[str],
-                batch_bytes: int, convert: Convert, label: str, throttle_s: float
-                ) -> Generator[pa.RecordBatch, None, None]:
+def single_copy(pool: CopyPool, conninfo: str, sql: str, *, wires: Sequence[Wire],
+                begin: Sequence[str], batch_bytes: int, convert: Convert, label: str,
+                throttle_s: float) -> Generator[pa.RecordBatch, None, None]:
     """The batches of one COPY inside the ``begin`` transaction, read in the caller's
     thread."""
     conn = _begin(pool, conninfo, begin, label)
     finished = False
     try:
-        for raw in conn.batches(sql, batch_bytes):
+        for raw in conn.batches(sql, wires, batch_bytes):
             for batch in convert(raw):
                 yield batch
                 if throttle_s > 0:
                     time.sleep(throttle_s)
         conn.execute("COMMIT")
         finished = True
-    except (adbc.Error, OSError, pa.ArrowException) as exc:
+    except _ERRORS as exc:
         raise wrap_error(exc, label) from None
     finally:
         conn.broken = conn.broken or not finished
@@ -197,12 +161,12 @@ def _begin(pool: CopyPool, conninfo: str, begin: Sequence[str], label: str
     while True:
         try:
             conn = pool.acquire(conninfo, fresh=fresh)
-        except (adbc.Error, OSError) as exc:
+        except _ERRORS as exc:
             raise wrap_error(exc, label) from None
         try:
             conn.begin(begin)
             return conn
-        except (adbc.Error, OSError) as exc:
+        except _ERRORS as exc:
             conn.broken = True
             pool.release(conninfo, conn)
             if fresh:
@@ -225,7 +189,8 @@ class RangedCopy:
     """
 
     def __init__(self, pool: CopyPool, conninfo: str, statements: Sequence[str], *,
-                 workers: int, begin: Sequence[str], batch_bytes: int, convert: Convert,
+                 wires: Sequence[Wire], workers: int, begin: Sequence[str],
+                 batch_bytes: int, convert: Convert,
                  label: str, throttle_s: float, on_imported: Callable[[], None]) -> None:
         self._pool = pool
         self._conninfo = conninfo
@@ -235,6 +200,7 @@ class RangedCopy:
         self._workers = max(1, min(workers, len(statements)))
         self._begin = list(begin)
         self._batch_bytes = batch_bytes
+        self._wires = list(wires)
         self._convert = convert
         self._label = label
         self._throttle_s = throttle_s
@@ -294,7 +260,7 @@ class RangedCopy:
                     statement = self._work.get_nowait()
                 except queue.Empty:
                     break
-                for raw in conn.batches(statement, self._batch_bytes):
+                for raw in conn.batches(statement, self._wires, self._batch_bytes):
                     for batch in self._convert(raw):
                         if not self._put(batch):
                             return
@@ -306,7 +272,7 @@ class RangedCopy:
                 conn.execute("COMMIT")
                 finished = True
             self._put(_DONE)
-        except (adbc.Error, OSError, pa.ArrowException) as exc:
+        except _ERRORS as exc:
             self._fail(wrap_error(exc, self._label))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._fail(exc)

@@ -1,25 +1,23 @@
 """The binary COPY read path: which columns it can carry, the SQL it sends, and how the Arrow
-arrays the ADBC driver returns become exactly the Arrow types of :mod:`rivet_postgres.typemap`.
+arrays the C decoder returns become exactly the Arrow types of :mod:`rivet_postgres.typemap`.
 
-Pure logic, no connection: the ADBC connections and threads live in
-:mod:`rivet_postgres.copyreader`, the choice between the two read paths in
-:mod:`rivet_postgres.source`.
+Pure logic, no connection: the connections and threads live in
+:mod:`rivet_postgres.copyreader`, the C decoder in :mod:`rivet_postgres.copybin`, the
+choice between the two read paths in :mod:`rivet_postgres.source`.
 
 Every mapped column travels one of four ways (:class:`Carry`):
 
-- ``NATIVE``: as the column itself. The driver's C decoder (nanoarrow) builds the Arrow
-  array; Arrow kernels then check what the mapping refuses (``infinity``, BC dates,
-  ``24:00:00``), reinterpret ``oid`` as unsigned and ``money`` as a scaled decimal, and turn
-  uuid bytes into text.
+- ``NATIVE``: as the column itself, in its binary wire format, which the C decoder turns
+  into an Arrow array (:func:`wire_of`); Arrow kernels then check what the mapping refuses
+  (``infinity``, BC dates, ``24:00:00``), reinterpret ``oid`` as unsigned and ``money`` as
+  a scaled decimal, and turn uuid bytes into text.
 - ``TEXT``: as ``column::text``, computed by the server: ``numeric`` (its text is exact and
   cheap to produce, and pyarrow's checked cast to the decimal refuses rounding and
-  overflow; the driver's own numeric-to-text conversion costs more client CPU than the rest
-  of a row together), enums, ``citext`` and ``xml`` (the text is the value).
+  overflow), enums, ``citext`` and ``xml`` (the text is the value).
 - ``WIRE``: as ``<type>_send(column)``, the type's binary wire format in a ``bytea``, decoded
   by the very loaders the cursor path uses (:mod:`rivet_postgres.decode`), one Python call
   per value. For ``interval``, ``timetz``, ``inet``/``cidr``, ``macaddr``/``macaddr8`` and
-  every array, whose exact text or list the driver cannot give (it turns intervals into
-  nanoseconds, which overflow, and flattens multi-dimensional arrays).
+  every array: rare types whose exact value needs more than a fixed-width field.
 
 So both paths produce the same values for every type, and a column the COPY path cannot
 carry does not exist: only a query whose result has two columns of one name *and* needs a
@@ -40,6 +38,7 @@ import pyarrow.compute as pc
 
 from rivet_core.errors import SourceError
 from rivet_postgres import decode
+from rivet_postgres.copybin import Wire
 
 
 class Carry(enum.Enum):
@@ -50,11 +49,6 @@ class Carry(enum.Enum):
     WIRE = "wire"
 
 
-NATIVE_KEYS = frozenset({
-    "bool", "int2", "int4", "int8", "oid", "float4", "float8", "money", "text", "varchar",
-    "bpchar", "name", "bytea", "date", "time", "timestamp", "timestamptz", "uuid", "json",
-    "jsonb",
-})
 TEXT_KEYS = frozenset({"numeric", "enum", "citext", "xml"})
 SEND_FUNCTIONS: dict[str, str] = {
     "interval": "interval_send", "timetz": "timetz_send", "inet": "inet_send",
@@ -62,10 +56,21 @@ SEND_FUNCTIONS: dict[str, str] = {
 }
 """Type key → the function giving its binary wire format as ``bytea``."""
 
+NATIVE_WIRES: dict[str, Wire] = {
+    "bool": Wire.BOOL, "int2": Wire.INT16, "int4": Wire.INT32, "oid": Wire.INT32,
+    "int8": Wire.INT64, "money": Wire.INT64, "float4": Wire.FLOAT32, "float8": Wire.FLOAT64,
+    "text": Wire.TEXT, "varchar": Wire.TEXT, "bpchar": Wire.TEXT, "name": Wire.TEXT,
+    "json": Wire.TEXT, "jsonb": Wire.JSONB, "bytea": Wire.BYTES, "date": Wire.DATE,
+    "time": Wire.TIME, "timestamp": Wire.TIMESTAMP, "timestamptz": Wire.TIMESTAMP,
+    "uuid": Wire.UUID,
+}
+"""The binary format of each ``NATIVE`` type key (``oid`` and ``money`` as their bits)."""
+NATIVE_KEYS = frozenset(NATIVE_WIRES)
+
 ALIAS = "_rivet_copy"
 BATCH_HINT_BYTES = 8 << 20
-"""The driver's batch size target (Arrow bytes) when the export sets no memory cap: batches
-shrink by themselves as rows get wider."""
+"""The decoder's batch size target (bytes of rows) when the export sets no memory cap:
+batches shrink by themselves as rows get wider."""
 
 
 @attrs.frozen
@@ -91,6 +96,15 @@ def carry_for(plan: decode.ColumnPlan) -> tuple[Carry, str | None]:
     if key in SEND_FUNCTIONS:
         return Carry.WIRE, SEND_FUNCTIONS[key]
     raise ValueError(f"no COPY carriage for type key {key!r}")
+
+
+def wire_of(column: FastColumn) -> Wire:
+    """How the C decoder reads the column's COPY field."""
+    if column.carry is Carry.WIRE:
+        return Wire.BYTES
+    if column.carry is Carry.TEXT:
+        return Wire.TEXT
+    return NATIVE_WIRES[column.plan.key or ""]
 
 
 def needs_wrapping(columns: Sequence[FastColumn]) -> bool:
@@ -196,7 +210,7 @@ def conninfo(keywords: Mapping[str, str | int | None]) -> str:
 
 # ------------------------------------------------------------------------- conversion
 
-# Arrow-epoch bounds of what the mapped types hold; the driver adds the 2000→1970 shift
+# Arrow-epoch bounds of what the mapped types hold; the decoder adds the 2000→1970 shift
 # without overflow checks, so infinities and out-of-range values land below these.
 _FIRST_DAY = -719_162
 """0001-01-01 in days since 1970-01-01."""
@@ -271,7 +285,7 @@ def _native(array: pa.Array, plan: decode.ColumnPlan) -> pa.Array:
     key, name, natural = plan.key, plan.name, plan.natural
     assert natural is not None
     if key == "oid":
-        # The driver gives oid as int32: the same 32 bits, read unsigned.
+        # The decoder gives oid as int32: the same 32 bits, read unsigned.
         unsigned = array.view(pa.uint32()) if pa.types.is_int32(array.type) else array
         return unsigned.cast(natural)
     if key == "money":
@@ -282,7 +296,7 @@ def _native(array: pa.Array, plan: decode.ColumnPlan) -> pa.Array:
         _check_dates(array, name)
     elif key in ("timestamp", "timestamptz"):
         _check_timestamps(array, name)
-        # Same instant or wall time; the driver already labels timestamptz UTC.
+        # Same instant or wall time: microseconds since 1970 (UTC for timestamptz).
         return array.view(natural)
     elif key == "time":
         _check_times(array, name)
@@ -292,7 +306,7 @@ def _native(array: pa.Array, plan: decode.ColumnPlan) -> pa.Array:
 
 
 def convert_column(array: pa.Array, column: FastColumn) -> pa.Array:
-    """One column as the driver returned it → an array of ``column.plan.target``."""
+    """One column as the decoder returned it → an array of ``column.plan.target``."""
     plan = column.plan
     array = _storage(array)
     if column.carry is Carry.WIRE:
@@ -336,8 +350,8 @@ def slices(batch: pa.RecordBatch, max_rows: int, max_bytes: int | None
 
 
 def check_schema(schema: pa.Schema, columns: Sequence[FastColumn]) -> None:
-    """The driver's result must have the planned columns; anything else is a bug (or a new
-    driver version mapping a type differently), reported before a row is converted."""
+    """The decoder's result must have the planned columns; anything else is a bug,
+    reported before a row is converted."""
     if len(schema) != len(columns):
         raise SourceError(f"binary COPY returned {len(schema)} columns where the query "
                           f"describes {len(columns)}",

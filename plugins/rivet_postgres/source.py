@@ -2,11 +2,11 @@
 read paths, chosen per read (:meth:`PostgresSource.read`) and named in
 ``BatchStream.read_path``:
 
-- binary COPY over the ADBC driver (:mod:`rivet_postgres.copyreader`, conversions in
+- binary COPY decoded in C (:mod:`rivet_postgres.copyreader`, conversions in
   :mod:`rivet_postgres.fastpath`), the default; a ``table`` read is split into ctid ranges
   over ``ReadOptions.parallel`` connections that import the control transaction's snapshot;
 - the server-side cursor below, when COPY cannot serve the query (two result columns of one
-  name that COPY must convert in SQL, or no driver) or ``read_path = "cursor"``.
+  name that COPY must convert in SQL, or no C decoder) or ``read_path = "cursor"``.
 
 Both start with steps 1-3 on the control connection. Protocol of a cursor read
 (``describe`` stops after step 3 and rolls back):
@@ -361,14 +361,14 @@ class PostgresSource(Source):
         return opened.columns
 
     def read(self, query: Query, options: ReadOptions) -> BatchStream:
-        """Read over binary COPY when the ADBC driver is there and the result allows it,
+        """Read over binary COPY when the C decoder is there and the result allows it,
         else over the server-side cursor; ``read_path`` of the stream says which, and why."""
         forced = self._config.read_path
         driver_missing = None if forced == "cursor" else _copy_driver_missing()
         if forced == "copy" and driver_missing:
             raise SourceError(f"{query.label}: read_path = \"copy\", but {driver_missing}",
-                              hint="pip install adbc-driver-postgresql, or set read_path = "
-                                   "\"auto\"")
+                              hint="reinstall rivet-cli where a C compiler is present, or "
+                                   "set read_path = \"auto\"")
         ranged = (forced != "cursor" and driver_missing is None and query.table is not None
                   and not query.params and fastpath.reads_whole_table(query.sql, query.table))
         opened = self._open(query, options, repeatable_read=ranged)
@@ -432,7 +432,7 @@ class PostgresSource(Source):
 
     def _copy_stream(self, opened: Opened, columns: list[fastpath.FastColumn], query: Query,
                      options: ReadOptions, *, ranged: bool) -> CopyBatchStream:
-        # Imported here: the driver is only needed once a COPY read is chosen.
+        # Imported here: only needed once a COPY read is chosen.
         from rivet_postgres import copyreader
 
         conn = self._conn
@@ -444,6 +444,7 @@ class PostgresSource(Source):
         batch_bytes = min(fastpath.BATCH_HINT_BYTES, max_bytes or fastpath.BATCH_HINT_BYTES)
         throttle_s = options.throttle_ms / 1000
         plans = opened.plan
+        wires = [fastpath.wire_of(column) for column in columns]
 
         def convert(raw: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
             fastpath.check_schema(raw.schema, columns)
@@ -465,12 +466,12 @@ class PostgresSource(Source):
                               for r in ranges]
                 workers = max(1, min(options.parallel, len(ranges)))
                 reader = copyreader.RangedCopy(
-                    self._pool, settings, statements, workers=workers,
+                    self._pool, settings, statements, wires=wires, workers=workers,
                     begin=begin_statements(options, repeatable_read=True, snapshot=snapshot),
                     batch_bytes=batch_bytes, convert=convert, label=query.label,
                     throttle_s=throttle_s, on_imported=self._end_snapshot_transaction)
                 noun = "connection" if workers == 1 else "connections"
-                path = (f"binary COPY (ADBC), {workers} {noun} over {len(ranges)} ctid ranges "
+                path = (f"binary COPY, {workers} {noun} over {len(ranges)} ctid ranges "
                         f"of {name}")
                 stream = CopyBatchStream(self, opened.columns, iter(reader),
                                          closer=reader.close, label=query.label)
@@ -480,11 +481,11 @@ class PostgresSource(Source):
                     sql = render_params(conn, query.sql, query.params)
                 self._close_cursor(opened.cursor)
                 generator = copyreader.single_copy(
-                    self._pool, settings, fastpath.select_sql(sql, columns),
+                    self._pool, settings, fastpath.select_sql(sql, columns), wires=wires,
                     begin=begin_statements(options),
                     batch_bytes=batch_bytes, convert=convert, label=query.label,
                     throttle_s=throttle_s)
-                path = "binary COPY (ADBC)"
+                path = "binary COPY"
                 stream = CopyBatchStream(self, opened.columns, generator,
                                          closer=generator.close, label=query.label)
         except psycopg.Error as exc:
@@ -578,12 +579,10 @@ def render_params(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]
 
 
 def _copy_driver_missing() -> str | None:
-    """Why the COPY path is unavailable (the ADBC driver cannot be imported), or None."""
-    try:
-        import adbc_driver_postgresql  # noqa: F401
-    except ImportError as exc:
-        return f"the ADBC PostgreSQL driver is not available ({exc})"
-    return None
+    """Why the COPY path is unavailable (the C decoder is not built), or None."""
+    from rivet_postgres import copybin
+
+    return copybin.unavailable()
 
 
 @attrs.frozen

@@ -1,5 +1,5 @@
-"""The postgres source's two read paths against the real server: binary COPY over the ADBC
-driver (the default), the server-side cursor (the fallback), the choice between them, and
+"""The postgres source's two read paths against the real server: binary COPY decoded in C
+(the default), the server-side cursor (the fallback), the choice between them, and
 table reads in ctid ranges over parallel connections sharing one snapshot.
 
 Both paths must give the same values for every type; the types zoo compares them on every
@@ -64,7 +64,7 @@ def small_ranges(monkeypatch):
 def test_copy_is_the_default_path_and_the_stream_says_so(pg_url):
     with make_source(pg_url) as src:
         stream, table = read(src, Query(sql="SELECT 1::int8 AS one"))
-    assert stream.read_path == "binary COPY (ADBC)"
+    assert stream.read_path == "binary COPY"
     assert table.to_pylist() == [{"one": 1}]
 
 
@@ -97,7 +97,7 @@ def test_params_reach_copy_as_literals_with_the_values_the_cursor_binds(pg_url):
     with make_source(pg_url) as copy_src, make_source(pg_url, read_path="cursor") as cur_src:
         copy_stream, by_copy = read(copy_src, Query(sql=PARAM_SQL, params=PARAMS))
         _, by_cursor = read(cur_src, Query(sql=PARAM_SQL, params=PARAMS))
-    assert copy_stream.read_path == "binary COPY (ADBC)"
+    assert copy_stream.read_path == "binary COPY"
     assert by_copy.equals(by_cursor)
     assert by_copy.to_pylist()[0]["s"] == "it's \\ \"q\" ✓"
     assert by_copy.to_pylist()[0]["pct"] == "lit%"
@@ -109,9 +109,9 @@ def test_a_table_read_in_ctid_ranges_over_parallel_connections_has_every_row_onc
     with make_source(pg_url) as src:
         stream, ranged = read(src, query, parallel=3, batch_size=1000)
         single_stream, single = read(src, Query(sql=query.sql))
-    assert stream.read_path.startswith("binary COPY (ADBC), 3 connections over ")
+    assert stream.read_path.startswith("binary COPY, 3 connections over ")
     assert "ctid ranges of " in stream.read_path
-    assert single_stream.read_path == "binary COPY (ADBC)"
+    assert single_stream.read_path == "binary COPY"
     assert ranged.sort_by("id").equals(single.sort_by("id"))
     assert ranged.num_rows == 20000
 
@@ -170,7 +170,9 @@ def test_closing_a_copy_stream_early_stops_the_server_and_frees_the_source(
     with make_source(pg_url) as src:
         stream = src.read(query, ReadOptions(parallel=2, batch_size=10))
         batches = iter(stream)
-        assert next(batches).num_rows == 10
+        # At most 10 rows; fewer when a range holds fewer live rows (an earlier test's
+        # UPDATEs leave some ranges of the shared table sparse).
+        assert 0 < next(batches).num_rows <= 10
         with pytest.raises(RuntimeError, match="still open"):
             src.read(Query(sql="SELECT 1"), ReadOptions())
         started = time.monotonic()
@@ -207,14 +209,13 @@ def test_without_the_driver_the_cursor_path_serves_the_read_and_says_why(pg_url,
     from rivet_postgres import source as pg_source
 
     monkeypatch.setattr(pg_source, "_copy_driver_missing",
-                        lambda: "the ADBC PostgreSQL driver is not available (test)")
+                        lambda: "the C decoder is not built (test)")
     with make_source(pg_url) as src:
         stream, table = read(src, Query(sql="SELECT 1 AS one"))
-    assert stream.read_path == ("server-side cursor (psycopg): the ADBC PostgreSQL driver is "
-                                "not available (test)")
+    assert stream.read_path == "server-side cursor (psycopg): the C decoder is not built (test)"
     assert table.to_pylist() == [{"one": 1}]
     with make_source(pg_url, read_path="copy") as src, \
-            pytest.raises(SourceError, match="not available"):
+            pytest.raises(SourceError, match="not built"):
         src.read(Query(sql="SELECT 1 AS one"), ReadOptions())
 
 
@@ -249,7 +250,7 @@ def test_rivet_run_of_a_table_export_reads_ranges_in_parallel_into_one_file(
     outcome.assert_success()
     (export,) = outcome.json()["exports"]
     assert export["rows"] == 20000 and len(export["files"]) == 1
-    assert export["read_paths"][0].startswith("binary COPY (ADBC), 2 connections over ")
+    assert export["read_paths"][0].startswith("binary COPY, 2 connections over ")
     (path,) = (project.path / "out" / fmt).glob(f"*.{fmt}")
     table = pq.read_table(path) if fmt == "parquet" else pacsv.read_csv(path)
     assert sorted(table.column("id").to_pylist()) == list(range(1, 20001))
@@ -260,7 +261,7 @@ def test_a_table_hint_on_another_query_is_read_with_one_copy(pg_url, ranged_tabl
     with make_source(pg_url) as src:
         stream, table = read(src, Query(sql=f"SELECT id FROM {ranged_table} WHERE id <= 10",
                                         table=ranged_table), parallel=2)
-    assert stream.read_path == "binary COPY (ADBC)"
+    assert stream.read_path == "binary COPY"
     assert table.num_rows == 10
 
 

@@ -313,7 +313,7 @@ def test_each_read_path_forced_writes_the_same_files(zoo, pg_url, exported, tmp_
     outcome = project.run("run", "--json")
     outcome.assert_success()
     read_paths = {e["export"]: e["read_paths"] for e in outcome.json()["exports"]}
-    prefix = "binary COPY (ADBC)" if path == "copy" else "server-side cursor (psycopg)"
+    prefix = "binary COPY" if path == "copy" else "server-side cursor (psycopg)"
     assert all(p[0].startswith(prefix) for p in read_paths.values()), read_paths
     (parquet_file,) = (project.path / "out" / "parquet").glob("*.parquet")
     (csv_file,) = (project.path / "out" / "csv").glob("*.csv")
@@ -341,4 +341,4 @@ def test_the_default_run_of_the_zoo_takes_the_copy_path(zoo, pg_url, tmp_path_fa
     outcome = project.run("run", "--json", "-e", "zoo_csv")
     outcome.assert_success()
     (export,) = outcome.json()["exports"]
-    assert export["read_paths"] == ["binary COPY (ADBC)"]
+    assert export["read_paths"] == ["binary COPY"]
