@@ -17,6 +17,7 @@
  */
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,7 @@ typedef struct {
 enum {
     K_BOOL = 1, K_INT16 = 2, K_INT32 = 3, K_INT64 = 4, K_FLOAT32 = 5, K_FLOAT64 = 6,
     K_DATE = 7, K_TIME = 8, K_TIMESTAMP = 9, K_VAR = 10, K_JSONB = 11, K_UUID = 12,
+    K_NUMERIC = 14,
 };
 
 enum { S_COPYING = 0, S_DONE = 1, S_ERROR = 2 };
@@ -59,6 +61,8 @@ typedef struct {
     int32_t *offsets;       /* var kinds: rows + 1 entries */
     int64_t offsets_cap;    /* entries */
     int64_t null_count;
+    int32_t precision;      /* K_NUMERIC: the decimal128 it becomes */
+    int32_t scale;
 } rvt_col;
 
 typedef struct {
@@ -76,6 +80,8 @@ typedef struct {
     int32_t pending_len;
     char sqlstate[8];
     char error[1024];
+    int32_t bad_column;     /* a numeric that does not fit: its column, and its text */
+    char bad_value[160];
 } rvt_reader;
 
 static const char SIGNATURE[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
@@ -153,9 +159,97 @@ static int fixed_width(int32_t kind) {
     case K_INT16: return 2;
     case K_INT32: case K_FLOAT32: case K_DATE: return 4;
     case K_INT64: case K_FLOAT64: case K_TIME: case K_TIMESTAMP: return 8;
-    case K_UUID: return 16;
+    case K_UUID: case K_NUMERIC: return 16;
     default: return 0;
     }
+}
+
+/* The text of a numeric's binary form, for the error about it. */
+static void numeric_text(const char *p, int32_t len, char *out, size_t size) {
+    int16_t ndigits = (int16_t)be16(p), weight = (int16_t)be16(p + 2);
+    uint16_t sign = be16(p + 4);
+    int16_t dscale = (int16_t)be16(p + 6);
+    size_t n = 0;
+    if (sign == 0xC000 || sign == 0xD000 || sign == 0xF000) {
+        snprintf(out, size, "%s", sign == 0xC000 ? "NaN" : sign == 0xD000 ? "Infinity"
+                                                                       : "-Infinity");
+        return;
+    }
+    if (8 + 2 * (int32_t)ndigits > len || ndigits < 0) {
+        snprintf(out, size, "?");
+        return;
+    }
+#define DIGIT(k) ((k) >= 0 && (k) < ndigits ? (int)be16(p + 8 + 2 * (k)) : 0)
+    if (sign == 0x4000)
+        n += (size_t)snprintf(out + n, size - n, "-");
+    if (weight < 0)
+        n += (size_t)snprintf(out + n, size - n, "0");
+    for (int k = 0; k <= weight && n < size; k++)
+        n += (size_t)snprintf(out + n, size - n, k ? "%04d" : "%d", DIGIT(k));
+    if (dscale > 0 && n < size) {
+        n += (size_t)snprintf(out + n, size - n, ".");
+        size_t start = n;
+        for (int k = weight + 1; n < size && n - start < (size_t)dscale; k++)
+            n += (size_t)snprintf(out + n, size - n, "%04d", DIGIT(k));
+        if (n - start > (size_t)dscale && start + (size_t)dscale < size)
+            out[start + (size_t)dscale] = '\0';
+    }
+#undef DIGIT
+}
+
+/* A numeric's binary form as a decimal128 of the column's precision and scale; 0 when it
+ * does not fit exactly (NaN, infinity, more digits than the scale, too large). */
+static int numeric_value(const rvt_col *c, const char *p, int32_t len, __int128 *out) {
+    if (len < 8)
+        return 0;
+    int16_t ndigits = (int16_t)be16(p), weight = (int16_t)be16(p + 2);
+    uint16_t sign = be16(p + 4);
+    if (ndigits < 0 || len != 8 + 2 * (int32_t)ndigits || (sign != 0 && sign != 0x4000))
+        return 0;
+    const __int128 max = (__int128)(~(unsigned __int128)0 >> 1);
+    /* Powers of ten of the unscaled value: the last group's units digit sits at
+     * 10^exponent. Digits below 10^0 must be zeros (else the value would round). */
+    int64_t exponent = 4 * ((int64_t)weight - (ndigits - 1)) + c->scale;
+    while (exponent <= -4 && ndigits > 0 && be16(p + 8 + 2 * (ndigits - 1)) == 0) {
+        ndigits--;
+        exponent += 4;
+    }
+    if (exponent <= -4 && ndigits > 0)
+        return 0;
+    __int128 value = 0;
+    for (int k = 0; k < ndigits; k++) {
+        int digit = be16(p + 8 + 2 * k);
+        int keep = 4;  /* decimal digits of this group that stay */
+        if (k == ndigits - 1 && exponent < 0) {
+            for (int64_t e = exponent; e < 0; e++) {
+                if (digit % 10)
+                    return 0;  /* would round */
+                digit /= 10;
+                keep--;
+            }
+            exponent = 0;
+        }
+        for (int i = 0; i < keep; i++) {
+            if (value > max / 10)
+                return 0;
+            value *= 10;
+        }
+        if (value > max - digit)
+            return 0;
+        value += digit;
+    }
+    for (; exponent > 0 && value; exponent--) {
+        if (value > max / 10)
+            return 0;
+        value *= 10;
+    }
+    __int128 bound = 1;
+    for (int i = 0; i < c->precision; i++)
+        bound *= 10;
+    if (value >= bound)
+        return 0;
+    *out = sign == 0x4000 ? -value : value;
+    return 1;
 }
 
 /* One field of row `row`: `len` bytes at `p` (len -1: NULL). 0 on a malformed value. */
@@ -169,6 +263,17 @@ static int put_field(rvt_reader *r, rvt_col *c, int64_t row, const char *p, int3
         return 1;
     }
     c->validity[row >> 3] |= (uint8_t)(1u << (row & 7));
+    if (c->kind == K_NUMERIC) {
+        __int128 value;
+        if (!numeric_value(c, p, len, &value)) {
+            r->bad_column = (int32_t)(c - r->cols);
+            numeric_text(p, len, r->bad_value, sizeof r->bad_value);
+            fail(r, "binary COPY: a numeric value does not fit its decimal", NULL, 0);
+            return 0;
+        }
+        memcpy(c->values + row * 16, &value, 16);
+        return 1;
+    }
     if (c->width && len != c->width) {
         fail(r, "binary COPY: a value has the wrong size for its column type", NULL, 0);
         return 0;
@@ -330,13 +435,15 @@ static void finish(rvt_reader *r) {
 }
 
 EXPORT rvt_reader *rvt_open(const rvt_libpq *pq, void *conn, const char *sql, int32_t ncols,
-                            const int32_t *kinds) {
+                            const int32_t *kinds, const int32_t *precisions,
+                            const int32_t *scales) {
     rvt_reader *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->pq = pq;
     r->conn = conn;
     r->ncols = ncols;
+    r->bad_column = -1;
     r->cols = calloc((size_t)(ncols > 0 ? ncols : 1), sizeof(rvt_col));
     if (!r->cols) {
         free(r);
@@ -345,7 +452,10 @@ EXPORT rvt_reader *rvt_open(const rvt_libpq *pq, void *conn, const char *sql, in
     for (int32_t i = 0; i < ncols; i++) {
         r->cols[i].kind = kinds[i];
         r->cols[i].width = fixed_width(kinds[i]);
-        if (kinds[i] < K_BOOL || kinds[i] > K_UUID) {
+        r->cols[i].precision = precisions[i];
+        r->cols[i].scale = scales[i];
+        if (kinds[i] < K_BOOL || kinds[i] > K_NUMERIC || kinds[i] == 13 ||
+            (kinds[i] == K_NUMERIC && (precisions[i] < 1 || precisions[i] > 38))) {
             fail(r, "binary COPY: unknown column kind", NULL, 0);
             return r;
         }
@@ -443,6 +553,8 @@ EXPORT int32_t rvt_state(const rvt_reader *r) { return r->state; }
 EXPORT int32_t rvt_lost(const rvt_reader *r) { return r->lost; }
 EXPORT const char *rvt_error(const rvt_reader *r) { return r->error; }
 EXPORT const char *rvt_sqlstate(const rvt_reader *r) { return r->sqlstate; }
+EXPORT int32_t rvt_bad_column(const rvt_reader *r) { return r->bad_column; }
+EXPORT const char *rvt_bad_value(const rvt_reader *r) { return r->bad_value; }
 
 /* Free the reader. A COPY still running leaves the connection mid-protocol: the caller
  * cancels it and closes the connection. */

@@ -17,9 +17,10 @@ import ctypes.util
 import enum
 import functools
 import importlib.util
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import attrs
 import psycopg
 import pyarrow as pa
 
@@ -41,6 +42,19 @@ class Wire(enum.IntEnum):
     UUID = 12
     BYTES = 13
     """Same decoding as TEXT; the array is binary."""
+    NUMERIC = 14
+    """To the column's ``decimal128`` (precision ≤ 38), exactly, or an error."""
+
+
+@attrs.frozen
+class Layout:
+    """The columns of one COPY: each one's wire format, the ``decimal128`` of each
+    ``NUMERIC`` (None for the others), and the error for a numeric value that does not fit
+    its decimal, given the column's index and the value's text."""
+
+    wires: Sequence[Wire]
+    decimals: Sequence[pa.Decimal128Type | None]
+    misfit: Callable[[int, str], Exception]
 
 
 _ARROW: dict[Wire, pa.DataType] = {
@@ -51,7 +65,7 @@ _ARROW: dict[Wire, pa.DataType] = {
     Wire.BYTES: pa.binary(),
 }
 _WIDTH = {Wire.INT16: 2, Wire.INT32: 4, Wire.INT64: 8, Wire.FLOAT32: 4, Wire.FLOAT64: 8,
-          Wire.DATE: 4, Wire.TIME: 8, Wire.TIMESTAMP: 8, Wire.UUID: 16}
+          Wire.DATE: 4, Wire.TIME: 8, Wire.TIMESTAMP: 8, Wire.UUID: 16, Wire.NUMERIC: 16}
 _VARIABLE = (Wire.TEXT, Wire.JSONB, Wire.BYTES)
 
 _LIBPQ_FUNCTIONS = (
@@ -114,8 +128,9 @@ def _library() -> tuple[ctypes.CDLL, _Libpq]:
     table = _Libpq(*(ctypes.cast(getattr(libpq, name), ctypes.c_void_p)
                      for name in _LIBPQ_FUNCTIONS))
     lib.rvt_open.restype = ctypes.c_void_p
+    ints = ctypes.POINTER(ctypes.c_int32)
     lib.rvt_open.argtypes = [ctypes.POINTER(_Libpq), ctypes.c_void_p, ctypes.c_char_p,
-                             ctypes.c_int32, ctypes.POINTER(ctypes.c_int32)]
+                             ctypes.c_int32, ints, ints, ints]
     lib.rvt_next.restype = ctypes.c_int64
     lib.rvt_next.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
     pointer = ctypes.POINTER(ctypes.c_void_p)
@@ -124,10 +139,10 @@ def _library() -> tuple[ctypes.CDLL, _Libpq]:
                              ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64)]
     lib.rvt_free.restype = None
     lib.rvt_free.argtypes = [ctypes.c_void_p]
-    for name in ("rvt_lost",):
+    for name in ("rvt_lost", "rvt_bad_column"):
         getattr(lib, name).restype = ctypes.c_int32
         getattr(lib, name).argtypes = [ctypes.c_void_p]
-    for name in ("rvt_error", "rvt_sqlstate"):
+    for name in ("rvt_error", "rvt_sqlstate", "rvt_bad_value"):
         getattr(lib, name).restype = ctypes.c_char_p
         getattr(lib, name).argtypes = [ctypes.c_void_p]
     lib.rvt_close.restype = None
@@ -149,7 +164,7 @@ class _Owned:
 
     __slots__ = ("address", "free")
 
-    def __init__(self, address: int, free: ctypes._CFuncPtr) -> None:
+    def __init__(self, address: int, free: Callable[[int], object]) -> None:
         self.address = address
         self.free = free
 
@@ -157,23 +172,29 @@ class _Owned:
         self.free(self.address)
 
 
-def _buffer(address: int | None, size: int, free: ctypes._CFuncPtr) -> pa.Buffer | None:
+def _buffer(address: int | None, size: int, free: Callable[[int], object]) -> pa.Buffer | None:
     if not address:
         return pa.py_buffer(b"") if size == 0 else None
     return pa.foreign_buffer(address, size, base=_Owned(address, free))
 
 
-def copy_batches(conn: psycopg.Connection, sql: str, wires: Sequence[Wire], *,
+def copy_batches(conn: psycopg.Connection, sql: str, layout: Layout, *,
                  batch_rows: int, batch_bytes: int) -> Iterator[pa.RecordBatch]:
     """The batches of ``COPY (sql) TO STDOUT (FORMAT binary)`` on ``conn`` (idle, in the
-    transaction the caller began). Raises :class:`CopyError`. Abandoned before its end,
-    the connection is left mid-COPY: cancel and close it."""
+    transaction the caller began). Raises :class:`CopyError`, or ``layout.misfit(...)``.
+    Abandoned before its end, the connection is left mid-COPY: cancel and close it."""
     lib, table = _library()
-    kinds = (ctypes.c_int32 * max(1, len(wires)))(
-        *[Wire.TEXT if w is Wire.BYTES else w for w in wires])
+    wires = list(layout.wires)
+    size = max(1, len(wires))
+    kinds = (ctypes.c_int32 * size)(*[Wire.TEXT if w is Wire.BYTES else w for w in wires])
+    precisions = (ctypes.c_int32 * size)(*[d.precision if d else 0 for d in layout.decimals])
+    scales = (ctypes.c_int32 * size)(*[d.scale if d else 0 for d in layout.decimals])
+    types = [layout.decimals[i] if w is Wire.NUMERIC else _ARROW[w]
+             for i, w in enumerate(wires)]
     statement = f"COPY (\n{sql}\n) TO STDOUT (FORMAT binary)".encode()
-    reader = lib.rvt_open(ctypes.byref(table), conn.pgconn.pgconn_ptr, statement,
-                          len(wires), kinds)
+    pgconn = conn.pgconn.pgconn_ptr  # type: ignore[attr-defined]  # in every pq implementation
+    reader = lib.rvt_open(ctypes.byref(table), pgconn, statement,
+                          len(wires), kinds, precisions, scales)
     if not reader:
         raise MemoryError("binary COPY: cannot allocate the reader")
     names = [f"c{i}" for i in range(len(wires))]
@@ -182,6 +203,9 @@ def copy_batches(conn: psycopg.Connection, sql: str, wires: Sequence[Wire], *,
     try:
         while True:
             rows = lib.rvt_next(reader, batch_rows, batch_bytes)
+            if rows < 0 and lib.rvt_bad_column(reader) >= 0:
+                raise layout.misfit(lib.rvt_bad_column(reader),
+                                    (lib.rvt_bad_value(reader) or b"").decode())
             if rows < 0:
                 sqlstate = (lib.rvt_sqlstate(reader) or b"").decode() or None
                 message = (lib.rvt_error(reader) or b"").decode(errors="replace").strip()
@@ -202,11 +226,11 @@ def copy_batches(conn: psycopg.Connection, sql: str, wires: Sequence[Wire], *,
                 else:
                     buffers = [bitmap, _buffer(values.value, _WIDTH[wire] * rows,
                                                lib.rvt_free)]
-                arrays.append(pa.Array.from_buffers(_ARROW[wire], rows, buffers,
+                arrays.append(pa.Array.from_buffers(types[i], rows, buffers,
                                                     null_count=null_count.value))
             yield pa.RecordBatch.from_arrays(arrays, names=names)
     finally:
         lib.rvt_close(reader)
 
 
-__all__ = ["CopyError", "Unavailable", "Wire", "copy_batches", "unavailable"]
+__all__ = ["CopyError", "Layout", "Unavailable", "Wire", "copy_batches", "unavailable"]

@@ -25,7 +25,7 @@ import psycopg
 import pyarrow as pa
 
 from rivet_core.errors import SourceError
-from rivet_postgres.copybin import CopyError, Wire, copy_batches
+from rivet_postgres.copybin import CopyError, Layout, copy_batches
 from rivet_postgres.sqlstate import to_error
 
 _QUEUE_DEPTH_PER_WORKER = 2
@@ -72,12 +72,12 @@ class CopyConnection:
         """A statement without a result (``BEGIN``, ``SET TRANSACTION SNAPSHOT``...)."""
         self._conn.execute(sql)
 
-    def batches(self, sql: str, wires: Sequence[Wire], batch_bytes: int
+    def batches(self, sql: str, layout: Layout, batch_bytes: int
                 ) -> Iterator[pa.RecordBatch]:
         """The batches of one COPY of ``sql``. Errors come unwrapped."""
         exhausted = False
         try:
-            yield from copy_batches(self._conn, sql, wires, batch_rows=_BATCH_ROWS,
+            yield from copy_batches(self._conn, sql, layout, batch_rows=_BATCH_ROWS,
                                     batch_bytes=max(1, batch_bytes))
             exhausted = True
         finally:
@@ -131,7 +131,7 @@ Convert = Callable[[pa.RecordBatch], Iterator[pa.RecordBatch]]
 """Turns one driver batch into the batches the stream yields (converted, sliced)."""
 
 
-def single_copy(pool: CopyPool, conninfo: str, sql: str, *, wires: Sequence[Wire],
+def single_copy(pool: CopyPool, conninfo: str, sql: str, *, layout: Layout,
                 begin: Sequence[str], batch_bytes: int, convert: Convert, label: str,
                 throttle_s: float) -> Generator[pa.RecordBatch, None, None]:
     """The batches of one COPY inside the ``begin`` transaction, read in the caller's
@@ -139,7 +139,7 @@ def single_copy(pool: CopyPool, conninfo: str, sql: str, *, wires: Sequence[Wire
     conn = _begin(pool, conninfo, begin, label)
     finished = False
     try:
-        for raw in conn.batches(sql, wires, batch_bytes):
+        for raw in conn.batches(sql, layout, batch_bytes):
             for batch in convert(raw):
                 yield batch
                 if throttle_s > 0:
@@ -189,7 +189,7 @@ class RangedCopy:
     """
 
     def __init__(self, pool: CopyPool, conninfo: str, statements: Sequence[str], *,
-                 wires: Sequence[Wire], workers: int, begin: Sequence[str],
+                 layout: Layout, workers: int, begin: Sequence[str],
                  batch_bytes: int, convert: Convert,
                  label: str, throttle_s: float, on_imported: Callable[[], None]) -> None:
         self._pool = pool
@@ -200,7 +200,7 @@ class RangedCopy:
         self._workers = max(1, min(workers, len(statements)))
         self._begin = list(begin)
         self._batch_bytes = batch_bytes
-        self._wires = list(wires)
+        self._layout = layout
         self._convert = convert
         self._label = label
         self._throttle_s = throttle_s
@@ -230,7 +230,7 @@ class RangedCopy:
                 elif isinstance(item, BaseException):
                     raise item
                 else:
-                    yield item  # type: ignore[misc]
+                    yield from self._convert(item)  # type: ignore[arg-type]
         finally:
             self.close()
 
@@ -260,14 +260,11 @@ class RangedCopy:
                     statement = self._work.get_nowait()
                 except queue.Empty:
                     break
-                for raw in conn.batches(statement, self._wires, self._batch_bytes):
-                    for batch in self._convert(raw):
-                        if not self._put(batch):
-                            return
-                        if self._throttle_s > 0:
-                            time.sleep(self._throttle_s)
-                    if self._stop.is_set():
+                for raw in conn.batches(statement, self._layout, self._batch_bytes):
+                    if not self._put(raw):
                         return
+                    if self._throttle_s > 0:
+                        time.sleep(self._throttle_s)
             if not self._stop.is_set():
                 conn.execute("COMMIT")
                 finished = True

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from rivet_core.errors import SourceError
 from rivet_postgres import decode
-from rivet_postgres.copybin import Wire
+from rivet_postgres.copybin import Layout, Wire
 
 
 class Carry(enum.Enum):
@@ -84,10 +84,21 @@ class FastColumn:
     """For ``WIRE``: the psycopg binary loader's ``load`` (the cursor path's own)."""
 
 
+def numeric_decimal(plan: decode.ColumnPlan) -> pa.Decimal128Type | None:
+    """The ``decimal128`` a scalar numeric column is decoded into in C, or None (another
+    target, or more than 38 digits: those travel as text)."""
+    if plan.key != "numeric" or plan.array:
+        return None
+    typ = plan.target if plan.direct else plan.natural
+    return typ if isinstance(typ, pa.Decimal128Type) else None
+
+
 def carry_for(plan: decode.ColumnPlan) -> tuple[Carry, str | None]:
     """How a mapped column travels, and the send function for ``WIRE``."""
     if plan.array:
         return Carry.WIRE, "array_send"
+    if numeric_decimal(plan) is not None:
+        return Carry.NATIVE, None
     key = plan.key or ""
     if plan.direct or key in TEXT_KEYS:
         return Carry.TEXT, None
@@ -104,7 +115,28 @@ def wire_of(column: FastColumn) -> Wire:
         return Wire.BYTES
     if column.carry is Carry.TEXT:
         return Wire.TEXT
+    if column.plan.key == "numeric":
+        return Wire.NUMERIC
     return NATIVE_WIRES[column.plan.key or ""]
+
+
+def copy_layout(columns: Sequence[FastColumn]) -> Layout:
+    """What the C decoder needs to know of the columns. A numeric value that does not fit
+    its decimal fails with the same words as on the cursor path."""
+    wires = [wire_of(column) for column in columns]
+    decimals = [numeric_decimal(c.plan) if w is Wire.NUMERIC else None
+                for c, w in zip(columns, wires, strict=True)]
+
+    def misfit(index: int, text: str) -> Exception:
+        name, target = columns[index].plan.name, decimals[index]
+        assert target is not None
+        try:
+            _decimal_from_text(pa.array([text]), target, name)
+        except SourceError as exc:
+            return exc
+        return decode.column_error(name, f"value {text} could not be decoded as {target}")
+
+    return Layout(wires=wires, decimals=decimals, misfit=misfit)
 
 
 def needs_wrapping(columns: Sequence[FastColumn]) -> bool:
@@ -314,13 +346,14 @@ def convert_column(array: pa.Array, column: FastColumn) -> pa.Array:
         load = column.loader
         values = [None if v is None else load(v) for v in array.to_pylist()]
         return decode.build_column(values, plan)
+    decoded = pa.types.is_decimal(array.type)  # a numeric the C decoder already built
     if plan.direct:
         if pa.types.is_decimal(plan.target):
-            return _decimal_from_text(array, plan.target, plan.name)
+            return array if decoded else _decimal_from_text(array, plan.target, plan.name)
         return array.cast(plan.target)  # the exact numeric text
     assert plan.natural is not None
     if plan.key == "numeric":
-        natural = _decimal_from_text(array, plan.natural, plan.name)
+        natural = array if decoded else _decimal_from_text(array, plan.natural, plan.name)
     elif column.carry is Carry.TEXT:
         natural = array.cast(plan.natural)
     else:

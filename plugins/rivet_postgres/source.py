@@ -444,7 +444,7 @@ class PostgresSource(Source):
         batch_bytes = min(fastpath.BATCH_HINT_BYTES, max_bytes or fastpath.BATCH_HINT_BYTES)
         throttle_s = options.throttle_ms / 1000
         plans = opened.plan
-        wires = [fastpath.wire_of(column) for column in columns]
+        layout = fastpath.copy_layout(columns)
 
         def convert(raw: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
             fastpath.check_schema(raw.schema, columns)
@@ -466,7 +466,7 @@ class PostgresSource(Source):
                               for r in ranges]
                 workers = max(1, min(options.parallel, len(ranges)))
                 reader = copyreader.RangedCopy(
-                    self._pool, settings, statements, wires=wires, workers=workers,
+                    self._pool, settings, statements, layout=layout, workers=workers,
                     begin=begin_statements(options, repeatable_read=True, snapshot=snapshot),
                     batch_bytes=batch_bytes, convert=convert, label=query.label,
                     throttle_s=throttle_s, on_imported=self._end_snapshot_transaction)
@@ -481,7 +481,7 @@ class PostgresSource(Source):
                     sql = render_params(conn, query.sql, query.params)
                 self._close_cursor(opened.cursor)
                 generator = copyreader.single_copy(
-                    self._pool, settings, fastpath.select_sql(sql, columns), wires=wires,
+                    self._pool, settings, fastpath.select_sql(sql, columns), layout=layout,
                     begin=begin_statements(options),
                     batch_bytes=batch_bytes, convert=convert, label=query.label,
                     throttle_s=throttle_s)

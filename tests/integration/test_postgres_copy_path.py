@@ -275,3 +275,43 @@ def test_wide_rows_shrink_cursor_batches_without_a_memory_cap(pg_url, monkeypatc
         with stream:
             sizes = [b.num_rows for b in stream]
     assert sizes[:3] == [8, 4, 2] and sum(sizes) == 20
+
+
+NUMERICS = [
+    ("numeric(12,2)", ["0", "-0.5", "1.01", "9999999999.99", "-9999999999.99", "10000", "0.10"]),
+    ("numeric(38,20)", ["0.00000000000000000001", "-123456789012345678.12345678901234567891",
+                        "100000000000000000", "1e-5", "0"]),
+    ("numeric(38,0)", ["99999999999999999999999999999999999999",
+                       "-99999999999999999999999999999999999999", "10000000000000000"]),
+    ("numeric(5,-2)", ["12300", "-9999900", "0"]),
+    ("numeric(4,4)", ["0.9999", "-0.0001", "0.1"]),
+    ("numeric", ["1.5", "-0.00000000000000000001", "123456789012345678", "1e17"]),
+]
+
+
+@pytest.mark.parametrize(("typ", "values"), NUMERICS, ids=[t for t, _ in NUMERICS])
+def test_numerics_decoded_in_c_equal_the_cursor_path(pg_url, typ, values):
+    """Numeric is decoded from its binary form (base-10000 digits) straight into the
+    decimal128: every value equals what the cursor path builds from the exact text."""
+    sql = ("SELECT v::" + typ + " AS v FROM unnest(ARRAY["
+           + ", ".join(f"'{v}'" for v in values) + "]::text[]) WITH ORDINALITY AS t(v, i) "
+           "ORDER BY i")
+    with make_source(pg_url, read_path="copy") as src:
+        copy_stream, copied = read(src, Query(sql=sql))
+    with make_source(pg_url, read_path="cursor") as src:
+        _, fetched = read(src, Query(sql=sql))
+    assert copy_stream.read_path == "binary COPY"
+    assert copied.equals(fetched)
+    assert [str(v) for v in copied.column("v").to_pylist()] == [
+        str(v) for v in fetched.column("v").to_pylist()]
+
+
+def test_a_numeric_that_would_round_fails_on_copy_as_on_the_cursor(pg_url):
+    sql = "SELECT '1.005'::numeric AS v"
+    messages = []
+    for path in ("copy", "cursor"):
+        with make_source(pg_url, read_path=path) as src, \
+                pytest.raises(SourceError) as info:
+            read(src, Query(sql=sql), column_types={"v": pa.decimal128(10, 2)})
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "1.005" in messages[0]
