@@ -392,11 +392,14 @@ def check_schema(schema: pa.Schema, columns: Sequence[FastColumn]) -> None:
     for field, column in zip(schema, columns, strict=True):
         storage = (field.type.storage_type if isinstance(field.type, pa.BaseExtensionType)
                    else field.type)
+        expect_decimal = column.carry is Carry.NATIVE and column.plan.key == "numeric"
         expect_binary = column.carry is Carry.WIRE or column.plan.key in ("bytea", "uuid")
         expect_text = column.carry is Carry.TEXT or column.plan.key in (
             "text", "varchar", "bpchar", "name", "json", "jsonb")
         ok = True
-        if expect_binary:
+        if expect_decimal:
+            ok = pa.types.is_decimal(storage)
+        elif expect_binary:
             ok = (pa.types.is_binary(storage) or pa.types.is_large_binary(storage)
                   or pa.types.is_fixed_size_binary(storage))
         elif expect_text:

@@ -60,11 +60,12 @@ def test_native_columns_are_selected_as_they_are_and_the_query_keeps_its_comment
 
 def test_converted_columns_are_cast_or_sent_in_a_wrapping_select():
     sql = fastpath.select_sql("SELECT * FROM t", [
-        column("id", "int8", pa.int64()), column('Odd "name"', "numeric", pa.decimal128(9, 2)),
-        column("iv", "interval", pa.string()), column("xs", "int4", pa.list_(pa.int32()),
-                                                       array=True)])
+        column("id", "int8", pa.int64()), column('Odd "name"', "citext", pa.string()),
+        column("n", "numeric", pa.decimal128(9, 2)), column("iv", "interval", pa.string()),
+        column("xs", "int4", pa.list_(pa.int32()), array=True)])
+    # numeric into a decimal128 travels as itself: the C decoder reads its binary form.
     assert sql == ('SELECT _rivet_copy."id", (_rivet_copy."Odd ""name""")::text AS '
-                   '"Odd ""name""", interval_send(_rivet_copy."iv") AS "iv", '
+                   '"Odd ""name""", _rivet_copy."n", interval_send(_rivet_copy."iv") AS "iv", '
                    'array_send(_rivet_copy."xs") AS "xs" FROM (\nSELECT * FROM t\n) AS '
                    '_rivet_copy')
 
