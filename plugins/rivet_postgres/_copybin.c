@@ -63,6 +63,9 @@ typedef struct {
     int64_t null_count;
     int32_t precision;      /* K_NUMERIC: the decimal128 it becomes */
     int32_t scale;
+    int64_t validity_hint;  /* the capacities the last batch ended with: the next batch */
+    int64_t values_hint;    /* starts there instead of growing (and copying) again */
+    int64_t offsets_hint;
 } rvt_col;
 
 typedef struct {
@@ -75,6 +78,7 @@ typedef struct {
     int32_t saved_nonblocking;
     int32_t _pad;
     int64_t rows;           /* rows in the batch being built */
+    int64_t expected;       /* rows the batch will likely hold (from its first row) */
     rvt_col *cols;
     char *pending;          /* a CopyData message not decoded yet (libpq's memory) */
     int32_t pending_len;
@@ -138,8 +142,28 @@ static int grow_bitmap(uint8_t **bitmap, int64_t *cap, int64_t need) {
     return grow_to((void **)bitmap, cap, need, 1, 1);
 }
 
-/* Room for row number `row` (0-based) in every buffer of `c`, except var data. */
-static int reserve_row(rvt_col *c, int64_t row) {
+static int64_t larger(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Room for row number `row` (0-based) in every buffer of `c`, except var data. The first
+ * row of a batch sizes the buffers for the `expected` rows of the batch at once. */
+static int reserve_row(rvt_col *c, int64_t row, int64_t expected) {
+    if (row == 0) {
+        int64_t bitmap = larger(c->validity_hint, expected / 8 + 1);
+        if (!grow_bitmap(&c->validity, &c->validity_cap, bitmap))
+            return 0;
+        if (c->kind == K_BOOL) {
+            if (!grow_bitmap(&c->values, &c->values_cap, larger(c->values_hint, bitmap)))
+                return 0;
+        } else if (c->width) {
+            if (!grow((void **)&c->values, &c->values_cap,
+                      larger(c->values_hint, expected * c->width), 1))
+                return 0;
+        } else if (!grow((void **)&c->values, &c->values_cap, c->values_hint, 1) ||
+                   !grow((void **)&c->offsets, &c->offsets_cap,
+                         larger(c->offsets_hint, expected + 1), sizeof(int32_t))) {
+            return 0;
+        }
+    }
     int64_t bitmap_bytes = row / 8 + 1;
     if (!grow_bitmap(&c->validity, &c->validity_cap, bitmap_bytes))
         return 0;
@@ -381,7 +405,7 @@ static int decode_message(rvt_reader *r, const char *p, int32_t n) {
     int64_t row = r->rows;
     for (int32_t i = 0; i < r->ncols; i++) {
         rvt_col *c = &r->cols[i];
-        if (!reserve_row(c, row)) {
+        if (!reserve_row(c, row, r->expected)) {
             fail(r, "binary COPY: out of memory", NULL, 0);
             return -1;
         }
@@ -515,6 +539,10 @@ EXPORT int64_t rvt_next(rvt_reader *r, int64_t max_rows, int64_t max_bytes) {
             r->pending_len = n;
             break;
         }
+        if (r->rows == 0) {
+            int64_t guess = max_bytes / (n > 0 ? n : 1) + 1;
+            r->expected = guess < max_rows ? guess : max_rows;
+        }
         int got = decode_message(r, message, n);
         r->pq->freemem(message);
         if (got < 0)
@@ -534,6 +562,9 @@ EXPORT void rvt_take(rvt_reader *r, int32_t i, void **validity, void **values,
         if (c->offsets)
             c->offsets[0] = 0;
     }
+    c->validity_hint = c->validity_cap;
+    c->values_hint = c->values_cap;
+    c->offsets_hint = c->offsets_cap;
     *validity = c->validity;
     *values = c->values;
     *offsets = c->offsets;
