@@ -41,11 +41,12 @@ typedef struct {
 #define PGRES_COMMAND_OK 1
 #define PGRES_COPY_OUT 3
 #define PG_DIAG_SQLSTATE 'C'
+#define PG_DIAG_MESSAGE_PRIMARY 'M'
 
 enum {
     K_BOOL = 1, K_INT16 = 2, K_INT32 = 3, K_INT64 = 4, K_FLOAT32 = 5, K_FLOAT64 = 6,
     K_DATE = 7, K_TIME = 8, K_TIMESTAMP = 9, K_VAR = 10, K_JSONB = 11, K_UUID = 12,
-    K_NUMERIC = 14,
+    K_BYTES = 13 /* decoded as K_VAR; only the Arrow type differs */, K_NUMERIC = 14,
 };
 
 enum { S_COPYING = 0, S_DONE = 1, S_ERROR = 2 };
@@ -348,7 +349,7 @@ static int put_field(rvt_reader *r, rvt_col *c, int64_t row, const char *p, int3
         p++;
         len--;
         /* fall through */
-    case K_VAR: {
+    case K_VAR: case K_BYTES: {
         int64_t end = c->values_len + len;
         if (end > INT32_MAX) {
             fail(r, "binary COPY: a batch column passed 2 GiB", NULL, 0);
@@ -441,6 +442,14 @@ static void restore_blocking(rvt_reader *r) {
     }
 }
 
+/* A failed result's error: the server's primary message (as psycopg reports it) and its
+ * SQLSTATE. */
+static void fail_with_result(rvt_reader *r, const void *res) {
+    const char *primary = r->pq->result_error_field(res, PG_DIAG_MESSAGE_PRIMARY);
+    fail(r, primary ? primary : r->pq->result_error_message(res),
+         r->pq->result_error_field(res, PG_DIAG_SQLSTATE), 0);
+}
+
 /* The command's results after the COPY data: success, or the server's error. */
 static void finish(rvt_reader *r) {
     void *res;
@@ -448,8 +457,7 @@ static void finish(rvt_reader *r) {
     while ((res = r->pq->get_result(r->conn)) != NULL) {
         if (ok && r->pq->result_status(res) != PGRES_COMMAND_OK) {
             ok = 0;
-            fail(r, r->pq->result_error_message(res),
-                 r->pq->result_error_field(res, PG_DIAG_SQLSTATE), 0);
+            fail_with_result(r, res);
         }
         r->pq->clear(res);
     }
@@ -478,7 +486,7 @@ EXPORT rvt_reader *rvt_open(const rvt_libpq *pq, void *conn, const char *sql, in
         r->cols[i].width = fixed_width(kinds[i]);
         r->cols[i].precision = precisions[i];
         r->cols[i].scale = scales[i];
-        if (kinds[i] < K_BOOL || kinds[i] > K_NUMERIC || kinds[i] == 13 ||
+        if (kinds[i] < K_BOOL || kinds[i] > K_NUMERIC ||
             (kinds[i] == K_NUMERIC && (precisions[i] < 1 || precisions[i] > 38))) {
             fail(r, "binary COPY: unknown column kind", NULL, 0);
             return r;
@@ -492,8 +500,7 @@ EXPORT rvt_reader *rvt_open(const rvt_libpq *pq, void *conn, const char *sql, in
         return r;
     }
     if (pq->result_status(res) != PGRES_COPY_OUT) {
-        fail(r, pq->result_error_message(res), pq->result_error_field(res, PG_DIAG_SQLSTATE),
-             0);
+        fail_with_result(r, res);
         pq->clear(res);
         /* Drain what follows, so the connection is idle again. */
         while ((res = pq->get_result(conn)) != NULL)
@@ -556,12 +563,6 @@ EXPORT int64_t rvt_next(rvt_reader *r, int64_t max_rows, int64_t max_bytes) {
 EXPORT void rvt_take(rvt_reader *r, int32_t i, void **validity, void **values,
                      void **offsets, int64_t *values_len, int64_t *null_count) {
     rvt_col *c = &r->cols[i];
-    if (c->kind != K_BOOL && !c->width && r->rows == 0 && c->offsets == NULL) {
-        /* An empty var column still needs its single offset. */
-        grow((void **)&c->offsets, &c->offsets_cap, 1, sizeof(int32_t));
-        if (c->offsets)
-            c->offsets[0] = 0;
-    }
     c->validity_hint = c->validity_cap;
     c->values_hint = c->values_cap;
     c->offsets_hint = c->offsets_cap;
@@ -580,7 +581,6 @@ EXPORT void rvt_take(rvt_reader *r, int32_t i, void **validity, void **values,
 
 EXPORT void rvt_free(void *p) { free(p); }
 
-EXPORT int32_t rvt_state(const rvt_reader *r) { return r->state; }
 EXPORT int32_t rvt_lost(const rvt_reader *r) { return r->lost; }
 EXPORT const char *rvt_error(const rvt_reader *r) { return r->error; }
 EXPORT const char *rvt_sqlstate(const rvt_reader *r) { return r->sqlstate; }

@@ -172,9 +172,9 @@ class _Owned:
         self.free(self.address)
 
 
-def _buffer(address: int | None, size: int, free: Callable[[int], object]) -> pa.Buffer | None:
-    if not address:
-        return pa.py_buffer(b"") if size == 0 else None
+def _buffer(address: int | None, size: int, free: Callable[[int], object]) -> pa.Buffer:
+    if not address:  # nothing was ever written to it (e.g. the data of empty strings)
+        return pa.py_buffer(b"")
     return pa.foreign_buffer(address, size, base=_Owned(address, free))
 
 
@@ -186,7 +186,7 @@ def copy_batches(conn: psycopg.Connection, sql: str, layout: Layout, *,
     lib, table = _library()
     wires = list(layout.wires)
     size = max(1, len(wires))
-    kinds = (ctypes.c_int32 * size)(*[Wire.TEXT if w is Wire.BYTES else w for w in wires])
+    kinds = (ctypes.c_int32 * size)(*wires)
     precisions = (ctypes.c_int32 * size)(*[d.precision if d else 0 for d in layout.decimals])
     scales = (ctypes.c_int32 * size)(*[d.scale if d else 0 for d in layout.decimals])
     types = [layout.decimals[i] if w is Wire.NUMERIC else _ARROW[w]

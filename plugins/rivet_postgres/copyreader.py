@@ -25,6 +25,7 @@ import psycopg
 import pyarrow as pa
 
 from rivet_core.errors import SourceError
+from rivet_postgres import sqlstate
 from rivet_postgres.copybin import CopyError, Layout, copy_batches
 from rivet_postgres.sqlstate import to_error
 
@@ -34,27 +35,11 @@ _BATCH_ROWS = 1 << 20
 _ERRORS = (psycopg.Error, CopyError, OSError, pa.ArrowException)
 
 
-def server_message(message: str) -> str:
-    """The server's own words out of a libpq message (``ERROR:  division by zero`` →
-    ``division by zero``)."""
-    text = message
-    if "ERROR:  " in text:
-        text = text.split("ERROR:  ", 1)[1]
-    elif "FATAL:  " in text:
-        text = text.split("FATAL:  ", 1)[1]
-    return text.strip().splitlines()[0] if text.strip() else message
-
-
 def wrap_error(exc: BaseException, label: str) -> SourceError:
     """A failed COPY read as a Rivet error, classified like the cursor path's."""
-    message = str(exc)
     if isinstance(exc, CopyError):
-        sqlstate, lost = exc.sqlstate, exc.lost
-    else:
-        sqlstate = getattr(exc, "sqlstate", None) or None
-        lost = sqlstate is None and isinstance(exc, psycopg.OperationalError | OSError)
-    return to_error(label, sqlstate, message, connection_lost=lost,
-                    shown=server_message(message))
+        return to_error(label, exc.sqlstate, str(exc), connection_lost=exc.lost)
+    return sqlstate.wrap_error(exc, label)
 
 
 class CopyConnection:
@@ -128,7 +113,7 @@ class CopyPool:
 
 
 Convert = Callable[[pa.RecordBatch], Iterator[pa.RecordBatch]]
-"""Turns one driver batch into the batches the stream yields (converted, sliced)."""
+"""Turns one decoded batch into the batches the stream yields (converted, sliced)."""
 
 
 def single_copy(pool: CopyPool, conninfo: str, sql: str, *, layout: Layout,

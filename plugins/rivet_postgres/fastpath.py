@@ -293,8 +293,8 @@ def _check_times(array: pa.Array, name: str) -> None:
 
 
 def _storage(array: pa.Array) -> pa.Array:
-    """The plain array under an extension type (``arrow.uuid``, ``arrow.json``, the
-    driver's opaque types)."""
+    """The plain array under an extension type (``arrow.uuid``, ``arrow.json``), for a
+    batch from another decoder than :mod:`rivet_postgres.copybin`, which gives plain ones."""
     return array.storage if isinstance(array.type, pa.BaseExtensionType) else array
 
 

@@ -59,7 +59,7 @@ from rivet_core.redact import redact
 from rivet_core.types import ColumnInfo, schema_of, unmatched_overrides
 from rivet_postgres import decode, fastpath, typemap
 from rivet_postgres.config import PostgresConfig
-from rivet_postgres.sqlstate import to_error
+from rivet_postgres.sqlstate import wrap_error
 
 if TYPE_CHECKING:
     from rivet_postgres.copyreader import CopyPool
@@ -71,12 +71,6 @@ when the export sets no ``max_batch_memory_mb``."""
 MONEY_SCALE_SQL = "SELECT scale('0'::money::numeric)"
 """Fractional digits of ``lc_monetary``, exactly as ``money::numeric`` applies them."""
 _IDLE = pq.TransactionStatus.IDLE
-
-
-def _wrap(exc: psycopg.Error, label: str) -> SourceError:
-    """A psycopg failure as a Rivet error: the server's first line, SQLSTATE, redacted."""
-    connection_lost = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
-    return to_error(label, exc.sqlstate, str(exc), connection_lost=connection_lost)
 
 
 def _milliseconds(seconds: float) -> int:
@@ -159,7 +153,7 @@ class PostgresSource(Source):
             conn = psycopg.connect(autocommit=True, prepare_threshold=None,
                                    client_encoding="UTF8", **kwargs)
         except psycopg.Error as exc:
-            raise _wrap(exc, f"cannot connect to {self.display_name()}") from None
+            raise wrap_error(exc, f"cannot connect to {self.display_name()}") from None
         decode.register_loaders(conn.adapters)
         return conn
 
@@ -304,7 +298,7 @@ class PostgresSource(Source):
                 cursor = None
                 cursor, names, shapes = self._declare(conn, query)
         except psycopg.Error as exc:
-            error = _wrap(exc, query.label)
+            error = wrap_error(exc, query.label)
             self._close_cursor(cursor)
             raise error from None
         except BaseException:
@@ -489,7 +483,7 @@ class PostgresSource(Source):
                 stream = CopyBatchStream(self, opened.columns, generator,
                                          closer=generator.close, label=query.label)
         except psycopg.Error as exc:
-            error = _wrap(exc, query.label)
+            error = wrap_error(exc, query.label)
             self._close_cursor(opened.cursor)
             raise error from None
         except BaseException:
@@ -537,7 +531,7 @@ class PostgresSource(Source):
         try:
             conn.execute(f'CLOSE "{CURSOR_NAME}"; COMMIT')
         except psycopg.Error as exc:
-            error = _wrap(exc, stream.label)
+            error = wrap_error(exc, stream.label)
             self._close_cursor(stream.cursor)
             raise error from None
         stream.cursor.close()
@@ -668,7 +662,7 @@ class PostgresBatchStream(BatchStream):
                 try:
                     rows = self.cursor.fetchmany(size)
                 except psycopg.Error as exc:
-                    raise _wrap(exc, self.label) from None
+                    raise wrap_error(exc, self.label) from None
                 except decode.ArrayShapeError as exc:
                     raise array_shape_error(self._plan, self.label, exc) from None
                 last = len(rows) < size

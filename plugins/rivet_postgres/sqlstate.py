@@ -1,10 +1,12 @@
 """Which PostgreSQL failures are worth a retry on a fresh connection, and what to tell the user.
 
-Pure functions of the SQLSTATE and the message; turning a psycopg exception into a
-:class:`~rivet_core.errors.SourceError` happens in :mod:`rivet_postgres.source`.
+Functions of the SQLSTATE and the message, and :func:`wrap_error`, which turns a psycopg (or
+socket) exception into a :class:`~rivet_core.errors.SourceError` with them.
 """
 
 from __future__ import annotations
+
+import psycopg
 
 from rivet_core.errors import SourceError, source_error
 from rivet_core.redact import redact
@@ -109,14 +111,21 @@ def hint_for(sqlstate: str | None, message: str) -> str | None:
     return None
 
 
-def to_error(label: str, sqlstate: str | None, message: str, *, connection_lost: bool,
-             shown: str | None = None) -> SourceError:
-    """The Rivet error for a failed statement, classified, hinted and redacted; ``shown``
-    is the part of ``message`` worth printing when the driver wraps the server's text."""
+def to_error(label: str, sqlstate: str | None, message: str, *,
+             connection_lost: bool) -> SourceError:
+    """The Rivet error for a failed statement, classified, hinted and redacted."""
     return source_error(
-        redact(error_text(label, message if shown is None else shown, sqlstate)),
+        redact(error_text(label, message, sqlstate)),
         transient=classify(sqlstate, message, connection_lost=connection_lost),
         hint=hint_for(sqlstate, message), reason=reason_for(sqlstate, message))
+
+
+def wrap_error(exc: BaseException, label: str) -> SourceError:
+    """A psycopg failure (or a socket's) as a Rivet error: the server's first line, its
+    SQLSTATE; without one, an operational failure is a lost connection."""
+    sqlstate = getattr(exc, "sqlstate", None) or None
+    lost = sqlstate is None and isinstance(exc, psycopg.OperationalError | OSError)
+    return to_error(label, sqlstate, str(exc), connection_lost=lost)
 
 
 def error_text(label: str, message: str, sqlstate: str | None) -> str:
