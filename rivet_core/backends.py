@@ -12,28 +12,18 @@ import abc
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
-import pyarrow as pa
 
-from rivet_core.types import ColumnInfo
+from rivet_core.dialect import Query
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from rivet_core.types import ColumnInfo
 
 # --------------------------------------------------------------------------------- sources
-
-
-@attrs.frozen(kw_only=True)
-class Query:
-    """One unit of work: a statement the source runs as one short read."""
-
-    sql: str
-    """The statement; ``%s`` placeholders when ``params`` is not empty."""
-    params: tuple[Any, ...] = ()
-    label: str = "query"
-    """How progress and errors name this unit (``"chunk 3 [1000..1999]"``)."""
-    table: str | None = None
-    """The plain table the statement reads in full (``SELECT * FROM table``), when known: a
-    source may then split the read into physical ranges (see ``ReadOptions.parallel``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -112,6 +102,25 @@ class Source(abc.ABC):
         """Start the query and return its batches. Raises
         :class:`~rivet_core.errors.UnsupportedTypeError` before returning if a column cannot
         be mapped, so no file is started."""
+
+    def fetch_rows(self, query: Query, options: ReadOptions) -> list[dict[str, Any]]:
+        """Run one of the runner's small statements (a probe, key statistics, a histogram,
+        a catalog lookup: see :mod:`rivet_core.dialect`) and return every row as a dict of
+        plain Python values (``int``, ``Decimal``, ``float``, ``str``, ``date``,
+        ``datetime``; an instant as an aware UTC ``datetime``), with the same read-only
+        transaction, timeouts and session settings as :meth:`read`.
+
+        The default reads through :meth:`read` with no column overrides, so it needs the
+        source to type expression columns (``MIN(x)``, ``COUNT(*)``, ``1 AS found``). A
+        source whose driver cannot, overrides it (rows straight from the driver's cursor).
+        """
+        import pyarrow as pa
+
+        with self.read(query, attrs.evolve(options, column_types={}, parallel=1)) as stream:
+            batches = list(stream)
+        if not batches:
+            return []
+        return pa.Table.from_batches(batches).to_pylist()
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from rivet_core.capabilities import DestinationCapabilities
+from rivet_core.dialect import Dialect
 
 MODES = frozenset({"full", "incremental", "chunked", "time_window"})
 
@@ -31,8 +32,9 @@ class SourceSpec:
     """attrs class for the keys of ``[source]`` other than ``type`` and ``tuning``."""
     factory: Callable[..., Any]
     """``factory(config, context: SourceContext) -> Source``; imports heavy drivers lazily."""
-    dialect: str
-    """SQL dialect for the statements the runner builds (``"postgres"`` or ``"mysql"``)."""
+    dialect: Dialect
+    """How the runner spells its statements for this database: an instance of a
+    :class:`~rivet_core.dialect.Dialect` subclass (see :mod:`rivet_core.dialect`)."""
     modes: frozenset[str] = attrs.field(default=MODES, converter=_frozenset)
     """Export modes this source can serve."""
     description: str = ""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from rivet_core import hookimpl
 from rivet_core.specs import SourceSpec
+from rivet_mysql.dialect import DIALECT
 from rivet_mysql.config import MysqlConfig
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def rivet_sources() -> list[SourceSpec]:
             name="mysql",
             config_cls=MysqlConfig,
             factory=factory,
-            dialect="mysql",
+            dialect=DIALECT,
             description="MySQL 8 / MariaDB via ConnectorX (pymysql fallback): read-only "
                         "transactions, bounded streaming, session time zone +00:00",
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from rivet_core import hookimpl
 from rivet_core.specs import SourceSpec
+from rivet_postgres.dialect import DIALECT
 from rivet_postgres.config import PostgresConfig
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def rivet_sources() -> list[SourceSpec]:
             name="postgres",
             config_cls=PostgresConfig,
             factory=factory,
-            dialect="postgres",
+            dialect=DIALECT,
             description="PostgreSQL: binary COPY decoded into Arrow in C (ctid "
                         "ranges over parallel connections for tables), psycopg server-side "
                         "cursor as fallback; read-only transactions",

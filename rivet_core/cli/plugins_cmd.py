@@ -34,7 +34,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
 
 def _spec_details(spec: SourceSpec | FormatSpec | DestinationSpec) -> dict[str, Any]:
     if isinstance(spec, SourceSpec):
-        return {"dialect": spec.dialect, "modes": sorted(spec.modes)}
+        return {"dialect": spec.dialect.name, "modes": sorted(spec.modes)}
     if isinstance(spec, FormatSpec):
         return {"extension": spec.extension, "codecs": sorted(spec.codecs),
                 "default_codec": spec.default_codec, "profiles": sorted(spec.profiles)}

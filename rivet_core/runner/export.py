@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 import pyarrow as pa
 
-from rivet_core import sql as sqlshapes
+from rivet_core.dialect import CursorSpec, SupportsPrimaryKey
 from rivet_core.backends import (
     BatchStream,
     Destination,
@@ -154,7 +154,7 @@ class ExportRun:
         started = utc_now()
         self.result = ExportResult(export=plan.name, run_id=new_run_id(started),
                                    mode=plan.config.mode, started_at=started)
-        self.dialect = sqlshapes.dialect_for(plan.source.spec.dialect)
+        self.dialect = plan.source.spec.dialect
         self.retry = RetryPolicy(max_retries=plan.tuning.max_retries,
                                  backoff_ms=plan.tuning.retry_backoff_ms,
                                  retry_timeouts=plan.tuning.retry_timeouts)
@@ -247,11 +247,11 @@ class ExportRun:
         elif mode == "incremental":
             self._run_incremental()
         elif mode == "time_window":
-            start = sqlshapes.window_start(self.result.started_at, self.plan.config.days_window
+            start = window_start(self.result.started_at, self.plan.config.days_window
                                            or 0)
             self.result.window_start = iso(start)
-            query = sqlshapes.time_window_query(
-                self.plan.sql, self.dialect, str(self.plan.config.time_column), start=start,
+            query = self.dialect.time_window(
+                self.plan.sql, str(self.plan.config.time_column), start=start,
                 unix=self.plan.config.time_column_type == "unix")
             self._run_unit(query)
         else:
@@ -427,7 +427,7 @@ class ExportRun:
 
     def _run_incremental(self) -> None:
         config, result = self.plan.config, self.result
-        spec = sqlshapes.CursorSpec(column=str(config.cursor_column),
+        spec = CursorSpec(column=str(config.cursor_column),
                                     fallback=config.cursor_fallback_column)
         stored = self.state.cursor(self.plan.name)
         result.cursor_before = cursors.display(stored.value) if stored else None
@@ -435,7 +435,7 @@ class ExportRun:
         if config.on_null_cursor == "fail":
             self._refuse_null_cursors(spec)
         lag = parse_duration(config.cursor_lag) if config.cursor_lag is not None else None
-        query = sqlshapes.incremental_query(self.plan.sql, self.dialect, spec, after=after,
+        query = self.dialect.incremental(self.plan.sql, spec, after=after,
                                             lag_seconds=lag,
                                             include_nulls=config.on_null_cursor == "include")
         seen: list[Any] = [None]
@@ -465,11 +465,11 @@ class ExportRun:
         result.cursor_after = cursors.display(value)
         crash.point("after_cursor_commit")
 
-    def _refuse_null_cursors(self, spec: sqlshapes.CursorSpec) -> None:
+    def _refuse_null_cursors(self, spec: CursorSpec) -> None:
         source = self._build_source()
         try:
-            found = self._fetch_rows(source, sqlshapes.null_cursor_probe(
-                self.plan.sql, self.dialect, spec))
+            found = self._fetch_rows(source, self.dialect.null_cursor_probe(
+                self.plan.sql, spec))
         finally:
             source.close()
         if found:
@@ -493,8 +493,10 @@ class ExportRun:
         if config.chunk_column is not None:
             return config.chunk_column
         assert config.table is not None  # config rules require one of the two
-        rows = self._fetch_rows(source, sqlshapes.primary_key_query(self.dialect, config.table))
-        integer = [r for r in rows if sqlshapes.is_integer_type(str(r["data_type"]))]
+        dialect = self.dialect
+        assert isinstance(dialect, SupportsPrimaryKey)
+        rows = self._fetch_rows(source, dialect.primary_key(config.table))
+        integer = [r for r in rows if dialect.is_integer_type(str(r["data_type"]))]
         if len(rows) != 1 or not integer:
             found = ", ".join(f"{r['column_name']} {r['data_type']}" for r in rows) or "none"
             raise SourceError(
@@ -506,14 +508,13 @@ class ExportRun:
 
     def _plan_chunks(self, source: Source, column: str) -> list[chunking.Chunk]:
         config = self.plan.config
-        rows = self._fetch_rows(source, sqlshapes.key_stats_query(self.plan.sql, self.dialect,
-                                                                  column))
+        rows = self._fetch_rows(source, self.dialect.key_stats(self.plan.sql, column))
         stats = chunking.KeyStats(lo=rows[0]["lo"], hi=rows[0]["hi"], count=int(rows[0]["n"]),
                                   nulls=int(rows[0]["nulls"]))
         by_days = config.chunk_by_days is not None
 
         def histogram(origin: Any, width: int) -> list[chunking.Bucket]:
-            query = sqlshapes.key_histogram_query(self.plan.sql, self.dialect, column,
+            query = self.dialect.key_histogram(self.plan.sql, column,
                                                   origin=origin, width=width, by_days=by_days)
             return [chunking.Bucket(index=int(r["bucket"]), n=int(r["n"]), lo=r["lo"],
                                     hi=r["hi"]) for r in self._fetch_rows(source, query)]
@@ -684,7 +685,7 @@ class ExportRun:
         source to keep using (a new one after a retry)."""
         chunk = chunking.Chunk(idx=task.idx, lo=_decode_bound(task.lo),
                                hi=_decode_bound(task.hi), expected_rows=task.expected_rows)
-        query = sqlshapes.chunk_query(self.plan.sql, self.dialect, column, chunk.lo, chunk.hi,
+        query = self.dialect.chunk(self.plan.sql, column, chunk.lo, chunk.hi,
                                       label=chunk.label())
         attempt = 0
         while True:
@@ -755,6 +756,12 @@ def _encode_bound(value: Any) -> str | None:
 
 def _decode_bound(stored: str | None) -> Any:
     return None if stored is None else cursors.decode(stored)
+
+
+def window_start(now: dt.datetime, days: int) -> dt.datetime:
+    """UTC midnight ``days`` days before ``now``: the first instant a window includes."""
+    day = now.astimezone(dt.UTC).date() - dt.timedelta(days=days)
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 def run_id_time(run_id: str) -> str | None:

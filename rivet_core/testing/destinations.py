@@ -48,6 +48,7 @@ from rivet_core.capabilities import (
     WriteCommitProtocol,
     check_declaration,
 )
+from rivet_core.dialect import Dialect
 from rivet_core.errors import ConfigError, TransientDestinationError
 from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec
 
@@ -222,7 +223,7 @@ class _KitPlugin:
     @hookimpl
     def rivet_sources(self) -> list[SourceSpec]:
         return [SourceSpec(name="kit-source", config_cls=_NoOptions, factory=_unused,
-                           dialect="postgres")]
+                           dialect=Dialect())]
 
     @hookimpl
     def rivet_formats(self) -> list[FormatSpec]:

@@ -260,7 +260,7 @@ def test_throttle_pauses_between_batches(source):
 
 def test_plugin_registers_the_mysql_source_spec():
     (spec,) = rivet_sources()
-    assert (spec.name, spec.dialect, spec.config_cls) == ("mysql", "mysql", MysqlConfig)
+    assert (spec.name, spec.dialect.name, spec.config_cls) == ("mysql", "mysql", MysqlConfig)
     assert MysqlConfig(url="mysql://u@h/d").config_issues(Path(".")) == []
 
 

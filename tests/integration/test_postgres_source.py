@@ -413,7 +413,7 @@ def test_throttle_pauses_between_fetches(source):
 
 def test_plugin_registers_the_postgres_source_spec():
     (spec,) = rivet_sources()
-    assert (spec.name, spec.dialect, spec.config_cls) == ("postgres", "postgres", PostgresConfig)
+    assert (spec.name, spec.dialect.name, spec.config_cls) == ("postgres", "postgres", PostgresConfig)
     assert PostgresConfig(url="postgresql://u@h/d").config_issues(Path(".")) == []
 
 

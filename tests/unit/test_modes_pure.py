@@ -7,17 +7,20 @@ import decimal
 
 import pytest
 
-from rivet_core import sql
+from rivet_core.dialect import CursorSpec
 from rivet_core.runner import chunks
 from rivet_core.runner import cursor as cursors
 from rivet_core.runner.chunks import Bucket, KeyStats
+from rivet_core.runner.export import window_start
+from rivet_mysql.dialect import DIALECT as MYSQL
+from rivet_postgres.dialect import DIALECT as POSTGRES
 
 # --------------------------------------------------------------------------- SQL shapes
 
 
 def test_incremental_first_run_takes_every_non_null_row_in_cursor_order():
-    q = sql.incremental_query("SELECT * FROM t", sql.POSTGRES, sql.CursorSpec(column="u"),
-                              after=None, lag_seconds=None, include_nulls=False)
+    q = POSTGRES.incremental("SELECT * FROM t", CursorSpec(column="u"),
+                             after=None, lag_seconds=None, include_nulls=False)
     assert q.sql == ('SELECT * FROM (SELECT * FROM t) AS _rivet WHERE _rivet."u" IS NOT NULL '
                      'ORDER BY _rivet."u"')
     assert q.params == ()
@@ -25,8 +28,8 @@ def test_incremental_first_run_takes_every_non_null_row_in_cursor_order():
 
 def test_incremental_binds_the_cursor_and_the_lag_never_splices_them():
     after = dt.datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=dt.UTC)
-    q = sql.incremental_query("SELECT 1", sql.MYSQL, sql.CursorSpec(column="u`x", fallback="c"),
-                              after=after, lag_seconds=300, include_nulls=True)
+    q = MYSQL.incremental("SELECT 1", CursorSpec(column="u`x", fallback="c"),
+                          after=after, lag_seconds=300, include_nulls=True)
     assert "COALESCE(_rivet.`u``x`, _rivet.`c`) > %s" in q.sql
     assert "UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND" in q.sql
     assert q.sql.endswith("IS NULL ORDER BY COALESCE(_rivet.`u``x`, _rivet.`c`)")
@@ -36,24 +39,25 @@ def test_incremental_binds_the_cursor_and_the_lag_never_splices_them():
 
 def test_window_start_is_utc_midnight_n_days_back():
     now = dt.datetime(2026, 11, 27, 3, 30, tzinfo=dt.timezone(dt.timedelta(hours=5)))
-    assert sql.window_start(now, 2) == dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-    q = sql.time_window_query("SELECT 1", sql.POSTGRES, "ts",
-                              start=dt.datetime(2026, 11, 24, tzinfo=dt.UTC), unix=True)
+    assert window_start(now, 2) == dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    q = POSTGRES.time_window("SELECT 1", "ts",
+                             start=dt.datetime(2026, 11, 24, tzinfo=dt.UTC), unix=True)
     assert q.params == (int(dt.datetime(2026, 11, 24, tzinfo=dt.UTC).timestamp()),)
 
 
 def test_chunk_query_is_half_open_and_has_a_null_key_form():
-    q = sql.chunk_query("SELECT 1", sql.POSTGRES, "id", 10, 20, label="c")
+    q = POSTGRES.chunk("SELECT 1", "id", 10, 20, label="c")
     assert q.sql.endswith('WHERE _rivet."id" >= %s AND _rivet."id" < %s') and q.params == (10, 20)
-    assert sql.chunk_query("SELECT 1", sql.POSTGRES, "id", None, None, label="c").sql.endswith(
+    assert POSTGRES.chunk("SELECT 1", "id", None, None, label="c").sql.endswith(
         'WHERE _rivet."id" IS NULL')
 
 
 @pytest.mark.parametrize(("name", "integer"), [("bigint", True), ("int(11) unsigned", True),
                                                ("integer", True), ("numeric(10,0)", False),
-                                               ("uuid", False), ("SMALLINT", True)])
+                                               ("uuid", False), ("SMALLINT", True), ("int2", True)])
 def test_integer_type_names(name, integer):
-    assert sql.is_integer_type(name) is integer
+    dialect = MYSQL if "unsigned" in name else POSTGRES
+    assert dialect.is_integer_type(name) is integer
 
 # -------------------------------------------------------------------------------- cursor
 
