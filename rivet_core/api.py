@@ -125,7 +125,19 @@ _HOME: dict[str, str] = {
                     "rivet_core.types"),
 }
 
-__all__ = sorted(["hookimpl", *_HOME])
+__all__ = [
+    "BatchStream", "ChecksConfig", "ChecksReferences", "ColumnInfo", "CommittedFile",
+    "Compression", "ConnectionConfig", "ConnectionParams", "ConnectionSlot", "CursorSpec",
+    "Destination", "DestinationCapabilities", "DestinationContext", "DestinationError",
+    "DestinationSpec", "Dialect", "ErrorTable", "FetchingBatchStream", "Fidelity", "Format",
+    "FormatError", "FormatSpec", "FormatWriter", "Query", "ReadOptions", "Rescue", "RivetError",
+    "Source", "SourceContext", "SourceError", "SourceSpec", "SqlSource", "SupportsCatalog",
+    "SupportsDayArithmetic", "SupportsExplain", "SupportsListing", "SupportsPrimaryKey",
+    "SupportsServerTime", "TLSConfig", "TransientDestinationError", "TransientError",
+    "TransientSourceError", "UnsupportedTypeError", "WriteCommitProtocol", "WriteTarget",
+    "apply_override", "apply_overrides", "decimal_type", "doc", "hookimpl", "redact",
+    "register_secret", "schema_of", "source_error", "unmatched_overrides", "unsupported_error",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
 
 import attrs
-import pyarrow as pa
 
 from rivet_core.backends import Compression
-from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
+from rivet_core.capabilities import WriteCommitProtocol
 from rivet_core.config.loader import LoadedConfig
-from rivet_core.config.models import EffectiveTuning, ExportConfig, effective_tuning
+from rivet_core.config.models import ExportConfig, effective_tuning
 from rivet_core.config.values import parse_size
-from rivet_core.plugins import Registered, Registry
-from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec
+from rivet_core.dialect import PIECES
+from rivet_core.plan import ExportPlan
+from rivet_core.plugins import Registry
+from rivet_core.runner.modes import MODES
+from rivet_core.specs import FormatSpec
 from rivet_core.types import parse_override
 
 
@@ -63,35 +64,6 @@ class Diagnostic:
             "hint": self.hint,
             "origin": self.origin,
         }
-
-
-@attrs.frozen(kw_only=True)
-class ExportPlan:
-    """Everything the runner needs for one export, resolved."""
-
-    index: int
-    config: ExportConfig
-    sql: str
-    source: Registered[SourceSpec]
-    source_options: Any
-    format: Registered[FormatSpec]
-    destination: Registered[DestinationSpec]
-    compression: Compression
-    max_file_bytes: int | None
-    tuning: EffectiveTuning
-    column_types: dict[str, pa.DataType]
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def capabilities(self) -> DestinationCapabilities:
-        return self.destination.spec.capabilities
-
-    @property
-    def path(self) -> str:
-        return f"exports[{self.index}]"
 
 
 @attrs.frozen(kw_only=True)
@@ -150,7 +122,7 @@ def build_plan(loaded: LoadedConfig, registry: Registry, *, only: list[str] | No
     for plan in plans:
         for rule in RULES:
             diagnostics.extend(rule(plan))
-        if resume and not (plan.config.mode == "chunked" and plan.config.chunk_checkpoint):
+        if resume and not MODES[plan.config.mode].resumable(plan.config):
             diagnostics.append(_diag(
                 plan, Severity.WARNING, "resume-no-checkpoint", "mode",
                 "--resume only continues chunked exports with chunk_checkpoint = true; this "
@@ -236,8 +208,19 @@ def _retries_on_unsafe(plan: ExportPlan) -> list[Diagnostic]:
                   plan.destination.plugin.origin())]
 
 
+def _dialect_pieces(plan: ExportPlan) -> list[Diagnostic]:
+    """The statements of the export's mode need pieces the source's dialect may lack."""
+    dialect, source = plan.dialect, plan.source.spec.name
+    return [_diag(plan, Severity.REJECTED, "dialect-lacks-piece", key,
+                  f"{key} needs {PIECES[piece]}, which source {source!r} (dialect "
+                  f"{dialect.name!r}) does not provide", hint, plan.source.plugin.origin())
+            for piece, key, hint in MODES[plan.config.mode].needs(plan.config)
+            if not isinstance(dialect, piece)]
+
+
 RULES: list[Rule] = [
     _mode_supported,
+    _dialect_pieces,
     _single_stream_no_split,
     _format_destination,
     _streaming_state,

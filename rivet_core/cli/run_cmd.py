@@ -13,7 +13,7 @@ from rivet_core.config.values import format_bytes
 from rivet_core.errors import ExitCode, PlanRejected, UsageError
 from rivet_core.planner import Plan, Severity
 from rivet_core.redact import redact
-from rivet_core.runner import ExportResult, RunContext, run_plan
+from rivet_core.runner import ExportResult, RunContext, run_exports
 from rivet_core.runner.signals import stop_on_signals
 from rivet_core.state import open_store
 
@@ -58,7 +58,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     state = open_store(config_dir)
     try:
         with stop_on_signals():  # SIGTERM aborts open uploads instead of orphaning them
-            results = run_plan(plan, RunContext(config_dir=config_dir, state=state,
+            results = run_exports(plan.exports, RunContext(config_dir=config_dir, state=state,
                                                 progress=args.progress, resume=args.resume))
     finally:
         state.close()

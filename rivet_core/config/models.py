@@ -14,7 +14,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-Mode = Literal["full", "incremental", "chunked", "time_window"]
 CursorMode = Literal["single_column", "coalesce"]
 NullCursorPolicy = Literal["fail", "include", "exclude"]
 TimeColumnType = Literal["timestamp", "unix"]
@@ -178,7 +177,7 @@ class ExportConfig:
     table: str | None = doc(
         "`name` or `schema.name`: exports `SELECT * FROM` that table.", default=None
     )
-    mode: Mode = doc(
+    mode: str = doc(
         "`full` (everything, every run), `incremental` (rows after the stored cursor), "
         "`chunked` (key ranges, resumable) or `time_window` (the last N days).",
         default="full",

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from rivet_core.config.models import ExportConfig, SourceConfig, Tuning
+from rivet_core.runner.modes import MODES
 from rivet_core.plugins import KINDS, Registry, build_registry
 
 _SKIP = {"options"}
@@ -49,6 +50,9 @@ def table(cls: type, prefix: str = "") -> list[str]:
         doc = field.metadata.get("doc", "").replace("|", "\\|").replace("\n", " ")
         tp = hints.get(field.name, field.type)
         name = _describe_type(tp)
+        if cls is ExportConfig and field.name == "mode":
+            # A string checked against the mode registry, so a new mode is one module.
+            name = " \\| ".join(f'`"{mode}"`' for mode in MODES)
         rows.append(f"| `{prefix}{field.name}` | {name} | {_default(field)} | {doc} |")
     return rows
 

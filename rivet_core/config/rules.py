@@ -10,9 +10,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from rivet_core.config.converter import did_you_mean
 from rivet_core.config.models import ChecksConfig, ExportConfig
-from rivet_core.config.values import parse_duration, parse_size
+from rivet_core.config.values import parse_size
 from rivet_core.plugins import Registry
+from rivet_core.runner.modes import MODES
 from rivet_core.types import parse_override
 
 Add = Callable[..., None]
@@ -130,73 +132,31 @@ def _check_compression(export: ExportConfig, path: str, registry: Registry, add:
                 f"{effective!r}, got {export.compression_level}")
 
 
-MODE_KEYS: dict[str, tuple[str, ...]] = {
-    "incremental": ("cursor_column", "cursor_fallback_column", "cursor_lag"),
-    "time_window": ("time_column", "days_window"),
-    "chunked": ("chunk_column", "chunk_size", "chunk_count", "chunk_by_days",
-                "chunk_max_attempts"),
-}
-_NON_DEFAULT_MODE_KEYS: dict[str, tuple[tuple[str, object], ...]] = {
-    "incremental": (("incremental_cursor_mode", "single_column"), ("on_null_cursor", "fail")),
-    "time_window": (("time_column_type", "timestamp"),),
-    "chunked": (("chunk_checkpoint", False),),
-}
-
-
 def _check_mode_keys(export: ExportConfig, path: str, add: Add) -> None:
-    """Keys of one mode are errors in another (a forgotten key hides a misunderstanding)."""
-    for mode, keys in MODE_KEYS.items():
-        if mode == export.mode:
+    """The export's mode checks its own keys; keys of another mode are errors (a forgotten
+    key hides a misunderstanding)."""
+    mode = MODES.get(export.mode)
+    if mode is None:
+        choices = ", ".join(repr(name) for name in MODES)
+        add(f"{path}.mode", f"must be one of {choices}, got {export.mode!r}",
+            did_you_mean(export.mode, list(MODES)))
+        return
+    for other in MODES.values():
+        if other is mode:
             continue
-        for key in keys:
-            if getattr(export, key) is not None:
-                add(f"{path}.{key}", f"only applies to mode = \"{mode}\" "
-                    f"(this export's mode is {export.mode!r})")
-        for key, default in _NON_DEFAULT_MODE_KEYS[mode]:
-            if getattr(export, key) != default:
-                add(f"{path}.{key}", f"only applies to mode = \"{mode}\" "
-                    f"(this export's mode is {export.mode!r})")
+        set_keys = [key for key in other.keys if getattr(export, key) is not None]
+        set_keys += [key for key, default in other.settings if getattr(export, key) != default]
+        for key in set_keys:
+            add(f"{path}.{key}", f"only applies to mode = \"{other.name}\" "
+                f"(this export's mode is {export.mode!r})")
 
     if export.parallel < 1:
         add(f"{path}.parallel", f"must be at least 1, got {export.parallel}")
-    elif export.parallel > 1 and export.mode not in ("chunked", "full"):
-        add(f"{path}.parallel", f"applies to mode = \"chunked\" and \"full\" (this "
-            f"export's mode is {export.mode!r}, whose rows are read in order)")
-
-    if export.mode == "incremental":
-        if export.cursor_column is None:
-            add(f"{path}.cursor_column", "required for mode = \"incremental\"")
-        coalesce = export.incremental_cursor_mode == "coalesce"
-        if coalesce and export.cursor_fallback_column is None:
-            add(f"{path}.cursor_fallback_column",
-                "required when incremental_cursor_mode = \"coalesce\"")
-        if not coalesce and export.cursor_fallback_column is not None:
-            add(f"{path}.cursor_fallback_column",
-                "only used with incremental_cursor_mode = \"coalesce\"")
-        if export.cursor_lag is not None:
-            try:
-                parse_duration(export.cursor_lag)
-            except ValueError as exc:
-                add(f"{path}.cursor_lag", str(exc))
-    elif export.mode == "time_window":
-        if export.time_column is None:
-            add(f"{path}.time_column", "required for mode = \"time_window\"")
-        if export.days_window is None:
-            add(f"{path}.days_window", "required for mode = \"time_window\"")
-        elif export.days_window < 1:
-            add(f"{path}.days_window", f"must be at least 1, got {export.days_window}")
-    elif export.mode == "chunked":
-        if export.chunk_column is None and export.table is None:
-            add(f"{path}.chunk_column", "required for mode = \"chunked\" unless `table` is "
-                "set (then the table's integer primary key is used)")
-        sizing = [k for k in ("chunk_size", "chunk_count", "chunk_by_days")
-                  if getattr(export, k) is not None]
-        if len(sizing) > 1:
-            add(f"{path}.{sizing[1]}", f"{' and '.join(sizing)} are mutually exclusive")
-        for key in ("chunk_size", "chunk_count", "chunk_by_days", "chunk_max_attempts"):
-            value = getattr(export, key)
-            if value is not None and value < 1:
-                add(f"{path}.{key}", f"must be at least 1, got {value}")
+    elif export.parallel > 1 and not mode.parallel:
+        names = " and ".join(f'"{m.name}"' for m in MODES.values() if m.parallel)
+        add(f"{path}.parallel", f"applies to mode = {names} (this export's mode is "
+            f"{export.mode!r}, whose rows are read in order)")
+    mode.check(export, path, add)
 
 
 def _check_tuning(tuning: object, path: str, add: Add) -> None:

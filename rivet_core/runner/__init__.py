@@ -1,15 +1,8 @@
-"""Executing a :class:`~rivet_core.planner.Plan`: one :class:`ExportRun` per export."""
+"""Executing planned exports: :func:`run_exports`, and what a run produces."""
 
 from __future__ import annotations
 
-from rivet_core.planner import Plan
-from rivet_core.runner.export import ExportResult, ExportRun, RunContext
-from rivet_core.runner.files import FileResult
+from rivet_core.runner.lifecycle import run_export, run_exports
+from rivet_core.runner.results import ExportResult, FileResult, RunContext
 
-__all__ = ["ExportResult", "ExportRun", "FileResult", "RunContext", "run_plan"]
-
-
-def run_plan(plan: Plan, ctx: RunContext) -> list[ExportResult]:
-    """Run every export of the plan in config order. A failed export does not stop the
-    others; its failure is in its result."""
-    return [ExportRun(export, ctx).execute() for export in plan.exports]
+__all__ = ["ExportResult", "FileResult", "RunContext", "run_export", "run_exports"]

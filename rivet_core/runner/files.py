@@ -10,24 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import attrs
 import pyarrow as pa
 
 from rivet_core.backends import Destination, Format, FormatWriter, WriteTarget
 from rivet_core.runner import crash
+from rivet_core.runner.results import FileResult
 from rivet_core.runner.sink import HashingSink, open_sink
 
 log = logging.getLogger("rivet.runner")
-
-
-@attrs.frozen(kw_only=True)
-class FileResult:
-    name: str
-    uri: str
-    rows: int
-    bytes: int
-    sha256: str
-    chunk: int | None = None
 
 
 class FileRoller:

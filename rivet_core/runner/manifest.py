@@ -40,8 +40,8 @@ from rivet_core.redact import redact
 from rivet_core.state.store import iso, utc_now
 
 if TYPE_CHECKING:
-    from rivet_core.planner import ExportPlan
-    from rivet_core.runner.export import ExportResult
+    from rivet_core.plan import ExportPlan
+    from rivet_core.runner.results import ExportResult
 
 log = logging.getLogger("rivet.manifest")
 

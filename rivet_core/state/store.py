@@ -16,7 +16,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,11 +205,16 @@ class StateTx:
              for t in tasks],
         )
 
-    def claim_chunk(self, run_id: str, max_attempts: int) -> ChunkTask | None:
-        """Move the first claimable task (pending, or failed with attempts left) to running."""
+    def claim_chunk(self, run_id: str, max_attempts: int,
+                    skip: Collection[int] = ()) -> ChunkTask | None:
+        """Move the first claimable task (pending, or failed with attempts left, and not in
+        ``skip``) to running."""
+        excluded = ",".join(str(int(idx)) for idx in skip)
         row = self.db.execute(
             "SELECT idx FROM chunk_tasks WHERE run_id = ? AND (status = 'pending' OR "
-            "(status = 'failed' AND attempts < ?)) ORDER BY idx LIMIT 1",
+            "(status = 'failed' AND attempts < ?))"
+            + (f" AND idx NOT IN ({excluded})" if excluded else "")
+            + " ORDER BY idx LIMIT 1",
             (run_id, max_attempts),
         ).fetchone()
         if row is None:

@@ -1,0 +1,138 @@
+"""The order around every mode: lock, journal, run, status, manifest, run metric, unlock.
+
+For one export (:func:`run_export`): the mode may adopt an interrupted run's id (a resume);
+the export's lock is taken (a concurrent run of the same export is refused); runs of this
+export whose process died are recorded as failed; the mode runs, recording in the state
+store what each step commits (:mod:`rivet_core.runner.modes`); then, whatever happened, the
+destination's run manifest and ``_SUCCESS`` are written after the last commit
+(:mod:`rivet_core.runner.manifest`), the run metric is recorded last, and the lock is
+released. A failure is the run's status and error, never an exception out of here, except
+an interrupt (SIGINT/SIGTERM), which is recorded and re-raised for the CLI to exit 130.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from rivet_core.errors import RivetError
+from rivet_core.plan import ExportPlan
+from rivet_core.redact import redact
+from rivet_core.runner.export import ExportRun
+from rivet_core.runner.modes import MODES
+from rivet_core.runner.progress import PeakMemory, Progress
+from rivet_core.runner.results import ExportResult, RunContext
+from rivet_core.state.store import RunRecord, iso, utc_now
+
+log = logging.getLogger("rivet.runner")
+
+
+def run_exports(plans: Iterable[ExportPlan], ctx: RunContext) -> list[ExportResult]:
+    """Run every planned export in order. A failed export does not stop the others; its
+    failure is in its result."""
+    return [run_export(plan, ctx) for plan in plans]
+
+
+def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
+    run = ExportRun(plan, ctx)
+    result, mode = run.result, MODES[plan.config.mode]
+    mode.adopt_run(run)
+    with run.state.transaction() as tx:
+        holder = tx.acquire_lock(plan.name, result.run_id)
+    if holder is not None:
+        result.status = "failed"
+        result.error = (f"export {plan.name!r} is already running (run {holder.run_id}, "
+                        f"pid {holder.pid} on {holder.host}, since {holder.acquired_at})")
+        result.hint = "wait for it to finish; concurrent runs of one export are refused"
+        result.finished_at = utc_now()
+        return result
+    progress = run.progress = Progress(plan.name, enabled=ctx.progress)
+    try:
+        _record_abandoned_runs(run)
+        run.journal("run_started", mode=plan.config.mode, resume=result.resumed,
+                    destination=plan.destination.spec.name, format=plan.format.spec.name)
+        with PeakMemory() as memory:
+            try:
+                mode.run(run)
+                _finish_status(run)
+            except RivetError as exc:
+                result.status = "failed"
+                result.error = redact(exc.message)
+                result.hint = exc.hint
+            except Exception as exc:
+                result.status = "failed"
+                result.error = redact(f"{type(exc).__name__}: {exc}")
+                result.hint = "this is a bug in Rivet or a plugin; please report it"
+                log.exception("export %s failed unexpectedly", plan.name)
+            finally:
+                run.release_control_source()
+        result.peak_rss_mb = memory.peak_mb
+    except KeyboardInterrupt:
+        # SIGINT/SIGTERM: the open file was aborted on the way out; record the run as
+        # failed, write its manifest, then let the CLI exit 130.
+        result.status = "failed"
+        result.error = "interrupted by a signal; the file being written was discarded"
+        raise
+    finally:
+        progress.finish()
+        result.finished_at = utc_now()
+        try:
+            # After every commit, before the run metric: the destination's manifest.
+            run.manifest.write(run.destination, run.schema)
+            _record_run(run)
+        finally:
+            with run.state.transaction() as tx:
+                tx.release_lock(plan.name, result.run_id)
+    return result
+
+
+def _finish_status(run: ExportRun) -> None:
+    result = run.result
+    if result.rows == 0 and not result.files:
+        result.note = "0 rows read: no file written"
+        result.status = "skipped" if run.plan.config.skip_empty else "success"
+    else:
+        result.status = "success"
+
+
+def _record_abandoned_runs(run: ExportRun) -> None:
+    """Runs of this export whose process died never recorded their metric: record them as
+    failed now, so history is complete."""
+    name = run.plan.name
+    for run_id in run.state.unfinished_runs(name):
+        if run_id == run.result.run_id:
+            continue
+        with run.state.transaction() as tx:
+            now = iso(utc_now())
+            tx.record_run(RunRecord(
+                run_id=run_id, export_name=name, mode=run.plan.config.mode,
+                status="failed", started_at=run_id_time(run_id) or now, finished_at=now,
+                rows=0, files=len(run.state.files(name, run_id=run_id, limit=100_000)),
+                bytes=0, duration_ms=0, peak_rss_mb=None,
+                error="the process ended before the run finished (killed or crashed)"))
+            tx.journal(run_id, name, "run_abandoned", noticed_by=run.result.run_id)
+
+
+def _record_run(run: ExportRun) -> None:
+    result = run.result
+    with run.state.transaction() as tx:
+        tx.record_run(RunRecord(
+            run_id=result.run_id, export_name=result.export, mode=result.mode,
+            status=result.status, started_at=iso(result.started_at),
+            finished_at=iso(result.finished_at or utc_now()), rows=result.rows,
+            files=len(result.files), bytes=result.bytes, duration_ms=result.duration_ms,
+            peak_rss_mb=result.peak_rss_mb, retries=result.retries, error=result.error,
+        ))
+        tx.journal(result.run_id, result.export, "run_finished", status=result.status,
+                   rows=result.rows, files=len(result.files), bytes=result.bytes,
+                   error=result.error)
+
+
+def run_id_time(run_id: str) -> str | None:
+    """The start time encoded in a run id, as ISO text."""
+    try:
+        moment = dt.datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+    return iso(moment.replace(tzinfo=dt.UTC))

@@ -1,0 +1,306 @@
+"""``mode = "chunked"``: key ranges of an integer or date column, each its own unit of work.
+
+Planning runs the key statistics (and, for sparse keys, a histogram) through the source's
+small statements (:mod:`rivet_core.runner.chunks` holds the pure rules). Chunks are read by
+``parallel`` workers, each on its own connection; a chunk's files are recorded in the same
+state transaction that marks it completed, and a failed attempt's committed parts are
+deleted before its retry. With ``chunk_checkpoint``, the plan and every chunk's status live
+in the state store: ``rivet run --resume`` continues an interrupted run without redoing
+completed chunks, and a chunk that failed with a permanent error is not claimed again in
+the same invocation.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from rivet_core.dialect import SupportsDayArithmetic, SupportsPrimaryKey
+from rivet_core.errors import RivetError, SourceError, StateError, TransientError
+from rivet_core.redact import redact
+from rivet_core.runner import chunks as chunking
+from rivet_core.runner import crash
+from rivet_core.runner import cursor as cursors
+from rivet_core.runner.modes.base import Add, Mode
+from rivet_core.runner.results import FileResult
+from rivet_core.runner.unit import SourceHolder, Unit, write_unit
+from rivet_core.state.store import ChunkRun, ChunkTask, iso, utc_now
+
+if TYPE_CHECKING:
+    from rivet_core.config.models import ExportConfig
+    from rivet_core.runner.export import ExportRun
+
+
+class Chunked(Mode):
+    name = "chunked"
+    keys = ("chunk_column", "chunk_size", "chunk_count", "chunk_by_days", "chunk_max_attempts")
+    settings = (("chunk_checkpoint", False),)
+    parallel = True
+
+    def check(self, export: ExportConfig, path: str, add: Add) -> None:
+        if export.chunk_column is None and export.table is None:
+            add(f"{path}.chunk_column", "required for mode = \"chunked\" unless `table` is "
+                "set (then the table's integer primary key is used)")
+        sizing = [k for k in ("chunk_size", "chunk_count", "chunk_by_days")
+                  if getattr(export, k) is not None]
+        if len(sizing) > 1:
+            add(f"{path}.{sizing[1]}", f"{' and '.join(sizing)} are mutually exclusive")
+        for key in ("chunk_size", "chunk_count", "chunk_by_days", "chunk_max_attempts"):
+            value = getattr(export, key)
+            if value is not None and value < 1:
+                add(f"{path}.{key}", f"must be at least 1, got {value}")
+
+    def needs(self, export: ExportConfig) -> list[tuple[type, str, str]]:
+        needs: list[tuple[type, str, str]] = []
+        if export.chunk_column is None:
+            needs.append((SupportsPrimaryKey, "chunk_column",
+                          "set chunk_column to the integer column to split on"))
+        if export.chunk_by_days is not None:
+            needs.append((SupportsDayArithmetic, "chunk_by_days",
+                          "split an integer column with chunk_size instead"))
+        return needs
+
+    def resumable(self, export: ExportConfig) -> bool:
+        return export.chunk_checkpoint
+
+    def adopt_run(self, run: ExportRun) -> None:
+        """``--resume``: the run continues the interrupted one, under its run id."""
+        interrupted = self._interrupted(run)
+        if interrupted is not None and run.ctx.resume:
+            run.result.run_id = interrupted.run_id
+            run.result.resumed = True
+
+    @staticmethod
+    def _interrupted(run: ExportRun) -> ChunkRun | None:
+        if not run.plan.config.chunk_checkpoint:
+            return None
+        return run.state.chunk_run(run.plan.name, status="in_progress")
+
+    def run(self, run: ExportRun) -> None:
+        config = run.plan.config
+        try:
+            column = _chunk_column(run)
+            fingerprint = chunking.plan_hash(sql=run.plan.sql, chunk_column=column,
+                                             chunk_size=config.chunk_size,
+                                             chunk_count=config.chunk_count,
+                                             chunk_by_days=config.chunk_by_days)
+            if config.chunk_checkpoint:
+                tasks, max_attempts = self._checkpoint_tasks(run, column, fingerprint)
+            else:
+                tasks = [_task(run, c) for c in _plan_chunks(run, column)]
+                max_attempts = 1
+        finally:
+            run.release_control_source()
+        run.journal("chunks_planned", column=column, total=len(tasks),
+                    pending=sum(t.status != "completed" for t in tasks),
+                    plan_hash=fingerprint)
+        _ChunkPool(run, column, tasks, max_attempts).execute()
+
+    def _checkpoint_tasks(self, run: ExportRun, column: str, fingerprint: str
+                          ) -> tuple[list[ChunkTask], int]:
+        name, result = run.plan.name, run.result
+        in_progress = self._interrupted(run)
+        if run.ctx.resume:
+            if in_progress is None:
+                raise StateError(
+                    f"export {name!r}: --resume, but no interrupted chunk run to continue",
+                    hint="run without --resume to start a new run")
+            if in_progress.plan_hash != fingerprint:
+                raise StateError(
+                    f"export {name!r}: the chunk plan changed since run {in_progress.run_id} "
+                    "(query, chunk_column or chunk sizing differ); cannot resume it",
+                    hint=f"restore the old settings to resume, or discard it with `rivet state "
+                         f"reset-chunks -e {name}` and run again")
+            with run.state.transaction() as tx:
+                reopened = tx.reopen_tasks(in_progress.run_id)
+                tx.journal(result.run_id, name, "chunks_resumed", reopened=reopened)
+            # The resumed run's files include those its earlier invocations committed.
+            earlier = run.state.files(name, run_id=in_progress.run_id, limit=1_000_000)
+            result.files.extend(FileResult(name=f.file_name, uri=f.uri, rows=f.rows,
+                                           bytes=f.bytes, sha256=f.sha256, chunk=f.chunk_index)
+                                for f in reversed(earlier))
+            result.rows += sum(f.rows for f in earlier)
+            if earlier:
+                result.note = (f"{sum(f.rows for f in earlier):,} of the rows were committed by "
+                               "the interrupted invocation(s) of this run")
+            return run.state.chunk_tasks(in_progress.run_id), in_progress.max_attempts
+        if in_progress is not None:
+            raise StateError(
+                f"export {name!r}: chunk run {in_progress.run_id} was interrupted and is not "
+                "finished", hint=f"continue it with `rivet run -e {name} --resume`, or discard "
+                                 f"it with `rivet state reset-chunks -e {name}`")
+        planned = _plan_chunks(run, column)
+        max_attempts = run.plan.config.chunk_max_attempts or (run.plan.tuning.max_retries + 1)
+        now = iso(utc_now())
+        with run.state.transaction() as tx:
+            tx.create_chunk_run(ChunkRun(run_id=result.run_id, export_name=name,
+                                         plan_hash=fingerprint, status="in_progress",
+                                         max_attempts=max_attempts, created_at=now,
+                                         updated_at=now), [_task(run, c) for c in planned])
+        return run.state.chunk_tasks(result.run_id), max_attempts
+
+
+def _task(run: ExportRun, chunk: chunking.Chunk) -> ChunkTask:
+    return ChunkTask(run_id=run.result.run_id, idx=chunk.idx, lo=_encode_bound(chunk.lo),
+                     hi=_encode_bound(chunk.hi), expected_rows=chunk.expected_rows,
+                     status="pending")
+
+
+def _chunk_column(run: ExportRun) -> str:
+    """``chunk_column``, or the table's single-column integer primary key."""
+    config = run.plan.config
+    if config.chunk_column is not None:
+        return config.chunk_column
+    assert config.table is not None  # the mode's config check requires one of the two
+    dialect = run.dialect
+    assert isinstance(dialect, SupportsPrimaryKey)  # the planner requires it
+    rows = run.fetch_rows(dialect.primary_key(config.table))
+    integer = [r for r in rows if dialect.is_integer_type(str(r["data_type"]))]
+    if len(rows) != 1 or not integer:
+        found = ", ".join(f"{r['column_name']} {r['data_type']}" for r in rows) or "none"
+        raise SourceError(
+            f"table {config.table!r} has no single-column integer primary key "
+            f"(primary key: {found})", hint="set chunk_column")
+    column = str(rows[0]["column_name"])
+    run.result.warnings.append(f"chunk_column not set: using primary key {column!r}")
+    return column
+
+
+def _plan_chunks(run: ExportRun, column: str) -> list[chunking.Chunk]:
+    config, dialect, sql = run.plan.config, run.dialect, run.plan.sql
+    (row,) = run.fetch_rows(dialect.key_stats(sql, column))
+    stats = chunking.KeyStats(lo=row["lo"], hi=row["hi"], count=int(row["n"]),
+                              nulls=int(row["nulls"]))
+    by_days = config.chunk_by_days is not None
+
+    def histogram(origin: Any, width: int) -> list[chunking.Bucket]:
+        query = dialect.key_histogram(sql, column, origin=origin, width=width, by_days=by_days)
+        return [chunking.Bucket(index=int(r["bucket"]), n=int(r["n"]), lo=r["lo"], hi=r["hi"])
+                for r in run.fetch_rows(query)]
+
+    if stats.count and not by_days and not isinstance(stats.lo, int):
+        raise SourceError(
+            f"chunk column {column!r} holds {type(stats.lo).__name__} values; chunked "
+            "mode splits integer keys, or dates with chunk_by_days")
+    if by_days:
+        return chunking.plan_day_chunks(stats, histogram, days=config.chunk_by_days or 1)
+    return chunking.plan_integer_chunks(stats, histogram, chunk_size=config.chunk_size,
+                                        chunk_count=config.chunk_count)
+
+
+class _ChunkPool:
+    """``parallel`` workers taking chunks until none is left, each on its own source."""
+
+    def __init__(self, run: ExportRun, column: str, tasks: list[ChunkTask],
+                 max_attempts: int) -> None:
+        self.run = run
+        self.column = column
+        self.checkpoint = run.plan.config.chunk_checkpoint
+        self.max_attempts = max_attempts
+        self.total = len(tasks)
+        done = sum(t.status == "completed" for t in tasks)
+        self.summary = {"total": self.total, "completed": done, "skipped_completed": done,
+                        "failed": 0}
+        run.result.chunks = self.summary
+        self.queue = [] if self.checkpoint else list(reversed(tasks))
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.permanent: set[int] = set()
+        """Chunks that failed with a permanent error: not claimed again this invocation."""
+
+    def execute(self) -> None:
+        workers = [threading.Thread(target=self._worker, name=f"rivet-chunk-{i}", daemon=True)
+                   for i in range(min(self.run.plan.config.parallel, max(1, self.total)))]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+        if self.errors:
+            self._raise_first()
+        if self.checkpoint:
+            with self.run.state.transaction() as tx:
+                tx.finish_chunk_run(self.run.result.run_id)
+                tx.journal(self.run.result.run_id, self.run.plan.name, "chunk_run_completed",
+                           total=self.total)
+
+    def _next(self) -> ChunkTask | None:
+        if self.stop.is_set():
+            return None
+        if self.checkpoint:
+            with self.run.lock:
+                skip = set(self.permanent)
+            with self.run.state.transaction() as tx:
+                return tx.claim_chunk(self.run.result.run_id, self.max_attempts, skip=skip)
+        with self.run.lock:
+            return self.queue.pop() if self.queue else None
+
+    def _worker(self) -> None:
+        sources = SourceHolder(self.run)
+        try:
+            while (task := self._next()) is not None:
+                try:
+                    self._run_chunk(task, sources)
+                    with self.run.lock:
+                        self.summary["completed"] += 1
+                except BaseException as exc:
+                    self._failed(task, exc)
+                    sources.reset()
+        finally:
+            sources.close()
+
+    def _failed(self, task: ChunkTask, exc: BaseException) -> None:
+        run = self.run
+        with run.lock:
+            self.summary["failed"] += 1
+            self.errors.append(exc)
+            if not isinstance(exc, TransientError):
+                self.permanent.add(task.idx)
+        if self.checkpoint and isinstance(exc, RivetError):
+            # Other chunks go on: their progress survives for --resume.
+            message = redact(str(exc))
+            with run.state.transaction() as tx:
+                tx.fail_chunk(run.result.run_id, task.idx, message)
+                tx.journal(run.result.run_id, run.plan.name, "chunk_failed", chunk=task.idx,
+                           error=message)
+        else:
+            self.stop.set()  # without a checkpoint a rerun redoes everything
+
+    def _run_chunk(self, task: ChunkTask, sources: SourceHolder) -> None:
+        run = self.run
+        chunk = chunking.Chunk(idx=task.idx, lo=_decode_bound(task.lo),
+                               hi=_decode_bound(task.hi), expected_rows=task.expected_rows)
+        query = run.dialect.chunk(run.plan.sql, self.column, chunk.lo, chunk.hi,
+                                  label=chunk.label())
+        unit = Unit(query=query, chunk=task.idx, retract=True, record=False,
+                    crash_point="mid_chunk")
+        rows, committed = write_unit(run, unit, sources)
+        crash.point("after_chunk_file")
+        with run.state.transaction() as tx:
+            for f in committed:
+                tx.record_file(run.file_record(f))
+            tx.complete_chunk(run.result.run_id, task.idx, rows=rows, files=len(committed),
+                              bytes_=sum(f.bytes for f in committed))
+            tx.journal(run.result.run_id, run.plan.name, "chunk_completed", chunk=task.idx,
+                       rows=rows, files=[f.name for f in committed])
+        with run.lock:
+            run.result.files.extend(committed)
+        crash.point("after_chunk_complete")
+
+    def _raise_first(self) -> None:
+        first, summary = self.errors[0], self.summary
+        left = self.total - summary["completed"]
+        if isinstance(first, RivetError):
+            raise type(first)(
+                f"{summary['failed']} chunk(s) failed, {left} of {self.total} not completed; "
+                f"first error: {first.message}",
+                hint=(f"rerun with `rivet run -e {self.run.plan.name} --resume` to continue "
+                      "from the completed chunks") if self.checkpoint else first.hint)
+        raise first
+
+
+def _encode_bound(value: Any) -> str | None:
+    return None if value is None else cursors.encode(value)
+
+
+def _decode_bound(stored: str | None) -> Any:
+    return None if stored is None else cursors.decode(stored)

@@ -1,0 +1,25 @@
+"""``mode = "full"``: the whole query, every run, as one unit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rivet_core.runner.modes.base import Mode
+from rivet_core.runner.unit import SourceHolder, Unit, write_unit
+
+if TYPE_CHECKING:
+    from rivet_core.runner.export import ExportRun
+
+
+class Full(Mode):
+    name = "full"
+    parallel = True
+
+    def run(self, run: ExportRun) -> None:
+        plan = run.plan
+        query = run.dialect.full(plan.sql, table=plan.config.table)
+        sources = SourceHolder(run)
+        try:
+            write_unit(run, Unit(query=query, parallel=plan.config.parallel), sources)
+        finally:
+            sources.close()

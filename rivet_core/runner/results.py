@@ -1,0 +1,100 @@
+"""What a run produces and shares: the result of one export, its committed files, and the
+context every export of one invocation shares. Plain data, no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from rivet_core.state.store import StateStore, iso, utc_now
+
+
+@attrs.frozen(kw_only=True)
+class FileResult:
+    name: str
+    uri: str
+    rows: int
+    bytes: int
+    sha256: str
+    chunk: int | None = None
+
+
+@attrs.define(kw_only=True)
+class ExportResult:
+    """What happened to one export in one run; printed as the summary and as JSON."""
+
+    export: str
+    run_id: str
+    mode: str
+    status: str = "running"
+    rows: int = 0
+    files: list[FileResult] = attrs.field(factory=list)
+    started_at: dt.datetime = attrs.field(factory=utc_now)
+    finished_at: dt.datetime | None = None
+    peak_rss_mb: float | None = None
+    retries: int = 0
+    destination: str = ""
+    error: str | None = None
+    hint: str | None = None
+    note: str | None = None
+    warnings: list[str] = attrs.field(factory=list)
+    cursor_before: str | None = None
+    cursor_after: str | None = None
+    window_start: str | None = None
+    chunks: dict[str, int] | None = None
+    resumed: bool = False
+    read_paths: list[str] = attrs.field(factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def duration_ms(self) -> int:
+        end = self.finished_at or utc_now()
+        return int((end - self.started_at).total_seconds() * 1000)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "export": self.export,
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "status": self.status,
+            "rows": self.rows,
+            "files": [attrs.asdict(f) for f in self.files],
+            "bytes": self.bytes,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at) if self.finished_at else None,
+            "duration_ms": self.duration_ms,
+            "peak_rss_mb": self.peak_rss_mb,
+            "retries": self.retries,
+            "destination": self.destination,
+            "cursor_before": self.cursor_before,
+            "cursor_after": self.cursor_after,
+            "window_start": self.window_start,
+            "chunks": self.chunks,
+            "resumed": self.resumed,
+            "read_paths": self.read_paths,
+            "error": self.error,
+            "hint": self.hint,
+            "note": self.note,
+            "warnings": self.warnings,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class RunContext:
+    """What every export of one invocation shares."""
+
+    config_dir: Path
+    state: StateStore
+    progress: bool | None = None
+    """Force progress on or off; None = only when stderr is a terminal."""
+    resume: bool = False
+    """``rivet run --resume``: continue an interrupted checkpointed chunk run."""
+    sleep: Callable[[float], None] = time.sleep

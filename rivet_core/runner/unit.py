@@ -1,0 +1,159 @@
+"""The one write path every mode uses: read a unit of work into committed files, retrying.
+
+A :class:`Unit` is one statement (the whole query, an incremental slice, a chunk). Writing it
+is always: open the source's stream → roll batches into files (finish the file → commit the
+target → hand the committed file on, in that order: :mod:`rivet_core.runner.files`) → on a
+failure, abort the open target, so an atomic or finalize-on-close destination shows nothing
+of the file being written.
+
+Retries: a transient source error is retried with backoff on a fresh connection, as
+:class:`~rivet_core.runner.retry.RetryPolicy` decides; a permanent one never is. What a
+retry may do about files the failed attempt already committed is the unit's choice:
+
+- ``retract=False`` (whole-query units, whose files are recorded as they commit): no retry
+  once a file is committed, since the retry would duplicate its rows; none either once bytes
+  reached a destination that is not retry-safe;
+- ``retract=True`` (chunks, whose files are recorded only when the chunk completes): the
+  attempt's committed parts are deleted before the retry, which may split differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from rivet_core.backends import Query, Source, SupportsListing
+from rivet_core.errors import RivetError, SourceError
+from rivet_core.runner import crash
+from rivet_core.runner.prefetch import prefetch
+from rivet_core.runner.results import FileResult
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from rivet_core.runner.export import ExportRun
+
+
+@attrs.frozen(kw_only=True)
+class Unit:
+    """One statement to read into files."""
+
+    query: Query
+    parallel: int = 1
+    """Connections the source may read it over (its row order is then not kept)."""
+    chunk: int | None = None
+    """The chunk index its files are named and recorded with."""
+    retract: bool = False
+    """Whether a retry deletes the parts the failed attempt committed (see the module)."""
+    record: bool = True
+    """Record each file in the state store as it commits (else the caller records them)."""
+    on_batch: Callable[[pa.RecordBatch], None] | None = None
+    """Sees every non-empty batch before it is written (an incremental cursor)."""
+    crash_point: str = "after_source_read"
+    """The test crash point reached after each batch is written."""
+
+
+class SourceHolder:
+    """The source a worker reads with: built on first use, kept across units, replaced by
+    a fresh one (a new connection) after a failure."""
+
+    def __init__(self, run: ExportRun) -> None:
+        self.run = run
+        self._source: Source | None = None
+
+    def get(self) -> Source:
+        if self._source is None:
+            self._source = self.run.build_source()
+        return self._source
+
+    def reset(self) -> None:
+        """Close the source; the next :meth:`get` builds a fresh one."""
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
+
+    def close(self) -> None:
+        self.reset()
+
+
+def write_unit(run: ExportRun, unit: Unit, sources: SourceHolder) -> tuple[int, list[FileResult]]:
+    """Read ``unit`` into committed files; the rows read and the files, in commit order."""
+    attempt = 0
+    while True:
+        tried = _Attempt(run, unit)
+        try:
+            tried.write(sources.get())
+            return tried.rows, tried.committed
+        except RivetError as exc:
+            run.count(-tried.rows)
+            retry = run.retry.should_retry(exc, attempt)
+            if not unit.retract and tried.committed:
+                if retry:
+                    exc.hint = (f"{len(tried.committed)} file(s) of this run were already "
+                                "committed, so Rivet did not retry (that would duplicate "
+                                "rows); the next run starts over from the last committed "
+                                "state")
+                raise
+            if not unit.retract and tried.emitted and not run.plan.capabilities.retry_safe:
+                raise
+            if not retry:
+                raise
+            _retract(run, tried.committed)
+            attempt += 1
+            run.note_retry(exc, attempt, unit.query.label)
+            sources.reset()
+
+
+class _Attempt:
+    """One attempt at a unit: what it read and committed, known after a failure too."""
+
+    def __init__(self, run: ExportRun, unit: Unit) -> None:
+        self.run = run
+        self.unit = unit
+        self.rows = 0
+        self.committed: list[FileResult] = []
+        self.emitted = False
+        """Whether any byte reached the destination."""
+
+    def _committed(self, f: FileResult) -> None:
+        self.committed.append(f)
+        if self.unit.record:
+            self.run.record_committed_file(f)
+
+    def write(self, source: Source) -> None:
+        run, unit = self.run, self.unit
+        detail = unit.query.label if unit.chunk is not None else ""
+        options = attrs.evolve(run.options, parallel=unit.parallel)
+        with source.read(unit.query, options) as stream:
+            run.stream_opened(stream)
+            roller = run.roller(stream.schema, chunk=unit.chunk, on_commit=self._committed)
+            try:
+                for batch in prefetch(stream):
+                    if batch.num_rows == 0:
+                        continue
+                    if unit.on_batch is not None:
+                        unit.on_batch(batch)
+                    roller.write(batch)
+                    self.rows += batch.num_rows
+                    run.count(batch.num_rows, roller, detail)
+                    crash.point(unit.crash_point)
+                roller.finish()
+            except BaseException:
+                self.emitted = roller.emitted_bytes
+                roller.abort()
+                raise
+
+
+def _retract(run: ExportRun, committed: list[FileResult]) -> None:
+    """Remove the parts a failed attempt committed: the retry may split differently and
+    must not leave a stale extra part behind."""
+    if not committed:
+        return
+    destination = run.destination()
+    if not isinstance(destination, SupportsListing):
+        raise SourceError("a chunk failed after committing part files, and the destination "
+                          "cannot delete them before a retry")
+    for f in committed:
+        destination.delete_file(f.name)
