@@ -427,3 +427,43 @@ def test_journal_and_metrics_show_each_step(rivet_project, database, events):
     assert metrics[0]["run_id"] == run_id and metrics[0]["status"] == "success"
     text = rivet_project.run("metrics").out
     assert run_id in text
+
+
+# --------------------------------------------------------------- statements the runner builds
+
+
+def test_a_literal_percent_in_the_query_survives_every_mode(rivet_project, database, events):
+    """The runner's statements bind parameters; a ``%`` in the user's query (LIKE 'n1%')
+    must not be taken for a placeholder (it was: the second incremental run failed with
+    "only '%s' ... are allowed as placeholders" on PostgreSQL and a ValueError traceback
+    message on MySQL)."""
+    query = f"SELECT id, updated_at, day FROM {events} WHERE note LIKE 'n1%'"
+    expected = sorted(i for i in range(1, 1001) if str(i).startswith("1"))
+    for mode, keys in [("incremental", 'cursor_column = "id"'),
+                       ("chunked", 'chunk_column = "id"\nchunk_size = 300'),
+                       ("time_window", 'time_column = "updated_at"\ndays_window = 100000')]:
+        name = f"pct_{mode}"
+        rivet_project.write_config(config(database, f'query = "{query}"\nmode = "{mode}"\n'
+                                                    f'{keys}', name=name))
+        first = rivet_project.run("run", "--json").assert_success().json()["exports"][0]
+        assert first["rows"] == len(expected), mode
+        again = rivet_project.run("run", "--json").assert_success().json()["exports"][0]
+        assert again["rows"] == (0 if mode == "incremental" else len(expected)), mode
+    assert sorted(exported_ids(rivet_project, "pct_incremental")) == expected
+
+
+def test_a_permanent_chunk_error_is_not_claimed_again(rivet_project, database, flaky):
+    """A chunk that fails with a permanent error (division by zero) is tried once, not
+    max_retries + 1 times: it was claimed 4 times and the summary counted 4 failures."""
+    _control, query = flaky
+    rivet_project.write_config(config(database, f'query = "{query}"\nmode = "chunked"\n'
+                                                'chunk_column = "id"\nchunk_size = 100\n'
+                                                'chunk_checkpoint = true\n'
+                                                '[exports.tuning]\nretry_backoff_ms = 10'))
+    failed = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED)
+    export = failed.json()["exports"][0]
+    assert export["chunks"] == {"total": 5, "completed": 4, "skipped_completed": 0,
+                                "failed": 1}
+    assert export["retries"] == 0
+    shown = rivet_project.run("state", "chunks", "-e", "ev", "--json").json()
+    assert [t["attempts"] for t in shown["tasks"]] == [1, 1, 1, 1, 1]
