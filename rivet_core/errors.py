@@ -19,7 +19,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # the command line itself is wrong (unknown flag, missing argument)
     CONFIG = 3  # the config file is missing, unreadable or invalid; nothing was touched
     PLAN_REJECTED = 4  # the planner rejected an export; nothing was touched
-    PLUGIN = 5  # a backend named by the config is not installed or failed to load
+    PLUGIN = 5  # a backend named by the config is not installed, failed to load or is unusable
     CHECK_FAILED = 6  # a check asked for strictness found a problem (check --strict, validate)
     INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT
 
@@ -39,25 +39,36 @@ class RivetError(Exception):
 
 
 class ConfigError(RivetError):
-    """The configuration is wrong. ``issues`` holds every problem found, not just the first."""
+    """The configuration is wrong. ``issues`` holds every problem found, not just the first.
+
+    Its exit code is :attr:`ExitCode.PLUGIN` when an issue is a backend ``type`` that is not
+    installed or not usable (installing or fixing a plugin is the remedy, not editing the
+    file), else :attr:`ExitCode.CONFIG`; every issue is reported either way."""
 
     exit_code = ExitCode.CONFIG
 
     def __init__(self, issues: list[ConfigIssue], *, hint: str | None = None) -> None:
         self.issues = issues
         super().__init__("\n".join(issue.render() for issue in issues), hint=hint)
+        if any(issue.missing_backend for issue in issues):
+            self.exit_code = ExitCode.PLUGIN
 
 
 class ConfigIssue:
-    """One problem in one config file, located by its TOML path (``exports[1].format``)."""
+    """One problem in one config file, located by its TOML path (``exports[1].format``).
 
-    __slots__ = ("file", "hint", "message", "path")
+    ``missing_backend`` marks a ``type`` naming a backend that is not installed, failed to
+    load, or was refused for a bad declaration."""
 
-    def __init__(self, file: str, path: str, message: str, hint: str | None = None) -> None:
+    __slots__ = ("file", "hint", "message", "missing_backend", "path")
+
+    def __init__(self, file: str, path: str, message: str, hint: str | None = None, *,
+                 missing_backend: bool = False) -> None:
         self.file = file
         self.path = path
         self.message = message
         self.hint = hint
+        self.missing_backend = missing_backend
 
     def render(self) -> str:
         where = f"{self.file}: {self.path}: " if self.path else f"{self.file}: "

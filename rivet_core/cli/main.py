@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             console.err.write(f"rivet: config error: {redact(issue.render())}\n")
         if exc.hint:
             console.err.write(f"  hint: {redact(exc.hint)}\n")
-        return ExitCode.CONFIG
+        return exc.exit_code
     except RivetError as exc:
         console.error(exc)
         return exc.exit_code

@@ -17,13 +17,17 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser = commands.add_parser(
         "plugins", help="list installed backends and their declared capabilities",
         description="Every plugin loaded from the 'rivet' entry point group (built-ins "
-        "included), the backends each provides, and any plugin that failed to load.",
+        "included), the backends each provides, and every plugin problem (a failed load, a "
+        "hook that raised, a bad declaration, a name clash), each with its distribution "
+        "and version. Problems are listed, not failed on: the exit status is 0.",
     )
     parser.add_argument("--json", action="store_true", help="print as JSON")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:
+    # Exit 0 even with problems: this command is how a user looks at them, and a problem
+    # only fails the commands whose config needs the backend concerned.
     registry = build_registry()
     if args.json:
         console.json(as_json(registry))
@@ -76,4 +80,5 @@ def print_registry(console: Console, registry: Registry) -> None:
                            f"multi_file={caps.multi_file}]")
             console.print(f"  {name:<10} {registered.plugin.origin()}{details}")
     for problem in registry.problems:
-        console.print(f"problem: {problem.plugin}: {problem.message}")
+        about = f"{problem.kind} {problem.backend!r}: " if problem.backend else ""
+        console.print(f"problem: {problem.plugin}: {about}{problem.message}")

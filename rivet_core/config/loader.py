@@ -54,8 +54,10 @@ class _Issues:
         self.file = file
         self.items: list[ConfigIssue] = []
 
-    def add(self, path: str, message: str, hint: str | None = None) -> None:
-        self.items.append(ConfigIssue(self.file, path, message, hint))
+    def add(self, path: str, message: str, hint: str | None = None, *,
+            missing_backend: bool = False) -> None:
+        self.items.append(ConfigIssue(self.file, path, message, hint,
+                                      missing_backend=missing_backend))
 
 
 def load_config(
@@ -190,6 +192,12 @@ def _substitute_text(
 # -------------------------------------------------------------------------- structuring
 
 
+class _MissingBackend(KeyProblem):
+    """A ``type`` naming a backend the registry does not have: not installed, failed to
+    load, or refused. Kept apart from other key problems so the issue it becomes is marked
+    (the command then exits :attr:`~rivet_core.errors.ExitCode.PLUGIN`)."""
+
+
 def _register_plugin_tables(converter: cattrs.Converter, registry: Registry) -> None:
     def plugin_options(value: Any, kind: str, core_keys: tuple[str, ...]) -> tuple[str, Any, dict]:
         if not isinstance(value, dict):
@@ -203,7 +211,7 @@ def _register_plugin_tables(converter: cattrs.Converter, registry: Registry) -> 
         if name not in registry.table(kind):
             guess = did_you_mean(name, registry.names(kind))
             hint = guess or registry.missing_hint(kind, name)
-            raise KeyProblem("type", registry.missing_message(kind, name), hint)
+            raise _MissingBackend("type", registry.missing_message(kind, name), hint)
         spec = registry.table(kind)[name].spec
         rest = {k: v for k, v in value.items() if k not in ("type", *core_keys)}
         core = {k: value[k] for k in core_keys if k in value}
@@ -236,8 +244,21 @@ def _misplaced_hint(key: str, cls: type) -> str | None:
 
 
 def _record(exc: BaseException, path: str, issues: _Issues) -> None:
-    for where, message, hint in flatten(exc, path, _misplaced_hint):
-        issues.add(where, message, hint)
+    missing: BaseException | None
+    rest: BaseException | None
+    if isinstance(exc, BaseExceptionGroup):
+        # split() keeps the groups' nesting and the notes that locate each leaf.
+        missing, rest = exc.split(_MissingBackend)
+    elif isinstance(exc, _MissingBackend):
+        missing, rest = exc, None
+    else:
+        missing, rest = None, exc
+    if missing is not None:
+        for where, message, hint in flatten(missing, path):
+            issues.add(where, message, hint, missing_backend=True)
+    if rest is not None:
+        for where, message, hint in flatten(rest, path, _misplaced_hint):
+            issues.add(where, message, hint)
 
 
 def _structure_source(

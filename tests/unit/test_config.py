@@ -142,7 +142,10 @@ def test_bad_config_names_file_and_key(tmp_path, registry, text, path, fragment)
 def test_bad_config_run_exits_non_zero_and_touches_nothing(rivet_project, text, path,
                                                            fragment):
     rivet_project.write_config(text)
-    outcome = rivet_project.run("run").assert_failed(ExitCode.CONFIG)
+    # A `type` naming a backend that is not installed is a plugin problem (exit 5).
+    missing_backend = path.endswith(".type") and fragment.startswith("unknown ")
+    code = ExitCode.PLUGIN if missing_backend else ExitCode.CONFIG
+    outcome = rivet_project.run("run").assert_failed(code)
     assert fragment in outcome.err
     assert not (rivet_project.path / ".rivet_state.db").exists()
     assert not (rivet_project.path / "output").exists()

@@ -163,3 +163,12 @@ def test_query_is_importable_from_the_dialect_and_the_backends():
     from rivet_core.backends import Query as FromBackends
 
     assert FromBackends is Query
+
+
+def test_the_mode_names_plugins_declare_are_the_modes_the_runner_has():
+    """``SourceSpec.modes`` is checked against :data:`rivet_core.specs.MODES` when plugins
+    register (the registry sits below the runner); the two lists must not drift."""
+    from rivet_core.runner.modes import MODES as RUNNER_MODES
+    from rivet_core.specs import MODES as DECLARABLE
+
+    assert set(RUNNER_MODES) == set(DECLARABLE)
