@@ -16,6 +16,7 @@ from rivet_core.cli import check_cmd, history_cmd, plugins_cmd, run_cmd, state_c
 from rivet_core.cli.common import Console
 from rivet_core.errors import ConfigError, ExitCode, RivetError
 from rivet_core.redact import redact
+from rivet_core.runner.signals import stop_on_signals
 
 DESCRIPTION = """\
 Export PostgreSQL and MySQL query results to Parquet or CSV files on local disk, S3, GCS
@@ -59,7 +60,9 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         parser.print_help(console.err)
         return ExitCode.USAGE
     try:
-        return int(args.handler(args, console))
+        with stop_on_signals() as stop:
+            args.stop = stop
+            return int(args.handler(args, console))
     except ConfigError as exc:
         for issue in exc.issues:
             console.err.write(f"rivet: config error: {redact(issue.render())}\n")

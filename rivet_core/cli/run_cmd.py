@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ from rivet_core.errors import ExitCode, PlanRejected, UsageError
 from rivet_core.planner import Plan, Severity
 from rivet_core.redact import redact
 from rivet_core.runner import ExportResult, RunContext, run_exports
-from rivet_core.runner.signals import stop_on_signals
 from rivet_core.state import open_store
 
 
@@ -57,9 +57,11 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     config_dir = plan.loaded.config.directory
     state = open_store(config_dir)
     try:
-        with stop_on_signals():  # SIGTERM aborts open uploads instead of orphaning them
-            results = run_exports(plan.exports, RunContext(config_dir=config_dir, state=state,
-                                                progress=args.progress, resume=args.resume))
+        # The CLI's signal handler sets `stop`: writers abort their open files and stop.
+        stop = getattr(args, "stop", None) or threading.Event()
+        results = run_exports(plan.exports, RunContext(config_dir=config_dir, state=state,
+                                                       progress=args.progress,
+                                                       resume=args.resume, stop=stop))
     finally:
         state.close()
     summary = summarize(plan, results)
@@ -68,6 +70,11 @@ def handle(args: argparse.Namespace, console: Console) -> int:
         console.json(summary)
     if args.summary_output:
         Path(args.summary_output).write_text(redact(json.dumps(summary, indent=2)) + "\n")
+    if stop.is_set():
+        left = [p.name for p in plan.exports][len(results):]
+        console.say("rivet: interrupted" + (f"; not started: {', '.join(left)}" if left
+                                            else ""))
+        return ExitCode.INTERRUPTED
     failed = [r for r in results if r.status == "failed"]
     return ExitCode.RUN_FAILED if failed else ExitCode.OK
 

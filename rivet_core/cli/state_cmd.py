@@ -115,6 +115,7 @@ def reset(args: argparse.Namespace, console: Console) -> int:
     try:
         before = store.cursor(args.export)
         with store.transaction() as tx:
+            tx.refuse_while_running(args.export)
             removed = tx.reset_cursor(args.export)
             if removed:
                 tx.journal("-", args.export, "cursor_reset",
@@ -182,6 +183,7 @@ def reset_chunks(args: argparse.Namespace, console: Console) -> int:
     store, _ = _open(args)
     try:
         with store.transaction() as tx:
+            tx.refuse_while_running(args.export)
             removed = tx.delete_chunk_runs(args.export)
             tx.journal("-", args.export, "chunks_reset", chunk_runs=removed)
     finally:

@@ -13,8 +13,8 @@ from typing import Any
 import attrs
 
 from rivet_core.config.models import ExportConfig, SourceConfig, Tuning
-from rivet_core.runner.modes import MODES
 from rivet_core.plugins import KINDS, Registry, build_registry
+from rivet_core.runner.modes import MODES
 
 _SKIP = {"options"}
 

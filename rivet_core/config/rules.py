@@ -20,6 +20,7 @@ from rivet_core.types import parse_override
 Add = Callable[..., None]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+MAX_EXPORT_NAME = 100
 _EXPORT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -61,6 +62,10 @@ def check_export(
     if not _EXPORT_NAME.match(export.name):
         add(f"{path}.name", f"{export.name!r} is not a usable export name",
             "use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'")
+    elif len(export.name) > MAX_EXPORT_NAME:
+        add(f"{path}.name", f"must be at most {MAX_EXPORT_NAME} characters, got "
+            f"{len(export.name)}: every file name embeds it (with the run id, chunk and part "
+            "numbers), and file systems cap a name at 255 bytes")
 
     given = [k for k in ("query", "query_file", "table") if getattr(export, k) is not None]
     if len(given) != 1:

@@ -94,10 +94,21 @@ class ExportRun:
 
     def fetch_rows(self, query: Query) -> list[dict[str, Any]]:
         """One of the runner's small statements (probes, key statistics), on a source kept
-        for them until :meth:`release_control_source`; reads use sources of their own."""
-        if self._control is None:
-            self._control = self.build_source()
-        return self._control.fetch_rows(query, attrs.evolve(self.options, column_types={}))
+        for them until :meth:`release_control_source`; reads use sources of their own.
+        Transient failures are retried on a fresh connection, as reads are."""
+        options = attrs.evolve(self.options, column_types={})
+        attempt = 0
+        while True:
+            if self._control is None:
+                self._control = self.build_source()
+            try:
+                return self._control.fetch_rows(query, options)
+            except RivetError as exc:
+                if not self.retry.should_retry(exc, attempt):
+                    raise
+                attempt += 1
+                self.release_control_source()
+                self.note_retry(exc, attempt, query.label)
 
     def release_control_source(self) -> None:
         """Close the source of the small statements (a later one opens a new one), so no

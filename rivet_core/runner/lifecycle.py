@@ -16,7 +16,9 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from rivet_core.errors import RivetError
+from rivet_core.backends import SupportsListing
+from rivet_core.errors import DestinationError, RivetError
+from rivet_core.naming import file_stem
 from rivet_core.plan import ExportPlan
 from rivet_core.redact import redact
 from rivet_core.runner.export import ExportRun
@@ -30,8 +32,14 @@ log = logging.getLogger("rivet.runner")
 
 def run_exports(plans: Iterable[ExportPlan], ctx: RunContext) -> list[ExportResult]:
     """Run every planned export in order. A failed export does not stop the others; its
-    failure is in its result."""
-    return [run_export(plan, ctx) for plan in plans]
+    failure is in its result. A signal (``ctx.stop``) ends the interrupted export as failed
+    and runs no further one."""
+    results = []
+    for plan in plans:
+        if ctx.stop.is_set():
+            break
+        results.append(run_export(plan, ctx))
+    return results
 
 
 def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
@@ -56,6 +64,7 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
             try:
                 mode.run(run)
                 _finish_status(run)
+                _verify_destination(run)
             except RivetError as exc:
                 result.status = "failed"
                 result.error = redact(exc.message)
@@ -69,14 +78,17 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
                 run.release_control_source()
         result.peak_rss_mb = memory.peak_mb
     except KeyboardInterrupt:
-        # SIGINT/SIGTERM: the open file was aborted on the way out; record the run as
-        # failed, write its manifest, then let the CLI exit 130.
+        # SIGINT/SIGTERM: the open files were aborted on the way out; the run is recorded
+        # as failed, with its manifest, and no further export starts (the CLI exits 130).
+        ctx.stop.set()
         result.status = "failed"
-        result.error = "interrupted by a signal; the file being written was discarded"
-        raise
+        result.error = "interrupted by a signal; the files being written were discarded"
     finally:
         progress.finish()
         result.finished_at = utc_now()
+        if result.status == "failed":
+            # What a failed run delivered is what its committed files hold.
+            result.rows = sum(f.rows for f in result.files)
         try:
             # After every commit, before the run metric: the destination's manifest.
             run.manifest.write(run.destination, run.schema)
@@ -94,6 +106,28 @@ def _finish_status(run: ExportRun) -> None:
         result.status = "skipped" if run.plan.config.skip_empty else "success"
     else:
         result.status = "success"
+
+
+def _verify_destination(run: ExportRun) -> None:
+    """Certify only what the destination holds: before the manifest and ``_SUCCESS``, its
+    files of this run must be exactly the committed ones, each of the committed size."""
+    destination = run.destination()
+    if not isinstance(destination, SupportsListing) or not run.result.files:
+        return
+    stem = file_stem(run.plan.name, run.result.run_id)
+    held = {name: size for name, size in destination.list_files(stem).items()
+            if "/" not in name}
+    committed = {f.name: f.bytes for f in run.result.files}
+    problems = [f"{name} is missing" for name in sorted(committed.keys() - held.keys())]
+    problems += [f"{name} holds {held[name]} bytes, {committed[name]} were committed"
+                 for name in sorted(committed.keys() & held.keys())
+                 if held[name] != committed[name]]
+    problems += [f"{name} is there but was not committed by this run"
+                 for name in sorted(held.keys() - committed.keys())]
+    if problems:
+        raise DestinationError(
+            f"the destination does not hold what this run committed: {'; '.join(problems)}",
+            hint="the run is not certified (no _SUCCESS); run the export again")
 
 
 def _record_abandoned_runs(run: ExportRun) -> None:

@@ -14,12 +14,18 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 
 _DONE = object()
+_INTERRUPTED = object()
 
 
-def prefetch(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+def prefetch(batches: Iterable[pa.RecordBatch], depth: int = 2, *,
+             interrupt: threading.Event | None = None) -> Iterator[pa.RecordBatch | None]:
     """Yield ``batches`` while the next ``depth`` are already being read. An error raised
     by the reader is re-raised here; stopping early stops the reader after its current
-    batch (the caller then closes the stream, from this thread)."""
+    batch (the caller then closes the stream, from this thread).
+
+    When ``interrupt`` is set while waiting for a batch, ``None`` is yielded at once: the
+    caller stops and aborts its open file first, and only then closes this generator,
+    which waits for the reader's batch in flight (raising here would wait first)."""
     handoff: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -45,12 +51,27 @@ def prefetch(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.R
     reader.start()
     try:
         while True:
-            item = handoff.get()
+            item = _take(handoff, interrupt)
             if item is _DONE:
                 return
+            if item is _INTERRUPTED:
+                yield None
+                continue
             if isinstance(item, BaseException):
                 raise item
             yield item  # type: ignore[misc]
     finally:
         stop.set()
         reader.join()
+
+
+def _take(handoff: queue.Queue[object], interrupt: threading.Event | None) -> object:
+    if interrupt is None:
+        return handoff.get()
+    while True:
+        if interrupt.is_set():
+            return _INTERRUPTED
+        try:
+            return handoff.get(timeout=0.05)
+        except queue.Empty:
+            continue

@@ -4,6 +4,7 @@ context every export of one invocation shares. Plain data, no I/O."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,3 +99,6 @@ class RunContext:
     resume: bool = False
     """``rivet run --resume``: continue an interrupted checkpointed chunk run."""
     sleep: Callable[[float], None] = time.sleep
+    stop: threading.Event = attrs.field(factory=threading.Event)
+    """Set when the invocation must stop (SIGTERM/SIGINT): every thread that writes checks
+    it between batches, aborts its open file and stops."""

@@ -2,9 +2,12 @@
 
 By default SIGTERM kills Python without running ``except``/``finally`` blocks, so an
 in-flight multipart upload would be left open and a local temp file left behind.
-:func:`stop_on_signals` makes SIGTERM (and SIGINT, which Python already maps) raise
-:class:`KeyboardInterrupt` in the main thread: the runner's ``except BaseException`` path
-aborts the open target (discarding every uploaded part) and the CLI exits with 130.
+:func:`stop_on_signals`, installed by the CLI for the whole command, makes SIGTERM (and
+SIGINT) set a stop event and raise :class:`KeyboardInterrupt` in the main thread. Worker
+threads (parallel chunks, read-ahead) see the event within a fraction of a second, even
+while waiting for a slow read; every writer aborts its open target (discarding every
+uploaded part), the interrupted export is recorded as failed, no further export starts, the
+summary is printed and the CLI exits with 130.
 
 A second signal during that cleanup is logged and ignored, so the abort requests finish.
 SIGKILL cannot be caught: see docs/destinations.md for what it leaves and how to clean up.
@@ -25,28 +28,29 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Within the block, SIGTERM/SIGINT raise ``KeyboardInterrupt`` once (main thread only;
-    elsewhere this is a no-op, as Python only delivers signals to the main thread)."""
+def stop_on_signals() -> Iterator[threading.Event]:
+    """Within the block, SIGTERM/SIGINT set the yielded event, which every thread that
+    writes checks between batches, and raise ``KeyboardInterrupt`` once in the main thread
+    (the only one Python delivers signals to). Outside the main thread this only yields an
+    event nobody sets."""
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    stopping = False
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        if stopping:
+        if stop.is_set():
             log.warning("%s received while stopping; still aborting open uploads",
                         signal.Signals(signum).name)
             return
-        stopping = True
-        log.warning("%s received: aborting the open file and stopping",
+        stop.set()
+        log.warning("%s received: aborting the open files and stopping",
                     signal.Signals(signum).name)
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     try:
-        yield
+        yield stop
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -87,7 +87,9 @@ def write_unit(run: ExportRun, unit: Unit, sources: SourceHolder) -> tuple[int, 
             tried.write(sources.get())
             return tried.rows, tried.committed
         except RivetError as exc:
-            run.count(-tried.rows)
+            # Only the rows of files that stay committed count; a retracted attempt's none.
+            kept = 0 if unit.retract else sum(f.rows for f in tried.committed)
+            run.count(-(tried.rows - kept))
             retry = run.retry.should_retry(exc, attempt)
             if not unit.retract and tried.committed:
                 if retry:
@@ -127,10 +129,14 @@ class _Attempt:
         detail = unit.query.label if unit.chunk is not None else ""
         options = attrs.evolve(run.options, parallel=unit.parallel)
         with source.read(unit.query, options) as stream:
+            _refuse_duplicate_names(stream.schema.names, unit.query.label)
             run.stream_opened(stream)
             roller = run.roller(stream.schema, chunk=unit.chunk, on_commit=self._committed)
+            batches = prefetch(stream, interrupt=run.ctx.stop)
             try:
-                for batch in prefetch(stream):
+                for batch in batches:
+                    if batch is None or run.ctx.stop.is_set():
+                        raise KeyboardInterrupt  # the invocation is stopping (a signal)
                     if batch.num_rows == 0:
                         continue
                     if unit.on_batch is not None:
@@ -141,9 +147,23 @@ class _Attempt:
                     crash.point(unit.crash_point)
                 roller.finish()
             except BaseException:
+                # Abort the open file first; closing the reader may wait for a slow read.
                 self.emitted = roller.emitted_bytes
                 roller.abort()
                 raise
+            finally:
+                batches.close()
+
+
+def _refuse_duplicate_names(names: list[str], label: str) -> None:
+    """Two result columns of one name make a file readers cannot read (Parquet) or read
+    ambiguously (CSV): refused before any file is opened."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise SourceError(f"{label}: the query returns two columns named {name!r}",
+                              hint="give each column a distinct name (… AS other_name)")
+        seen.add(name)
 
 
 def _retract(run: ExportRun, committed: list[FileResult]) -> None:

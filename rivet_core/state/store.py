@@ -227,12 +227,17 @@ class StateTx:
 
     def complete_chunk(self, run_id: str, idx: int, *, rows: int, files: int,
                        bytes_: int) -> None:
-        self.db.execute(
+        """Mark a running task completed; refuses if it is not running any more (its state
+        was changed by someone other than the run)."""
+        changed = self.db.execute(
             "UPDATE chunk_tasks SET status = 'completed', rows = ?, files = ?, bytes = ?, "
             "last_error = NULL, updated_at = ? WHERE run_id = ? AND idx = ? "
             "AND status = 'running'",
             (rows, files, bytes_, iso(utc_now()), run_id, idx),
-        )
+        ).rowcount
+        if changed != 1:
+            raise StateError(f"chunk {idx} of run {run_id} is no longer recorded as running: "
+                             "the chunk state was changed outside this run")
 
     def fail_chunk(self, run_id: str, idx: int, error: str) -> None:
         self.db.execute(
@@ -249,13 +254,23 @@ class StateTx:
             "WHERE run_id = ? AND status IN ('running', 'failed')",
             (iso(utc_now()), run_id)).rowcount
 
-    def finish_chunk_run(self, run_id: str) -> None:
-        """Mark a chunk run completed; refuses unless every task is completed."""
-        open_tasks = self.db.execute(
-            "SELECT COUNT(*) FROM chunk_tasks WHERE run_id = ? AND status != 'completed'",
-            (run_id,)).fetchone()[0]
-        if open_tasks:
-            raise StateError(f"chunk run {run_id} has {open_tasks} unfinished task(s)")
+    def finish_chunk_run(self, run_id: str, planned: int) -> None:
+        """Mark a chunk run completed; refuses unless its ``planned`` tasks are all there
+        and all completed (tasks removed behind the run's back do not count as done)."""
+        total, completed = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'completed'), 0) FROM chunk_tasks "
+            "WHERE run_id = ?", (run_id,)).fetchone()
+        if total != planned or completed != planned:
+            raise StateError(f"chunk run {run_id} planned {planned} chunk(s), but the state "
+                             f"holds {total} task(s), {completed} completed: it was changed "
+                             "outside this run, so the run is not certified",
+                             hint="run the export again (without --resume)")
+        row = self.db.execute("SELECT status FROM chunk_runs WHERE run_id = ?",
+                              (run_id,)).fetchone()
+        if row is None:
+            raise StateError(f"chunk run {run_id} is no longer in the state store: it was "
+                             "removed outside this run, so the run is not certified",
+                             hint="run the export again (without --resume)")
         self.db.execute("UPDATE chunk_runs SET status = 'completed', updated_at = ? "
                         "WHERE run_id = ?", (iso(utc_now()), run_id))
 
@@ -269,19 +284,37 @@ class StateTx:
 
     # ------------------------------------------------------------------------- locks
 
+    def live_lock(self, export_name: str) -> LockRecord | None:
+        """The export's run lock if a process that is alive holds it."""
+        row = self.db.execute(
+            "SELECT export_name, run_id, pid, host, acquired_at FROM locks "
+            "WHERE export_name = ?", (export_name,)).fetchone()
+        if row is None:
+            return None
+        holder = LockRecord(export_name=row[0], run_id=row[1], pid=row[2], host=row[3],
+                            acquired_at=row[4])
+        return holder if holder.holder_alive() else None
+
+    def refuse_while_running(self, export_name: str) -> None:
+        """Raise :class:`StateError` if a live run holds the export: only that run may
+        change the export's cursor and chunk state while it runs."""
+        holder = self.live_lock(export_name)
+        if holder is not None:
+            raise StateError(
+                f"export {export_name!r} is running (run {holder.run_id}, pid {holder.pid} "
+                f"on {holder.host}, since {holder.acquired_at}); its state cannot change "
+                "until that run ends",
+                hint="wait for the run to finish, or stop it first (SIGTERM lets it abort "
+                     "its open files)")
+
     def acquire_lock(self, export_name: str, run_id: str) -> LockRecord | None:
         """Take the export's run lock; returns the current holder if someone alive has it.
 
         A lock whose holder died on this host is taken over."""
-        row = self.db.execute(
-            "SELECT export_name, run_id, pid, host, acquired_at FROM locks "
-            "WHERE export_name = ?", (export_name,)).fetchone()
-        if row is not None:
-            holder = LockRecord(export_name=row[0], run_id=row[1], pid=row[2], host=row[3],
-                                acquired_at=row[4])
-            if holder.holder_alive():
-                return holder
-            self.db.execute("DELETE FROM locks WHERE export_name = ?", (export_name,))
+        holder = self.live_lock(export_name)
+        if holder is not None:
+            return holder
+        self.db.execute("DELETE FROM locks WHERE export_name = ?", (export_name,))
         self.db.execute(
             "INSERT INTO locks (export_name, run_id, pid, host, acquired_at) "
             "VALUES (?,?,?,?,?)",

@@ -40,6 +40,21 @@ class Database:
     def table(self, name: str) -> str:
         return f"{self.namespace}.{name}"
 
+    def connect(self) -> Any:
+        """A second, autocommit session on the same server (closed by the caller)."""
+        if self.kind == "postgres":
+            import psycopg
+
+            return psycopg.connect(self.url, autocommit=True)
+        import pymysql
+
+        from rivet_core.config.connection import ConnectionParams
+
+        params = ConnectionParams.from_url(self.url, default_port=3306)
+        return pymysql.connect(host=params.host, port=params.port, user=params.user,
+                               password=params.password or "", database=self.namespace,
+                               autocommit=True, charset="utf8mb4")
+
     # Column types the scenarios use, spelled per server.
     @property
     def timestamptz(self) -> str:

@@ -12,11 +12,15 @@ the same invocation.
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+from rivet_core.backends import SupportsListing
 from rivet_core.dialect import SupportsDayArithmetic, SupportsPrimaryKey
 from rivet_core.errors import RivetError, SourceError, StateError, TransientError
+from rivet_core.naming import file_stem
 from rivet_core.redact import redact
 from rivet_core.runner import chunks as chunking
 from rivet_core.runner import crash
@@ -188,6 +192,11 @@ def _plan_chunks(run: ExportRun, column: str) -> list[chunking.Chunk]:
                                         chunk_count=config.chunk_count)
 
 
+STOP_GRACE_S = 30.0
+"""After a signal, how long the main thread waits for workers to end their reads (their open
+files are aborted at once; a read in flight ends at its next batch)."""
+
+
 class _ChunkPool:
     """``parallel`` workers taking chunks until none is left, each on its own source."""
 
@@ -213,18 +222,27 @@ class _ChunkPool:
                    for i in range(min(self.run.plan.config.parallel, max(1, self.total)))]
         for thread in workers:
             thread.start()
-        for thread in workers:
-            thread.join()
+        try:
+            for thread in workers:
+                thread.join()
+        except KeyboardInterrupt:
+            # A signal reaches only this thread: tell the workers, which abort their open
+            # files at once, then give their reads a bounded time to end.
+            self.run.ctx.stop.set()
+            deadline = time.monotonic() + STOP_GRACE_S
+            for thread in workers:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            raise
         if self.errors:
             self._raise_first()
         if self.checkpoint:
             with self.run.state.transaction() as tx:
-                tx.finish_chunk_run(self.run.result.run_id)
+                tx.finish_chunk_run(self.run.result.run_id, planned=self.total)
                 tx.journal(self.run.result.run_id, self.run.plan.name, "chunk_run_completed",
                            total=self.total)
 
     def _next(self) -> ChunkTask | None:
-        if self.stop.is_set():
+        if self.stop.is_set() or self.run.ctx.stop.is_set():
             return None
         if self.checkpoint:
             with self.run.lock:
@@ -271,6 +289,8 @@ class _ChunkPool:
                                hi=_decode_bound(task.hi), expected_rows=task.expected_rows)
         query = run.dialect.chunk(run.plan.sql, self.column, chunk.lo, chunk.hi,
                                   label=chunk.label())
+        if self.checkpoint and task.attempts > 1:
+            _remove_earlier_attempts(run, task.idx)
         unit = Unit(query=query, chunk=task.idx, retract=True, record=False,
                     crash_point="mid_chunk")
         rows, committed = write_unit(run, unit, sources)
@@ -278,8 +298,9 @@ class _ChunkPool:
         with run.state.transaction() as tx:
             for f in committed:
                 tx.record_file(run.file_record(f))
-            tx.complete_chunk(run.result.run_id, task.idx, rows=rows, files=len(committed),
-                              bytes_=sum(f.bytes for f in committed))
+            if self.checkpoint:
+                tx.complete_chunk(run.result.run_id, task.idx, rows=rows,
+                                  files=len(committed), bytes_=sum(f.bytes for f in committed))
             tx.journal(run.result.run_id, run.plan.name, "chunk_completed", chunk=task.idx,
                        rows=rows, files=[f.name for f in committed])
         with run.lock:
@@ -296,6 +317,20 @@ class _ChunkPool:
                 hint=(f"rerun with `rivet run -e {self.run.plan.name} --resume` to continue "
                       "from the completed chunks") if self.checkpoint else first.hint)
         raise first
+
+
+def _remove_earlier_attempts(run: ExportRun, idx: int) -> None:
+    """Before a chunk runs again, delete every file an earlier attempt of it left (a killed
+    process committed parts it never recorded): the new attempt may write fewer parts, and
+    a stale one would duplicate rows."""
+    destination = run.destination()
+    if not isinstance(destination, SupportsListing):
+        return
+    stem = file_stem(run.plan.name, run.result.run_id, chunk=idx)
+    own = re.compile(re.escape(stem) + r"(_part\d+)?\.")
+    for name in destination.list_files(stem):
+        if own.match(name) and "/" not in name:
+            destination.delete_file(name)
 
 
 def _encode_bound(value: Any) -> str | None:
