@@ -20,9 +20,12 @@ three fixtures::
 
 The kit then checks the declaration, the config round trip through Rivet's real loader and
 its error paths, that committed bytes read back exactly (even when the caller reuses its
-buffer), and each declared capability with injected faults. A capability the destination
-does not declare is skipped, with the reason. Checks observe the destination only through
-the back door (:class:`Backdoor`), so a destination cannot vouch for itself.
+buffer), each declared capability with injected faults, and, for a destination implementing
+:class:`~rivet_core.backends.SupportsListing`, that listing, reading, small writes and
+deletes agree with what a reader sees. A capability the destination does not declare (or
+the listing it does not implement) is skipped, with the reason. Checks observe the
+destination only through the back door (:class:`Backdoor`), so a destination cannot vouch
+for itself.
 
 Every test gets fresh fixtures: the sandbox must be empty at the start of each test.
 """
@@ -33,24 +36,30 @@ import builtins
 import datetime as dt
 import json
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 import pytest
 
 from rivet_core import hookimpl
-from rivet_core.backends import CommittedFile, Destination, DestinationContext, WriteTarget
-from rivet_core.capabilities import (
-    DestinationCapabilities,
-    WriteCommitProtocol,
-    check_declaration,
+from rivet_core.backends import (
+    CommittedFile,
+    Destination,
+    DestinationContext,
+    SupportsListing,
+    WriteTarget,
 )
+from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
 from rivet_core.dialect import Dialect
-from rivet_core.errors import ConfigError, TransientDestinationError
-from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec
+from rivet_core.errors import ConfigError, DestinationError, TransientDestinationError
+from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec, spec_problems
+
+if TYPE_CHECKING:
+    from rivet_core.config.models import ExportConfig
 
 # --------------------------------------------------------------------------- back door
 
@@ -63,10 +72,12 @@ class Backdoor(Protocol):
     client; for a directory: the file system; for a stream: the other end of the pipe).
     """
 
-    def list(self) -> dict[str, int]:
-        """Name → size of every object a reader can see, names relative to the
-        destination's location. A single-stream destination lists its stream (any name)
-        once bytes arrived."""
+    def list(self) -> builtins.list[tuple[str, int]]:
+        """One ``(name, size)`` pair per object a reader can see, names relative to the
+        destination's location (nested names with ``/``). Two objects stored under one
+        name (a zip archive with a second entry of that name, two versions both live) are
+        two pairs: a mapping would hide the second one, so the kit refuses it. A
+        single-stream destination lists its stream (any name) once bytes arrived."""
 
     def read(self, name: str) -> bytes:
         """The content of a listed object."""
@@ -180,7 +191,40 @@ def assert_same_bytes(got: bytes | None, want: bytes, what: str) -> None:
                 f"first difference at offset {at}", pytrace=False)
 
 
+def backdoor_listing(backdoor: Backdoor) -> builtins.list[tuple[str, int]]:
+    """The back door's listing, checked for shape and sorted: one ``(name, size)`` pair per
+    stored object, duplicates kept."""
+    listing = backdoor.list()
+    if isinstance(listing, Mapping):
+        pytest.fail(f"the back door's list() returned a {type(listing).__name__}; return a "
+                    "list of (name, size) pairs, one per stored object, so that two objects "
+                    "stored under one name show up as two pairs", pytrace=False)
+    pairs = []
+    for item in listing:
+        if not (isinstance(item, tuple | builtins.list) and len(item) == 2
+                and isinstance(item[0], str) and isinstance(item[1], int)):
+            pytest.fail(f"the back door's list() holds {item!r}; each entry must be a "
+                        "(name: str, size: int) pair", pytrace=False)
+        pairs.append((item[0], item[1]))
+    return sorted(pairs)
+
+
+def unique_listing(backdoor: Backdoor) -> dict[str, int]:
+    """The back door's listing as name → size, failing if a name holds several objects
+    (which no ``dict`` a destination returns could show)."""
+    pairs = backdoor_listing(backdoor)
+    names = [name for name, _ in pairs]
+    doubled = sorted({name for name in names if names.count(name) > 1})
+    assert not doubled, f"several objects are stored under one name: {doubled} ({pairs})"
+    return dict(pairs)
+
+
 # ----------------------------------------------------------------------- config helpers
+
+# Names of the stand-in backends registered beside the one under test.
+KIT_SOURCE = "kit-source"
+KIT_FORMAT = "kit-format"
+KIT_DESTINATION = "kit-destination"
 
 
 def _toml_value(value: Any) -> str:
@@ -198,61 +242,99 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
-def config_toml(destination_type: str, keys: dict[str, Any]) -> str:
-    """A minimal ``rivet.toml`` whose one export writes to this destination."""
-    lines = ["[source]", 'type = "kit-source"', "", "[[exports]]", 'name = "kit"',
-             'query = "SELECT 1"', 'format = "kit-format"', "", "[exports.destination]",
-             f"type = {json.dumps(destination_type)}"]
-    lines += [f"{key} = {_toml_value(value)}" for key, value in keys.items()
-              if value is not None]
+def _toml_lines(keys: dict[str, Any] | None) -> list[str]:
+    return [f"{key} = {_toml_value(value)}" for key, value in (keys or {}).items()
+            if value is not None]
+
+
+def config_toml(*, destination_type: str = KIT_DESTINATION,
+                destination_keys: dict[str, Any] | None = None,
+                format_type: str = KIT_FORMAT, format_keys: dict[str, Any] | None = None,
+                export_keys: dict[str, Any] | None = None) -> str:
+    """A minimal ``rivet.toml`` with one export, ``kit``: ``export_keys`` in the export (e.g.
+    ``compression``), ``format_keys`` in its ``[exports.format]`` table and
+    ``destination_keys`` in its ``[exports.destination]`` table."""
+    lines = ["[source]", f"type = {json.dumps(KIT_SOURCE)}", "", "[[exports]]",
+             'name = "kit"', 'query = "SELECT 1"', *_toml_lines(export_keys), "",
+             "[exports.format]", f"type = {json.dumps(format_type)}",
+             *_toml_lines(format_keys), "", "[exports.destination]",
+             f"type = {json.dumps(destination_type)}", *_toml_lines(destination_keys)]
     return "\n".join(lines) + "\n"
 
 
 @attrs.frozen
 class _NoOptions:
-    """Config of the kit's stand-in source and format."""
+    """Config of the kit's stand-in backends."""
 
 
 class _KitPlugin:
-    """Registers the destination under test beside a stand-in source and format, so the
-    real loader can structure a config without any other plugin installed."""
+    """Registers the backend under test beside stand-ins for the other kinds, so the real
+    loader can structure a config without any other plugin installed."""
 
-    def __init__(self, spec: DestinationSpec) -> None:
-        self.spec = spec
+    def __init__(self, destination: DestinationSpec | None,
+                 format_spec: FormatSpec | None) -> None:
+        self.destination = destination
+        self.format_spec = format_spec
 
     @hookimpl
     def rivet_sources(self) -> list[SourceSpec]:
-        return [SourceSpec(name="kit-source", config_cls=_NoOptions, factory=_unused,
+        return [SourceSpec(name=KIT_SOURCE, config_cls=_NoOptions, factory=_unused,
                            dialect=Dialect())]
 
     @hookimpl
     def rivet_formats(self) -> list[FormatSpec]:
-        return [FormatSpec(name="kit-format", config_cls=_NoOptions, factory=_unused,
+        if self.format_spec is not None:
+            return [self.format_spec]
+        return [FormatSpec(name=KIT_FORMAT, config_cls=_NoOptions, factory=_unused,
                            extension="bin", codecs={"none"}, default_codec="none")]
 
     @hookimpl
     def rivet_destinations(self) -> list[DestinationSpec]:
-        return [self.spec]
+        if self.destination is not None:
+            return [self.destination]
+        return [DestinationSpec(
+            name=KIT_DESTINATION, config_cls=_NoOptions, factory=_unused,
+            capabilities=DestinationCapabilities(
+                commit_protocol=WriteCommitProtocol.ATOMIC, idempotent_overwrite=True,
+                retry_safe=True, partial_write_risk=False, multi_file=True))]
 
 
 def _unused(*_: object) -> Any:
-    raise AssertionError("the conformance kit never builds a source or format")
+    raise AssertionError("the conformance kit never builds its stand-in backends")
+
+
+def load_kit_export(directory: Path, *, destination: DestinationSpec | None = None,
+                    destination_keys: dict[str, Any] | None = None,
+                    format_spec: FormatSpec | None = None,
+                    format_keys: dict[str, Any] | None = None,
+                    export_keys: dict[str, Any] | None = None) -> ExportConfig:
+    """Load a one-export config through Rivet's real loader (TOML, structuring, the rules)
+    with the backend under test registered, and return that export. Raises
+    :class:`~rivet_core.errors.ConfigError` exactly as ``rivet run`` would report it."""
+    from rivet_core.config.loader import load_config
+    from rivet_core.plugins import build_registry
+
+    registry = build_registry(autoload=False,
+                              extra=[("kit", _KitPlugin(destination, format_spec))])
+    for spec in (destination, format_spec):
+        if spec is not None:
+            problems = [p for p in registry.problems if p.backend == spec.name]
+            assert not problems, f"the registry refused {spec.name!r}: {problems}"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "rivet.toml"
+    path.write_text(config_toml(
+        destination_type=destination.name if destination else KIT_DESTINATION,
+        destination_keys=destination_keys,
+        format_type=format_spec.name if format_spec else KIT_FORMAT,
+        format_keys=format_keys, export_keys=export_keys))
+    return load_config(path, registry).config.exports[0]
 
 
 def load_destination_options(spec: DestinationSpec, keys: dict[str, Any],
                              directory: Path) -> Any:
     """Structure ``keys`` as ``[exports.destination]`` through Rivet's real loader."""
-    from rivet_core.config.loader import load_config
-    from rivet_core.plugins import build_registry
-
-    registry = build_registry(autoload=False, extra=[("kit", _KitPlugin(spec))])
-    problems = [p for p in registry.problems if p.backend == spec.name]
-    assert not problems, f"the registry refused {spec.name!r}: {problems}"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "rivet.toml"
-    path.write_text(config_toml(spec.name, keys))
-    loaded = load_config(path, registry)
-    return loaded.config.exports[0].destination.options
+    return load_kit_export(directory, destination=spec, destination_keys=keys
+                           ).destination.options
 
 
 # ---------------------------------------------------------------------------- the kit
@@ -352,16 +434,23 @@ class DestinationTests:
     @staticmethod
     def visible(backdoor: Backdoor, caps: DestinationCapabilities, name: str) -> bytes | None:
         """The content a reader sees for file ``name`` (for a single stream: the stream)."""
-        listing = backdoor.list()
+        listing = backdoor_listing(backdoor)
         if caps.multi_file:
-            return backdoor.read(name) if name in listing else None
-        assert len(listing) <= 1, f"a single-stream destination shows {sorted(listing)}"
-        return backdoor.read(next(iter(listing))) if listing else None
+            sizes = [size for listed, size in listing if listed == name]
+            assert len(sizes) <= 1, f"{len(sizes)} objects are stored under {name!r}: {listing}"
+            if not sizes:
+                return None
+            data = backdoor.read(name)
+            assert sizes[0] == len(data), (
+                f"{name!r} is listed with {sizes[0]} bytes but {len(data)} read back")
+            return data
+        assert len(listing) <= 1, f"a single-stream destination shows {listing}"
+        return backdoor.read(listing[0][0]) if listing else None
 
     @staticmethod
     def assert_nothing_left(backdoor: Backdoor, when: str) -> None:
-        listing = backdoor.list()
-        assert listing == {}, f"{when}, a reader sees {listing}"
+        listing = backdoor_listing(backdoor)
+        assert listing == [], f"{when}, a reader sees {listing}"
         leftovers = backdoor.leftovers()
         assert leftovers == [], f"{when}, unfinished writes hold storage: {leftovers}"
 
@@ -369,8 +458,8 @@ class DestinationTests:
 
     def test_declaration_is_coherent(self, destination_spec: DestinationSpec) -> None:
         assert isinstance(destination_spec, DestinationSpec)
-        problems = check_declaration(destination_spec.capabilities)
-        assert problems == [], f"incoherent capabilities: {problems}"
+        problems = spec_problems(destination_spec)
+        assert problems == [], "incoherent declaration:\n" + "\n".join(problems)
 
     def test_config_round_trips_through_the_loader(
             self, destination_spec: DestinationSpec, destination_config: dict[str, Any],
@@ -436,8 +525,8 @@ class DestinationTests:
         target = destination.open("kit_file.bin")
         try:
             _write_chunks(target, payload, 64 << 10)
-            listing = backdoor.list()
-            assert listing == {}, f"before commit, a reader already sees {listing}"
+            listing = backdoor_listing(backdoor)
+            assert listing == [], f"before commit, a reader already sees {listing}"
             target.commit()
         except BaseException:
             target.abort()
@@ -475,8 +564,8 @@ class DestinationTests:
         target = destination.open("kit_file.bin")
         try:
             _write_chunks(target, payload, 64 << 10)
-            listing = backdoor.list()
-            assert listing == {}, f"a write that never finished shows {listing}"
+            listing = backdoor_listing(backdoor)
+            assert listing == [], f"a write that never finished shows {listing}"
         finally:
             target.abort()
 
@@ -490,7 +579,10 @@ class DestinationTests:
                      "idempotent_overwrite")
         drive_write(destination, "kit_file.bin", payload)
         drive_write(destination, "kit_file.bin", other_payload)
-        assert backdoor.list() == {"kit_file.bin": len(other_payload)}
+        # Pairs, not a mapping: a second object under the same name must show.
+        listing = backdoor_listing(backdoor)
+        assert listing == [("kit_file.bin", len(other_payload))], (
+            f"after overwriting kit_file.bin, a reader sees {listing}")
         assert_same_bytes(backdoor.read("kit_file.bin"), other_payload, "the overwritten file")
         assert backdoor.leftovers() == []
 
@@ -507,9 +599,9 @@ class DestinationTests:
         with pytest.raises(TransientDestinationError):
             drive_write(faulty, "kit_file.bin", payload)
         drive_write(build_destination(), "kit_file.bin", payload)  # the retry: a fresh run
-        listing = backdoor.list()
+        listing = backdoor_listing(backdoor)
         if capabilities.multi_file:
-            assert listing == {"kit_file.bin": len(payload)}, listing
+            assert listing == [("kit_file.bin", len(payload))], listing
         assert_same_bytes(self.visible(backdoor, capabilities, "kit_file.bin"), payload,
                           "the retried file")
         assert backdoor.leftovers() == []
@@ -543,6 +635,174 @@ class DestinationTests:
         self.require(capabilities.multi_file, destination_spec, "multi_file")
         drive_write(destination, "kit_a.bin", payload)
         drive_write(destination, "kit_b.bin", other_payload)
-        assert backdoor.list() == {"kit_a.bin": len(payload), "kit_b.bin": len(other_payload)}
+        listing = backdoor_listing(backdoor)
+        assert listing == [("kit_a.bin", len(payload)), ("kit_b.bin", len(other_payload))], (
+            listing)
         assert_same_bytes(backdoor.read("kit_a.bin"), payload, "kit_a.bin")
         assert_same_bytes(backdoor.read("kit_b.bin"), other_payload, "kit_b.bin")
+
+    # ------------------------------------------------------------------------- listing
+
+    @staticmethod
+    def listing_api(spec: DestinationSpec, destination: Destination) -> SupportsListing:
+        """The destination as :class:`SupportsListing`; the test is skipped if it is not."""
+        if not isinstance(destination, SupportsListing):
+            pytest.skip(f"{spec.name!r} does not implement SupportsListing (list_files, "
+                        "read_file, write_small, delete_file)")
+        return destination
+
+    @staticmethod
+    def listed(api: SupportsListing, prefix: str = "") -> dict[str, int]:
+        found = api.list_files(prefix)
+        assert isinstance(found, Mapping), (
+            f"list_files({prefix!r}) returned a {type(found).__name__}, not a name → size map")
+        return dict(found)
+
+    def test_listing_shows_exactly_the_committed_files_with_their_sizes(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, payload: bytes) -> None:
+        api = self.listing_api(destination_spec, destination)
+        assert self.listed(api) == {}, "list_files() of an empty sandbox is not empty"
+        drive_write(destination, "kit_a.bin", payload)
+        api.write_small("kit_b.bin", b"small file")
+        api.write_small("_rivet/kit/manifest.json", b'{"files": []}')
+        seen = unique_listing(backdoor)
+        assert seen == {"kit_a.bin": len(payload), "kit_b.bin": 10,
+                        "_rivet/kit/manifest.json": 13}, f"the back door sees {seen}"
+        assert self.listed(api) == seen
+
+    def test_listing_with_a_prefix_shows_only_names_under_it(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, other_payload: bytes) -> None:
+        api = self.listing_api(destination_spec, destination)
+        drive_write(destination, "kit_a.bin", other_payload)
+        for name in ("kit_b.bin", "other.bin", "_rivet/kit/manifest.json",
+                     "_rivet/kit/_SUCCESS", "_rivet/kitten/manifest.json"):
+            api.write_small(name, name.encode())
+        seen = unique_listing(backdoor)
+        wrong = []
+        # A prefix is a string prefix, not a directory: "_rivet/kit" also matches
+        # "_rivet/kitten/...".
+        for prefix in ("", "kit_", "kit_a.bin", "_rivet/", "_rivet/kit/", "_rivet/kit",
+                       "_rivet/kit/_S", "no_such_prefix", "_rivet/none/"):
+            want = {name: size for name, size in seen.items() if name.startswith(prefix)}
+            got = self.listed(api, prefix)
+            if got != want:
+                wrong.append(f"list_files({prefix!r}) = {got}, a reader sees {want}")
+        assert not wrong, "\n".join(wrong)
+
+    def test_listing_hides_unfinished_and_aborted_writes(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, capabilities: DestinationCapabilities, payload: bytes,
+            other_payload: bytes) -> None:
+        api = self.listing_api(destination_spec, destination)
+        self.require(capabilities.commit_protocol is not WriteCommitProtocol.STREAMING,
+                     destination_spec, "a commit point (atomic or finalize_on_close)")
+        drive_write(destination, "kit_a.bin", other_payload)
+        committed = {"kit_a.bin": len(other_payload)}
+        target = destination.open("kit_b.bin")
+        try:
+            _write_chunks(target, payload, 64 << 10)
+            assert self.listed(api) == committed, "list_files() shows an unfinished write"
+            assert self.listed(api, "kit_b") == {}, "list_files() shows an unfinished write"
+        finally:
+            target.abort()
+        assert self.listed(api) == committed, "list_files() shows an aborted write"
+        assert unique_listing(backdoor) == committed
+
+    def test_read_file_returns_the_exact_bytes(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, payload: bytes) -> None:
+        api = self.listing_api(destination_spec, destination)
+        drive_write(destination, "kit_a.bin", payload)
+        manifest = json.dumps({"run": "kit", "text": "ünïcødé"}).encode()
+        api.write_small("_rivet/kit/manifest.json", manifest)
+        assert_same_bytes(backdoor.read("kit_a.bin"), payload, "kit_a.bin (back door)")
+        assert_same_bytes(api.read_file("kit_a.bin"), payload, "read_file('kit_a.bin')")
+        assert backdoor.read("_rivet/kit/manifest.json") == manifest
+        assert api.read_file("_rivet/kit/manifest.json") == manifest
+
+    def test_read_file_of_a_missing_name_raises_destination_error(
+            self, destination_spec: DestinationSpec, destination: Destination) -> None:
+        api = self.listing_api(destination_spec, destination)
+        api.write_small("_rivet/kit/manifest.json", b"{}")
+        for name in ("kit_missing.bin", "_rivet/kit/missing.json", "_rivet/none/x.json"):
+            with pytest.raises(DestinationError):
+                got = api.read_file(name)
+                pytest.fail(f"read_file({name!r}) of a missing file returned {len(got)} bytes",
+                            pytrace=False)
+
+    def test_write_small_is_seen_whole_old_or_new_never_a_mix(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor) -> None:
+        """A reader polls the name while it is overwritten again and again: every read
+        must be one complete version (a read that fails, e.g. a connection cut by the
+        replacement, is not an observation)."""
+        api = self.listing_api(destination_spec, destination)
+        name = "_rivet/kit/manifest.json"
+        old = payload_bytes(256 << 10, 3)
+        new = payload_bytes((192 << 10) + 5, 4)  # shorter: an in-place rewrite shows a tail
+        api.write_small(name, old)
+        assert_same_bytes(backdoor.read(name), old, f"{name} after write_small")
+        mixes: list[str] = []
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                try:
+                    seen = backdoor.read(name)
+                except Exception:
+                    continue
+                if seen != old and seen != new:
+                    mixes.append(f"{len(seen)} bytes, neither version "
+                                 f"({len(old)} or {len(new)} bytes)")
+
+        reader = threading.Thread(target=poll, name="kit-poller", daemon=True)
+        reader.start()
+        try:
+            for version in (new, old, new, old, new):
+                api.write_small(name, version)
+        finally:
+            stop.set()
+            reader.join(30)
+        assert not mixes, f"a reader saw a mix while {name} was overwritten: {mixes[:5]}"
+        assert [pair for pair in backdoor_listing(backdoor) if pair[0] == name] == [
+            (name, len(new))], "the overwritten small file is not one object of the new size"
+        assert_same_bytes(backdoor.read(name), new, f"{name} after the last write_small")
+        assert self.listed(api, "_rivet/") == {name: len(new)}
+
+    def test_delete_file_removes_and_a_missing_name_is_not_an_error(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor, other_payload: bytes) -> None:
+        api = self.listing_api(destination_spec, destination)
+        drive_write(destination, "kit_a.bin", other_payload)
+        api.write_small("kit_b.bin", b"kept")
+        api.write_small("_rivet/kit/manifest.json", b"{}")
+        api.delete_file("kit_a.bin")
+        api.delete_file("_rivet/kit/manifest.json")
+        seen = unique_listing(backdoor)
+        assert seen == {"kit_b.bin": 4}, f"after delete_file, a reader sees {seen}"
+        assert self.listed(api) == {"kit_b.bin": 4}
+        with pytest.raises(DestinationError):
+            api.read_file("kit_a.bin")
+        for name in ("kit_a.bin", "_rivet/kit/manifest.json", "never_was.bin",
+                     "_rivet/none/never_was.json"):
+            api.delete_file(name)  # gone already, or never there: not an error
+        assert unique_listing(backdoor) == {"kit_b.bin": 4}
+
+    def test_nested_names_work_for_every_listing_method(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor) -> None:
+        """The manifest lives at ``_rivet/<export>/manifest.json``."""
+        api = self.listing_api(destination_spec, destination)
+        name = "_rivet/kit/manifest.json"
+        api.write_small(name, b'{"kit": true}')
+        seen = backdoor_listing(backdoor)
+        assert seen == [(name, 13)], f"after write_small({name!r}), a reader sees {seen}"
+        assert self.listed(api) == {name: 13}
+        assert self.listed(api, "_rivet/kit/") == {name: 13}
+        assert api.read_file(name) == b'{"kit": true}'
+        api.delete_file(name)
+        seen = backdoor_listing(backdoor)
+        assert seen == [], f"after delete_file({name!r}), a reader sees {seen}"
+        assert self.listed(api) == {}

@@ -18,11 +18,11 @@ class DirectoryReader:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def list(self) -> dict[str, int]:
+    def list(self) -> list[tuple[str, int]]:
         if not self.root.exists():
-            return {}
-        return {p.relative_to(self.root).as_posix(): p.stat().st_size
-                for p in self.root.rglob("*") if p.is_file() and not p.name.startswith(".")}
+            return []
+        return [(p.relative_to(self.root).as_posix(), p.stat().st_size)
+                for p in self.root.rglob("*") if p.is_file() and not p.name.startswith(".")]
 
     def read(self, name: str) -> bytes:
         return (self.root / name).read_bytes()

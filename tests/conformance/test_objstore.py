@@ -23,9 +23,11 @@ class PrefixedReader:
         self.reader = reader
         self.prefix = prefix
 
-    def list(self) -> dict[str, int]:
-        return {key[len(self.prefix):]: size
-                for key, size in self.reader.list(self.prefix).items()}
+    def list(self) -> list[tuple[str, int]]:
+        # A bucket listing holds one entry per key (no versioning here), so the reader's
+        # mapping loses nothing.
+        return [(key[len(self.prefix):], size)
+                for key, size in self.reader.list(self.prefix).items()]
 
     def read(self, name: str) -> bytes:
         return self.reader.read(self.prefix + name)

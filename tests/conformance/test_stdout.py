@@ -42,11 +42,11 @@ class PipeReader:
         raw = fcntl.ioctl(self.read_fd, termios.FIONREAD, struct.pack("i", 0))
         return int(struct.unpack("i", raw)[0])
 
-    def list(self) -> dict[str, int]:
+    def list(self) -> list[tuple[str, int]]:
         while self._pending():
             threading.Event().wait(0.001)
         with self.lock:
-            return {"<stdout>": len(self.data)} if self.data else {}
+            return [("<stdout>", len(self.data))] if self.data else []
 
     def read(self, name: str) -> bytes:
         self.list()
