@@ -32,6 +32,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run of chunked exports with "
                              "chunk_checkpoint = true (completed chunks are not redone)")
+    parser.add_argument("--init-state", action="store_true",
+                        help="start with empty state when the state file is empty or "
+                             "corrupt (it is kept aside; its cursors and checkpoints are not "
+                             "used); without it such a file stops the run")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress line on stderr (default: when stderr is a terminal)")
     parser.set_defaults(handler=handle)
@@ -55,7 +59,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             hint=f"rivet check -c {args.config} shows every diagnostic",
         )
     config_dir = plan.loaded.config.directory
-    state = open_store(config_dir)
+    state = open_store(config_dir, init=args.init_state)
     try:
         # The CLI's signal handler sets `stop`: writers abort their open files and stop.
         stop = getattr(args, "stop", None) or threading.Event()

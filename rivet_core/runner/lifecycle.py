@@ -45,30 +45,30 @@ def run_exports(plans: Iterable[ExportPlan], ctx: RunContext) -> list[ExportResu
 def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
     run = ExportRun(plan, ctx)
     result, mode = run.result, MODES[plan.config.mode]
-    mode.adopt_run(run)
-    with run.state.transaction() as tx:
-        holder = tx.acquire_lock(plan.name, result.run_id)
+    try:
+        mode.adopt_run(run)
+        with run.state.transaction() as tx:
+            holder = tx.acquire_lock(plan.name, result.run_id)
+    except RivetError as exc:
+        return _failed_before_start(result, exc.message, exc.hint)
     if holder is not None:
-        result.status = "failed"
-        result.error = (f"export {plan.name!r} is already running (run {holder.run_id}, "
-                        f"pid {holder.pid} on {holder.host}, since {holder.acquired_at})")
-        result.hint = "wait for it to finish; concurrent runs of one export are refused"
-        result.finished_at = utc_now()
-        return result
+        return _failed_before_start(
+            result, f"export {plan.name!r} is already running (run {holder.run_id}, pid "
+                    f"{holder.pid} on {holder.host}, since {holder.acquired_at})",
+            "wait for it to finish; concurrent runs of one export are refused")
     progress = run.progress = Progress(plan.name, enabled=ctx.progress)
     try:
-        _record_abandoned_runs(run)
-        run.journal("run_started", mode=plan.config.mode, resume=result.resumed,
-                    destination=plan.destination.spec.name, format=plan.format.spec.name)
         with PeakMemory() as memory:
             try:
+                _record_abandoned_runs(run)
+                run.journal("run_started", mode=plan.config.mode, resume=result.resumed,
+                            destination=plan.destination.spec.name,
+                            format=plan.format.spec.name)
                 mode.run(run)
                 _finish_status(run)
                 _verify_destination(run)
             except RivetError as exc:
-                result.status = "failed"
-                result.error = redact(exc.message)
-                result.hint = exc.hint
+                _failed(result, exc)
             except Exception as exc:
                 result.status = "failed"
                 result.error = redact(f"{type(exc).__name__}: {exc}")
@@ -89,14 +89,45 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
         if result.status == "failed":
             # What a failed run delivered is what its committed files hold.
             result.rows = sum(f.rows for f in result.files)
-        try:
-            # After every commit, before the run metric: the destination's manifest.
-            run.manifest.write(run.destination, run.schema)
-            _record_run(run)
-        finally:
-            with run.state.transaction() as tx:
-                tx.release_lock(plan.name, result.run_id)
+        # After every commit, before the run metric: the destination's manifest.
+        run.manifest.write(run.destination, run.schema)
+        _close_record(run)
     return result
+
+
+def _failed(result: ExportResult, exc: RivetError) -> None:
+    result.status = "failed"
+    result.error = redact(exc.message)
+    result.hint = exc.hint
+
+
+def _failed_before_start(result: ExportResult, error: str, hint: str | None) -> ExportResult:
+    """The run could not take the export (it is running, or the state is unusable)."""
+    result.status = "failed"
+    result.error = redact(error)
+    result.hint = hint
+    result.finished_at = utc_now()
+    return result
+
+
+def _close_record(run: ExportRun) -> None:
+    """Record the run metric and release the lock. A state store that cannot be written
+    fails the run (its files may be complete and certified, but its record is missing),
+    without a traceback; a lock left behind is taken over once its process is gone."""
+    result = run.result
+    try:
+        _record_run(run)
+    except RivetError as exc:
+        if result.status != "failed":
+            result.error = redact(f"the run finished, but its record could not be written: "
+                                  f"{exc.message}")
+            result.hint = exc.hint
+            result.status = "failed"
+    try:
+        with run.state.transaction() as tx:
+            tx.release_lock(run.plan.name, result.run_id)
+    except RivetError as exc:
+        log.error("export %s: could not release its lock: %s", run.plan.name, exc.message)
 
 
 def _finish_status(run: ExportRun) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import threading
@@ -339,22 +340,26 @@ def _task(row: tuple[Any, ...]) -> ChunkTask:
 class StateStore:
     """Durable state in SQLite. The runner and the CLI use only the public methods here and
     :class:`StateTx`, so a shared server backend (``RIVET_STATE_URL``) can implement the same
-    surface later."""
+    surface later.
 
-    def __init__(self, path: Path) -> None:
+    Every SQLite failure (a full disk, a read-only file system, a corrupt file) surfaces as
+    a :class:`~rivet_core.errors.StateError` naming the file, with a hint: the transaction
+    it interrupted is rolled back, so nothing half-recorded remains."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self._lock = threading.RLock()
         try:
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                      check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            self.db = _connect(path, readonly=readonly)
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=30000")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"state database {path} is unusable: {exc}",
-                             hint="move it aside to start with empty state") from exc
+            if not readonly:
+                self._migrate()
+        except sqlite3.Error as exc:
+            raise state_error(path, exc) from None
 
     def _migrate(self) -> None:
         self.db.execute(
@@ -382,7 +387,7 @@ class StateStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+        return int(self._read("SELECT MAX(version) FROM schema_version")[0][0])
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StateTx]:
@@ -390,18 +395,24 @@ class StateStore:
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StateError(f"state database {self.path} is busy: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise state_error(self.path, exc) from None
             try:
                 yield StateTx(self.db)
-            except BaseException:
-                self.db.execute("ROLLBACK")
+                self.db.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise state_error(self.path, exc) from None
                 raise
-            self.db.execute("COMMIT")
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self.db.execute(sql, args).fetchall()
+            try:
+                return self.db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise state_error(self.path, exc) from None
 
     # -------------------------------------------------------------------------- reads
 
@@ -479,8 +490,60 @@ class StateStore:
         return LockRecord(export_name=r[0], run_id=r[1], pid=r[2], host=r[3], acquired_at=r[4])
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, contextlib.suppress(sqlite3.Error):
             self.db.close()
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    if not readonly:
+        return sqlite3.connect(path, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+    uri = path.absolute().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None,
+                             check_same_thread=False)
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+    # A WAL database on a read-only file system cannot create its shared-memory file;
+    # nothing can write it either, so it is read as an immutable file.
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                           check_same_thread=False)
+
+
+def state_error(path: Path, exc: sqlite3.Error) -> StateError:
+    """What a SQLite failure means for the state at ``path``, with what to do about it."""
+    text = str(exc)
+    lowered = text.lower()
+    if "full" in lowered or _almost_full(path):
+        return StateError(
+            f"state database {path}: no space left on its file system ({text})",
+            hint="free space there and run again: nothing after the last recorded step was "
+                 "recorded, cursors stay where they were, and the run is not certified")
+    if "readonly" in lowered or "read-only" in lowered or not os.access(path.parent, os.W_OK):
+        return StateError(
+            f"state database {path} is read-only ({text})",
+            hint=f"Rivet writes {path.name} and its -wal and -shm files beside the config; "
+                 "make that directory writable")
+    if "not a database" in lowered or "malformed" in lowered:
+        return StateError(
+            f"state database {path} is corrupt ({text})",
+            hint="restore it from a backup, or run `rivet run --init-state` to start with "
+                 "empty state (the corrupt file is kept beside it; cursors and checkpoints "
+                 "in it are not used)")
+    if "locked" in lowered or "busy" in lowered:
+        return StateError(f"state database {path} is busy ({text})",
+                          hint="another process holds it; try again when it is done")
+    return StateError(f"state database {path}: {text}")
+
+
+def _almost_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def _cursor(row: tuple[Any, ...]) -> CursorRecord:
@@ -498,7 +561,42 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def open_store(config_dir: Path) -> StateStore:
-    """The state store of the config in ``config_dir``."""
-    return StateStore(config_dir / STATE_FILE)
+def open_store(config_dir: Path, *, init: bool = False,
+               readonly: bool = False) -> StateStore:
+    """The state store beside the config. An existing state file that is empty or corrupt
+    is refused (its cursors and checkpoints would silently be lost) unless ``init`` (``rivet
+    run --init-state``) says to start over, which keeps the old file beside it as
+    ``.rivet_state.db.empty-<time>`` or ``.corrupt-<time>``. ``readonly`` opens it for
+    inspection only."""
+    path = config_dir / STATE_FILE
+    if path.exists() and path.stat().st_size == 0:
+        if not init:
+            raise StateError(
+                f"state file {path} is empty (0 bytes): it was truncated or replaced, and "
+                "the cursors and chunk checkpoints it held are gone",
+                hint="restore it from a backup, or run `rivet run --init-state` to start "
+                     "with empty state (incremental exports then export everything again)")
+        _set_aside(path, "empty")
+    try:
+        return StateStore(path, readonly=readonly)
+    except StateError:
+        if not (init and path.exists() and _corrupt(path)):
+            raise
+    _set_aside(path, "corrupt")
+    return StateStore(path)
 
+
+def _corrupt(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return not f.read(16).startswith(b"SQLite format 3\0")
+    except OSError:
+        return False
+
+
+def _set_aside(path: Path, why: str) -> None:
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    for suffix in ("", "-wal", "-shm"):
+        old = path.with_name(path.name + suffix)
+        if old.exists():
+            old.rename(path.with_name(f"{path.name}{suffix}.{why}-{stamp}"))

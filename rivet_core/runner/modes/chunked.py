@@ -255,7 +255,14 @@ class _ChunkPool:
     def _worker(self) -> None:
         sources = SourceHolder(self.run)
         try:
-            while (task := self._next()) is not None:
+            while True:
+                try:
+                    task = self._next()
+                except BaseException as exc:  # the state store failed: nothing to claim
+                    self._stop_with(exc)
+                    return
+                if task is None:
+                    return
                 try:
                     self._run_chunk(task, sources)
                     with self.run.lock:
@@ -266,6 +273,11 @@ class _ChunkPool:
         finally:
             sources.close()
 
+    def _stop_with(self, exc: BaseException) -> None:
+        with self.run.lock:
+            self.errors.append(exc)
+        self.stop.set()
+
     def _failed(self, task: ChunkTask, exc: BaseException) -> None:
         run = self.run
         with run.lock:
@@ -273,15 +285,18 @@ class _ChunkPool:
             self.errors.append(exc)
             if not isinstance(exc, TransientError):
                 self.permanent.add(task.idx)
-        if self.checkpoint and isinstance(exc, RivetError):
-            # Other chunks go on: their progress survives for --resume.
-            message = redact(str(exc))
+        if not (self.checkpoint and isinstance(exc, RivetError)):
+            self.stop.set()  # without a checkpoint a rerun redoes everything
+            return
+        # Other chunks go on: their progress survives for --resume.
+        message = redact(str(exc))
+        try:
             with run.state.transaction() as tx:
                 tx.fail_chunk(run.result.run_id, task.idx, message)
                 tx.journal(run.result.run_id, run.plan.name, "chunk_failed", chunk=task.idx,
                            error=message)
-        else:
-            self.stop.set()  # without a checkpoint a rerun redoes everything
+        except RivetError as state_failure:
+            self._stop_with(state_failure)
 
     def _run_chunk(self, task: ChunkTask, sources: SourceHolder) -> None:
         run = self.run
