@@ -164,6 +164,53 @@ class FormatWriter(abc.ABC):
         never raises."""
 
 
+class SinkGate:
+    """A gate between a format's encoder and the sink it was given, for ``pa.PythonFile``:
+    bytes pass until :meth:`shut`; after it, writes are dropped.
+
+    A format whose encoding library may still write after :meth:`FormatWriter.abort` (a
+    pyarrow Parquet writer writes its footer when it is collected; a compressed stream ends
+    its frame) writes through a gate and shuts it in ``abort``, so a discarded file never
+    gains a trailer that would make partial data look complete. ``close`` does not close the
+    sink: committing or aborting is the runner's decision."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink = sink
+        self._open = True
+        self._size = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        if self._open:
+            self._sink.write(data)
+            self._size += size
+        return size
+
+    def shut(self) -> None:
+        """Drop every later write."""
+        self._open = False
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        if self._open:
+            self._sink.flush()
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+
 class Format(abc.ABC):
     """A configured file format. Built by ``FormatSpec.factory(config, compression)``."""
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rivet_core.backends import Compression, Format, FormatWriter
+from rivet_core.api import Compression, Format, FormatWriter, SinkGate
 from rivet_csv.render import ColumnPlan, plan_columns
 
 if TYPE_CHECKING:
@@ -50,12 +50,17 @@ class CsvFormat(Format):
     ) -> CsvFormatWriter:
         # Decided (and refused) before the first byte, header included, reaches the sink.
         plan = plan_columns(schema)
-        stream = _output_stream(sink, self.compression)
+        # A compressed stream ends its frame when it is collected: after abort the gate
+        # drops that, so a discarded file is never a complete-looking one.
+        gate = SinkGate(sink)
+        gated = pa.PythonFile(gate, mode="w")
+        stream = _output_stream(gated, self.compression)
         # With max_file_size the runner reads the part size after every batch, so batches
         # are then encoded in the caller's thread, never behind.
         return CsvFormatWriter(stream, plan, delimiter=self.options.delimiter,
-                               header=self.options.header, ends_stream=stream is not sink,
-                               encoders=ENCODER_THREADS if max_file_bytes is None else 0)
+                               header=self.options.header, ends_stream=stream is not gated,
+                               encoders=ENCODER_THREADS if max_file_bytes is None else 0,
+                               gate=gate)
 
 
 ENCODER_THREADS = 2
@@ -76,8 +81,10 @@ class CsvFormatWriter(FormatWriter):
         header: bool,
         ends_stream: bool,
         encoders: int = 0,
+        gate: SinkGate | None = None,
     ) -> None:
         self.plan = plan
+        self._gate = gate
         self._stream = stream
         self._ends_stream = ends_stream
         self._delimiter = delimiter
@@ -124,10 +131,12 @@ class CsvFormatWriter(FormatWriter):
 
 
     def abort(self) -> None:
-        """Drop the batches being encoded; nothing more reaches the stream."""
+        """Drop the batches being encoded; nothing more reaches the sink."""
         self._closed = True
         self._in_flight.clear()
         self._shutdown()
+        if self._gate is not None:
+            self._gate.shut()
 
     def _shutdown(self) -> None:
         if self._pool is not None:

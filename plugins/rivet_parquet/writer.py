@@ -24,8 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rivet_core import __version__
-from rivet_core.backends import Compression, Format, FormatWriter
-from rivet_core.errors import FormatError
+from rivet_core.api import Compression, Format, FormatError, FormatWriter, SinkGate
 
 if TYPE_CHECKING:
     from rivet_parquet import ParquetOptions
@@ -146,7 +145,11 @@ class ParquetFormatWriter(FormatWriter):
         self.row_group_rows = row_group_rows
         self.flush_bytes = flush_bytes
         self.background = background
-        self._writer = pq.ParquetWriter(sink, schema, **properties)
+        # pyarrow writes the footer when an unclosed writer is collected: after abort the
+        # gate drops it, so a discarded file never ends with a valid trailer.
+        self._gate = SinkGate(sink)
+        self._writer = pq.ParquetWriter(pa.PythonFile(self._gate, mode="w"), schema,
+                                        **properties)
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -185,9 +188,7 @@ class ParquetFormatWriter(FormatWriter):
         if self._encoding is not None:
             self._encoding.join()
             self._encoding = None
-        # pyarrow's writer would otherwise write the footer into the discarded target when
-        # it is garbage-collected.
-        self._writer.is_open = False
+        self._gate.shut()
 
     def _wait(self) -> None:
         """Wait for the row group being encoded; raise its failure, if any."""
