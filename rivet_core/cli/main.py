@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +17,7 @@ from rivet_core.cli import check_cmd, history_cmd, plugins_cmd, run_cmd, state_c
 from rivet_core.cli.common import Console
 from rivet_core.errors import ConfigError, ExitCode, RivetError
 from rivet_core.redact import redact
-from rivet_core.runner.signals import stop_on_signals
+from rivet_core.runner.signals import SIGNALS, stop_on_signals
 
 DESCRIPTION = """\
 Export PostgreSQL and MySQL query results to Parquet or CSV files on local disk, S3, GCS
@@ -78,7 +79,15 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 
 
 def console_script() -> None:
+    # Outside main's own handling (while the interpreter winds down after the summary), a
+    # SIGTERM still ends the process the documented way: exit 130, output flushed.
+    for sig in SIGNALS:
+        signal.signal(sig, _exit_interrupted)
     sys.exit(main())
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    raise SystemExit(ExitCode.INTERRUPTED)
 
 
 if __name__ == "__main__":
