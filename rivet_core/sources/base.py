@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from rivet_core.backends import BatchStream, Source
 from rivet_core.config.connection import ConnectionConfig, ConnectionParams
@@ -24,15 +24,21 @@ C = TypeVar("C")
 
 
 class SqlSource(Source, Generic[C]):
-    """A source reading one database over connections of type ``C``."""
+    """A source reading one database over connections of type ``C``.
+
+    ``config`` is the plugin's ``config_cls`` instance. When it holds the shared connection
+    keys (a :class:`~rivet_core.config.connection.ConnectionConfig` subclass),
+    :meth:`connection_params` resolves them and :meth:`display_name` shows them without
+    the password; a source configured otherwise (a file path) overrides
+    :meth:`display_name` and never calls :meth:`connection_params`."""
 
     kind: ClassVar[str]
     """The source's ``type`` name, for messages (``"postgres"``)."""
-    scheme: ClassVar[str]
+    scheme: ClassVar[str] = ""
     """URL scheme of :meth:`display_name` (``"postgresql"``)."""
-    default_port: ClassVar[int]
+    default_port: ClassVar[int] = 0
 
-    def __init__(self, config: ConnectionConfig, *, config_dir: Path) -> None:
+    def __init__(self, config: Any, *, config_dir: Path) -> None:
         self.config = config
         self.config_dir = config_dir
         self._params: ConnectionParams | None = None
@@ -65,6 +71,9 @@ class SqlSource(Source, Generic[C]):
         """The resolved connection settings (env vars and files read once); a bad setting is
         a :class:`~rivet_core.errors.SourceError` without the password."""
         if self._params is None:
+            if not isinstance(self.config, ConnectionConfig):
+                raise TypeError(f"{type(self).__name__}: connection_params() needs a config "
+                                "holding the shared connection keys (ConnectionConfig)")
             try:
                 params = self.config.resolve(self.config_dir, default_port=self.default_port)
             except (ValueError, KeyError, OSError) as exc:
