@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 
 import pyarrow as pa
 
@@ -18,7 +18,8 @@ _INTERRUPTED = object()
 
 
 def prefetch(batches: Iterable[pa.RecordBatch], depth: int = 2, *,
-             interrupt: threading.Event | None = None) -> Iterator[pa.RecordBatch | None]:
+             interrupt: threading.Event | None = None
+             ) -> Generator[pa.RecordBatch | None, None, None]:
     """Yield ``batches`` while the next ``depth`` are already being read. An error raised
     by the reader is re-raised here; stopping early stops the reader after its current
     batch (the caller then closes the stream, from this thread).

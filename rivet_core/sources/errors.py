@@ -68,7 +68,7 @@ class ErrorTable:
         return None
 
     def hint(self, code: Code | None, message: str) -> str | None:
-        if code in self.hints:
+        if code is not None and code in self.hints:
             return self.hints[code]
         if code:
             for prefix, hint in self.hints.items():
