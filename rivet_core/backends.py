@@ -176,26 +176,28 @@ class SinkGate:
 
     def __init__(self, sink: Any) -> None:
         self._sink = sink
-        self._open = True
+        self.open = True
+        """False once :meth:`shut`."""
         self._size = 0
         self.closed = False
 
     def write(self, data: Any) -> int:
         size = memoryview(data).nbytes
-        if self._open:
+        if self.open:
             self._sink.write(data)
             self._size += size
         return size
 
     def shut(self) -> None:
         """Drop every later write."""
-        self._open = False
+        self.open = False
 
     def tell(self) -> int:
+        """Bytes passed to the sink."""
         return self._size
 
     def flush(self) -> None:
-        if self._open:
+        if self.open and hasattr(self._sink, "flush"):
             self._sink.flush()
 
     def close(self) -> None:

@@ -87,8 +87,10 @@ class FileRoller:
         self.on_commit(result)
 
     def abort(self) -> None:
-        writer = self._writer
+        writer, sink = self._writer, self._sink
         target, self._target, self._writer, self._sink = self._target, None, None, None
+        if sink is not None:
+            sink.shut()  # whatever the writer still writes never reaches the target
         if writer is not None:
             writer.abort()
         if target is not None:

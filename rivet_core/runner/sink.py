@@ -11,50 +11,29 @@ import hashlib
 
 import pyarrow as pa
 
-from rivet_core.backends import WriteTarget
+from rivet_core.backends import SinkGate, WriteTarget
 
 
-class HashingSink:
-    """File-like object for ``pa.PythonFile``: forwards writes, keeps size and SHA-256.
-
-    ``close`` only marks the sink closed; committing or aborting the target is the runner's
-    decision, never the format writer's.
-    """
+class HashingSink(SinkGate):
+    """File-like object for ``pa.PythonFile``: forwards writes to the target, keeps size and
+    SHA-256. Like every :class:`~rivet_core.backends.SinkGate`, ``close`` only marks it
+    closed (committing or aborting the target is the runner's decision, never the format
+    writer's), and once :meth:`shut` (the file is being aborted) nothing more reaches the
+    target, whatever a format writer still writes."""
 
     def __init__(self, target: WriteTarget) -> None:
-        self.target = target
-        self.size = 0
+        super().__init__(target)
         self._hash = hashlib.sha256()
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def write(self, data: bytes | memoryview) -> int:
         view = memoryview(data)
-        self._hash.update(view)
-        self.target.write(view)
-        self.size += view.nbytes
-        return view.nbytes
+        if self.open:
+            self._hash.update(view)
+        return super().write(view)
 
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._closed = True
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    def seekable(self) -> bool:
-        return False
+    @property
+    def size(self) -> int:
+        return self.tell()
 
     def sha256(self) -> str:
         return self._hash.hexdigest()
