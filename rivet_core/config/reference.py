@@ -17,6 +17,7 @@ from rivet_core.plugins import KINDS, Registry, build_registry
 from rivet_core.runner.modes import MODES
 
 _SKIP = {"options"}
+DISTRIBUTION = "rivet-cli"
 
 
 def _type_name(tp: Any) -> str:
@@ -113,6 +114,8 @@ def render(registry: Registry) -> str:
               "destination": "Destination `{name}`: keys of `[exports.destination]`"}
     for kind in KINDS:
         for name, registered in sorted(registry.table(kind).items()):
+            if registered.plugin.distribution != DISTRIBUTION:
+                continue  # Rivet's reference documents Rivet's own backends only
             out += [f"## {titles[kind].format(name=name)}", ""]
             if registered.spec.description:
                 out += [registered.spec.description, ""]

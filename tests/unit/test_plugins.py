@@ -47,9 +47,11 @@ def test_built_in_backends_arrive_through_entry_points():
     assert {"postgres"} <= set(registry.sources)
     assert {"parquet", "csv"} <= set(registry.formats)
     assert {"local", "stdout"} <= set(registry.destinations)
+    built_in = {"postgres", "mysql", "parquet", "csv", "local", "stdout", "s3", "gcs"}
     for kind in ("source", "format", "destination"):
-        for registered in registry.table(kind).values():
-            assert registered.plugin.distribution == "rivet-cli"
+        for name, registered in registry.table(kind).items():
+            if name in built_in:
+                assert registered.plugin.distribution == "rivet-cli", name
     assert registry.problems == []
 
 
