@@ -13,7 +13,8 @@ Config
     :func:`doc` (a documented attrs field), :class:`ChecksConfig` and
     :class:`ChecksReferences` (optional checks on a ``config_cls``);
     :class:`ConnectionConfig`, :class:`TLSConfig`, :class:`ConnectionParams` (the shared
-    database connection keys).
+    database connection keys); :func:`parse_size` (``"256MB"`` → bytes, as Rivet's own keys
+    read sizes).
 Sources
     :class:`Source`, :class:`BatchStream`, :class:`Query`, :class:`ReadOptions`,
     :class:`SourceContext`; the dialect (:class:`Dialect`, :class:`CursorSpec` and the
@@ -21,9 +22,11 @@ Sources
     :class:`FetchingBatchStream`, :class:`ConnectionSlot`, :class:`ErrorTable`,
     :func:`apply_overrides`); the type mapping vocabulary (:class:`ColumnInfo`,
     :class:`Fidelity`, :class:`Rescue`, :func:`schema_of`, :func:`apply_override`,
-    :func:`unmatched_overrides`, :func:`unsupported_error`, :func:`decimal_type`).
+    :func:`unmatched_overrides`, :func:`unsupported_error`,
+    :func:`unsupported_with_fixes`, :func:`decimal_type`, :data:`MAX_DECIMAL_PRECISION`)
+    and of a mapping table (:class:`TypeRow`, :func:`type_table`, :data:`DocRow`).
 Formats
-    :class:`Format`, :class:`FormatWriter`, :class:`Compression`.
+    :class:`Format`, :class:`FormatWriter`, :class:`Compression`, :class:`SinkGate`.
 Destinations
     :class:`Destination`, :class:`WriteTarget`, :class:`CommittedFile`,
     :class:`DestinationContext`, :class:`SupportsListing`.
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
         Format,
         FormatWriter,
         ReadOptions,
+        SinkGate,
         Source,
         SourceContext,
         SupportsListing,
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
     from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
     from rivet_core.config.connection import ConnectionConfig, ConnectionParams, TLSConfig
     from rivet_core.config.models import ChecksConfig, ChecksReferences, doc
+    from rivet_core.config.values import parse_size
     from rivet_core.dialect import (
         CursorSpec,
         Dialect,
@@ -91,52 +96,114 @@ if TYPE_CHECKING:
     )
     from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec
     from rivet_core.types import (
+        MAX_DECIMAL_PRECISION,
         ColumnInfo,
+        DocRow,
         Fidelity,
         Rescue,
+        TypeRow,
         apply_override,
         decimal_type,
         schema_of,
+        type_table,
         unmatched_overrides,
         unsupported_error,
+        unsupported_with_fixes,
     )
 
-_HOME: dict[str, str] = {
-    **dict.fromkeys(("BatchStream", "CommittedFile", "Compression", "Destination",
-                     "DestinationContext", "Format", "FormatWriter", "ReadOptions", "Source",
-                     "SourceContext", "SupportsListing", "WriteTarget"), "rivet_core.backends"),
-    **dict.fromkeys(("DestinationCapabilities", "WriteCommitProtocol"),
-                    "rivet_core.capabilities"),
-    **dict.fromkeys(("ConnectionConfig", "ConnectionParams", "TLSConfig"),
-                    "rivet_core.config.connection"),
-    **dict.fromkeys(("ChecksConfig", "ChecksReferences", "doc"), "rivet_core.config.models"),
-    **dict.fromkeys(("CursorSpec", "Dialect", "Query", "SupportsCatalog",
-                     "SupportsDayArithmetic", "SupportsExplain", "SupportsPrimaryKey",
-                     "SupportsServerTime"), "rivet_core.dialect"),
-    **dict.fromkeys(("DestinationError", "FormatError", "RivetError", "SourceError",
-                     "TransientDestinationError", "TransientError", "TransientSourceError",
-                     "UnsupportedTypeError", "source_error"), "rivet_core.errors"),
-    **dict.fromkeys(("redact", "register_secret"), "rivet_core.redact"),
-    **dict.fromkeys(("ConnectionSlot", "ErrorTable", "FetchingBatchStream", "SqlSource",
-                     "apply_overrides"), "rivet_core.sources"),
-    **dict.fromkeys(("DestinationSpec", "FormatSpec", "SourceSpec"), "rivet_core.specs"),
-    **dict.fromkeys(("ColumnInfo", "Fidelity", "Rescue", "apply_override", "decimal_type",
-                     "schema_of", "unmatched_overrides", "unsupported_error"),
-                    "rivet_core.types"),
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "rivet_core.backends": (
+        "BatchStream", "CommittedFile", "Compression", "Destination", "DestinationContext",
+        "Format", "FormatWriter", "ReadOptions", "SinkGate", "Source", "SourceContext",
+        "SupportsListing", "WriteTarget"),
+    "rivet_core.capabilities": ("DestinationCapabilities", "WriteCommitProtocol"),
+    "rivet_core.config.connection": ("ConnectionConfig", "ConnectionParams", "TLSConfig"),
+    "rivet_core.config.models": ("ChecksConfig", "ChecksReferences", "doc"),
+    "rivet_core.config.values": ("parse_size",),
+    "rivet_core.dialect": (
+        "CursorSpec", "Dialect", "Query", "SupportsCatalog", "SupportsDayArithmetic",
+        "SupportsExplain", "SupportsPrimaryKey", "SupportsServerTime"),
+    "rivet_core.errors": (
+        "DestinationError", "FormatError", "RivetError", "SourceError",
+        "TransientDestinationError", "TransientError", "TransientSourceError",
+        "UnsupportedTypeError", "source_error"),
+    "rivet_core.redact": ("redact", "register_secret"),
+    "rivet_core.sources": (
+        "ConnectionSlot", "ErrorTable", "FetchingBatchStream", "SqlSource", "apply_overrides"),
+    "rivet_core.specs": ("DestinationSpec", "FormatSpec", "SourceSpec"),
+    "rivet_core.types": (
+        "MAX_DECIMAL_PRECISION", "ColumnInfo", "DocRow", "Fidelity", "Rescue", "TypeRow",
+        "apply_override", "decimal_type", "schema_of", "type_table", "unmatched_overrides",
+        "unsupported_error", "unsupported_with_fixes"),
 }
+"""Where each name lives, by module (the names here and in ``__all__`` agree: a test
+checks)."""
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
-    "BatchStream", "ChecksConfig", "ChecksReferences", "ColumnInfo", "CommittedFile",
-    "Compression", "ConnectionConfig", "ConnectionParams", "ConnectionSlot", "CursorSpec",
-    "Destination", "DestinationCapabilities", "DestinationContext", "DestinationError",
-    "DestinationSpec", "Dialect", "ErrorTable", "FetchingBatchStream", "Fidelity", "Format",
-    "FormatError", "FormatSpec", "FormatWriter", "Query", "ReadOptions", "Rescue", "RivetError",
-    "Source", "SourceContext", "SourceError", "SourceSpec", "SqlSource", "SupportsCatalog",
-    "SupportsDayArithmetic", "SupportsExplain", "SupportsListing", "SupportsPrimaryKey",
-    "SupportsServerTime", "TLSConfig", "TransientDestinationError", "TransientError",
-    "TransientSourceError", "UnsupportedTypeError", "WriteCommitProtocol", "WriteTarget",
-    "apply_override", "apply_overrides", "decimal_type", "doc", "hookimpl", "redact",
-    "register_secret", "schema_of", "source_error", "unmatched_overrides", "unsupported_error",
+    "MAX_DECIMAL_PRECISION",
+    "BatchStream",
+    "ChecksConfig",
+    "ChecksReferences",
+    "ColumnInfo",
+    "CommittedFile",
+    "Compression",
+    "ConnectionConfig",
+    "ConnectionParams",
+    "ConnectionSlot",
+    "CursorSpec",
+    "Destination",
+    "DestinationCapabilities",
+    "DestinationContext",
+    "DestinationError",
+    "DestinationSpec",
+    "Dialect",
+    "DocRow",
+    "ErrorTable",
+    "FetchingBatchStream",
+    "Fidelity",
+    "Format",
+    "FormatError",
+    "FormatSpec",
+    "FormatWriter",
+    "Query",
+    "ReadOptions",
+    "Rescue",
+    "RivetError",
+    "SinkGate",
+    "Source",
+    "SourceContext",
+    "SourceError",
+    "SourceSpec",
+    "SqlSource",
+    "SupportsCatalog",
+    "SupportsDayArithmetic",
+    "SupportsExplain",
+    "SupportsListing",
+    "SupportsPrimaryKey",
+    "SupportsServerTime",
+    "TLSConfig",
+    "TransientDestinationError",
+    "TransientError",
+    "TransientSourceError",
+    "TypeRow",
+    "UnsupportedTypeError",
+    "WriteCommitProtocol",
+    "WriteTarget",
+    "apply_override",
+    "apply_overrides",
+    "decimal_type",
+    "doc",
+    "hookimpl",
+    "parse_size",
+    "redact",
+    "register_secret",
+    "schema_of",
+    "source_error",
+    "type_table",
+    "unmatched_overrides",
+    "unsupported_error",
+    "unsupported_with_fixes",
 ]
 
 

@@ -107,7 +107,8 @@ class Source(abc.ABC):
         """Run one of the runner's small statements (a probe, key statistics, a histogram,
         a catalog lookup: see :mod:`rivet_core.dialect`) and return every row as a dict of
         plain Python values (``int``, ``Decimal``, ``float``, ``str``, ``date``,
-        ``datetime``; an instant as an aware UTC ``datetime``), with the same read-only
+        ``datetime``; an instant as an aware UTC ``datetime``, or as the naive UTC wall time
+        where the driver gives no zone), with the same read-only
         transaction, timeouts and session settings as :meth:`read`.
 
         The default reads through :meth:`read` with no column overrides, so it needs the

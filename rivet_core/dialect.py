@@ -259,12 +259,13 @@ class SupportsCatalog(Protocol):
     def tables(self, schema: str | None) -> Query:
         """Rows ``table_schema``, ``table_name``, ``table_kind`` (``table``, ``view``,
         ``materialized view``, ``foreign table``), ``estimated_rows`` and ``total_bytes``
-        (None when unknown) of the tables in ``schema`` (the connection's default schema or
-        database when None), system schemas excluded."""
+        (None when unknown) of the tables in ``schema``; with None, of every schema the
+        connection reads without qualification (PostgreSQL: every user schema; MySQL: the
+        current database), system schemas excluded."""
 
     def columns(self, table: str) -> Query:
-        """Rows ``column_name``, ``data_type``, ``is_nullable`` (bool) of ``table``'s
-        columns, in table order."""
+        """Rows ``column_name``, ``data_type``, ``is_nullable`` (a bool, or 0/1 where the
+        database has no boolean type) of ``table``'s columns, in table order."""
 
 
 @runtime_checkable

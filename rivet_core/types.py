@@ -4,15 +4,17 @@ Holds the vocabulary of a type mapping (:class:`Fidelity`, :class:`ColumnInfo`),
 of ``[exports.columns]`` override strings, and the rules every source applies the same way:
 how an override changes a mapped column (:func:`apply_override`), how overrides naming no
 column are found (:func:`unmatched_overrides`), and the one error that names every column
-without a faithful mapping (:func:`unsupported_error`). The per-database catalogs live in
-their plugins; nothing here talks to a database.
+without a faithful mapping (:func:`unsupported_error`, :func:`unsupported_with_fixes`). A
+source's mapping table is made of :class:`TypeRow` s, which also give the rows of the type
+tables in docs/types.md (:data:`DocRow`). The per-database catalogs live in their plugins;
+nothing here talks to a database.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 import pyarrow as pa
@@ -68,6 +70,67 @@ class ColumnInfo:
             "override": self.override,
             "note": self.note,
         }
+
+
+DocRow = tuple[str, str, str, str]
+"""(source type, Arrow type, fidelity, logical type) as the type tables in docs/types.md have
+them."""
+
+
+@attrs.frozen(kw_only=True)
+class TypeRow:
+    """One row of a source's mapping table: a source type and where it lands in Arrow.
+    ``arrow_type`` is None where the column's metadata or the session decides it (a
+    ``numeric(p,s)``, a ``money``), or where there is no faithful mapping."""
+
+    name: str
+    """The type as the type report and the docs name it."""
+    arrow_type: pa.DataType | None
+    fidelity: Fidelity
+    logical_type: str | None = None
+    note: str = ""
+    arrow_text: str = ""
+    """How the docs spell an Arrow type the metadata or the session decides."""
+
+    def doc_row(self, source_type: str | None = None) -> DocRow:
+        """The row of docs/types.md (``source_type``: the type as the docs spell it, when
+        not :attr:`name`)."""
+        arrow = self.arrow_text or (str(self.arrow_type) if self.arrow_type else "—")
+        return (source_type or self.name, arrow, self.fidelity.value,
+                self.logical_type or "—")
+
+
+_NAMED_TYPES: dict[str, pa.DataType] = {str(t): t for t in (
+    pa.null(), pa.bool_(), pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(),
+    pa.uint16(), pa.uint32(), pa.uint64(), pa.float32(), pa.float64(), pa.string(),
+    pa.binary(), pa.date32(), pa.time64("us"), pa.timestamp("us"),
+    pa.timestamp("us", tz="UTC"))}
+"""The Arrow types a mapping table names, as pyarrow prints them."""
+
+
+def type_table(text: str) -> dict[str, TypeRow]:
+    """A source's mapping table, written as text: its rows by name.
+
+    One row a line, cells separated by ``|``: the type's name, its Arrow type, the fidelity
+    (``exact``, ``widened``...), the logical type and the note; empty trailing cells may be
+    left out, and an indented line continues the note of the row above. The Arrow type is
+    written as pyarrow prints it (``timestamp[us, tz=UTC]``); any other text there is how
+    the docs spell a type the column's metadata decides (``decimal128(p, s)``), and ``—``
+    says there is none."""
+    rows: dict[str, TypeRow] = {}
+    last: TypeRow | None = None
+    for line in text.strip("\n").splitlines():
+        if line[:1].isspace() and last is not None:
+            last = rows[last.name] = attrs.evolve(last, note=f"{last.note} {line.strip()}")
+            continue
+        name, arrow, fidelity, logical, note = ([c.strip() for c in line.split("|")]
+                                                + [""] * 3)[:5]
+        known = _NAMED_TYPES.get(arrow)
+        last = rows[name] = TypeRow(
+            name=name, arrow_type=known, fidelity=Fidelity(fidelity),
+            logical_type=logical or None, note=note,
+            arrow_text="" if known is not None or arrow == "—" else arrow)
+    return rows
 
 
 def schema_of(columns: list[ColumnInfo]) -> pa.Schema:
@@ -245,3 +308,21 @@ def unsupported_error(columns: list[ColumnInfo], label: str,
         hint="; or ".join(fixes) or None,
         columns=columns,
     )
+
+
+def unsupported_with_fixes(columns: list[ColumnInfo], label: str, *,
+                           overridable: list[bool], override_fix: Callable[[str], str],
+                           sql_fix: Callable[[str], str]) -> UnsupportedTypeError | None:
+    """:func:`unsupported_error` with the two fixes a source can offer: ``overridable`` says
+    of each column whether an ``[exports.columns]`` override can make it exportable;
+    ``override_fix`` words that override for the first such column without an Arrow type,
+    ``sql_fix`` the conversion in SQL for the first of the others (each given the column's
+    name)."""
+    bad = [(c.name, o) for c, o in zip(columns, overridable, strict=True)
+           if c.arrow_type is None]
+    fixes: list[str] = []
+    for fix, wanted in ((override_fix, True), (sql_fix, False)):
+        first = next((name for name, o in bad if o is wanted), None)
+        if first is not None:
+            fixes.append(fix(first))
+    return unsupported_error(columns, label, fixes)

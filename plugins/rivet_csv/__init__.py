@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from rivet_core import hookimpl
-from rivet_core.config.models import doc
-from rivet_core.specs import FormatSpec
+from rivet_core.api import FormatSpec, doc
 
 if TYPE_CHECKING:
-    from rivet_core.backends import Compression, Format
+    from rivet_core.api import Compression, Format
 
 # Numbers, booleans, dates, times and timestamps are written unquoted, so a delimiter must
 # not be a character their text can contain.

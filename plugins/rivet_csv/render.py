@@ -64,7 +64,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rivet_core.errors import FormatError
+from rivet_core.api import FormatError
 
 Converter = Callable[[pa.Array], pa.Array]
 

@@ -7,8 +7,7 @@ onto its final name at commit, so a reader sees the whole file or nothing.
 from __future__ import annotations
 
 from rivet_core import hookimpl
-from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
-from rivet_core.specs import DestinationSpec
+from rivet_core.api import DestinationCapabilities, DestinationSpec, WriteCommitProtocol
 
 CAPABILITIES = DestinationCapabilities(
     commit_protocol=WriteCommitProtocol.ATOMIC,

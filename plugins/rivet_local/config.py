@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from rivet_core.config import doc
+from rivet_core.api import doc
 
 
 @attrs.frozen(kw_only=True)

@@ -6,8 +6,13 @@ import os
 import secrets
 from pathlib import Path
 
-from rivet_core.backends import CommittedFile, Destination, DestinationContext, WriteTarget
-from rivet_core.errors import DestinationError
+from rivet_core.api import (
+    CommittedFile,
+    Destination,
+    DestinationContext,
+    DestinationError,
+    WriteTarget,
+)
 from rivet_local.config import LocalOptions
 
 TEMP_SUFFIX = ".rivet-tmp"

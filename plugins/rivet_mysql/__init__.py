@@ -2,24 +2,24 @@
 (binary protocol decoded in Rust) when it can carry the read exactly and bounded, else over
 pymysql (classic text protocol).
 
-Importing this module is cheap: pymysql, ConnectorX and pyarrow are imported by
-:mod:`.source` and :mod:`.cxread`, which only the factory loads. See :mod:`.source` for the
-read protocol and the choice of path, :mod:`.fastpath` and :mod:`.cxread` for the ConnectorX
-path, :mod:`.typemap` for the type mapping and :mod:`.decode` for how the server's text
-becomes Arrow.
+Importing this module is cheap: it imports only :mod:`rivet_core.api`, the config and the
+dialect; pymysql, ConnectorX and pyarrow are imported by :mod:`.source` and the modules it
+uses, which only the factory loads. See :mod:`.source` for the choice of path,
+:mod:`.session` and :mod:`.cursor` for the pymysql path, :mod:`.cxplan`, :mod:`.carriers`
+and :mod:`.cxread` for the ConnectorX path, :mod:`.typemap` for the type mapping and
+:mod:`.builders` for how the server's text becomes Arrow.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rivet_core import hookimpl
-from rivet_core.specs import SourceSpec
-from rivet_mysql.dialect import DIALECT
+from rivet_core.api import SourceSpec, hookimpl
 from rivet_mysql.config import MysqlConfig
+from rivet_mysql.dialect import DIALECT
 
 if TYPE_CHECKING:
-    from rivet_core.backends import Source, SourceContext
+    from rivet_core.api import Source, SourceContext
 
 __all__ = ["MysqlConfig", "factory", "rivet_sources"]
 

@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from rivet_core.config.connection import ConnectionConfig
-from rivet_core.config.models import doc
+from rivet_core.api import ConnectionConfig, doc
 
 
 @attrs.frozen(kw_only=True)

@@ -1,8 +1,9 @@
 """Reading through ConnectorX: the batch stream of the fast path, its session statements,
 its errors, and how it stops the server when a read ends early.
 
-What is carried and how is decided by :mod:`rivet_mysql.fastpath`; the choice between this
-path and the pymysql one is made by :mod:`rivet_mysql.source`. Here:
+What is carried and how is decided by :mod:`rivet_mysql.carriers`, which statements a read
+runs by :mod:`rivet_mysql.cxplan`; the choice between this path and the pymysql one is made
+by :mod:`rivet_mysql.source`. Here:
 
 - :func:`session_statements` are run by ConnectorX on each of its connections before the
   query (``pre_execution_query``): ``SET NAMES utf8mb4``, the session time zone +00:00, the
@@ -18,10 +19,10 @@ path and the pymysql one is made by :mod:`rivet_mysql.source`. Here:
   :meth:`CxBatchStream.close` finds the statements carrying its token in
   ``information_schema.PROCESSLIST`` and ends their connections with ``KILL`` from the
   source's own connection (a user may always kill its own sessions).
-- ConnectorX reports server errors as text (``MySqlError { ERROR 1969 (70100): ... }``),
-  raised as ``RuntimeError`` or as pyo3's ``PanicException`` (a ``BaseException``);
-  :func:`wrap_error` reads the error number back so retries are classified as on the
-  pymysql path.
+- ConnectorX reports server errors as text, raised as ``RuntimeError`` or as pyo3's
+  ``PanicException`` (a ``BaseException``);
+  :func:`~rivet_mysql.errors.connectorx_error` reads the error number back so retries are
+  classified as on the pymysql path.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -39,16 +39,9 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from rivet_core.backends import BatchStream, ReadOptions
-from rivet_core.config.connection import ConnectionParams
-from rivet_core.errors import SourceError
-from rivet_core.redact import redact
-from rivet_core.types import ColumnInfo, schema_of
-from rivet_mysql.errcodes import to_error
-from rivet_mysql.fastpath import Carrier
-
-_SERVER_ERROR = re.compile(r"ERROR (\d+) \(\w+\): (.*?)(?: \}|$)", re.DOTALL)
-_LINK_WORDS = ("driver", "ioerror", "connection", "broken pipe", "timed out", "eof")
+from rivet_core.api import BatchStream, ColumnInfo, ConnectionParams, ReadOptions, schema_of
+from rivet_mysql.carriers import Carrier
+from rivet_mysql.errors import connectorx_error
 
 
 def connection_url(params: ConnectionParams, connect_timeout_s: int) -> str:
@@ -69,34 +62,6 @@ def session_statements(settings: Sequence[tuple[str, Any]]) -> list[str]:
 
     assignments = ", ".join(f"SESSION {name} = {literal(value)}" for name, value in settings)
     return ["SET NAMES utf8mb4", f"SET {assignments}", "START TRANSACTION READ ONLY"]
-
-
-_BAD_DATE = re.compile(r"Couldn't convert the value `(?:Date|Bytes)\(\"'?([^'\"]*)'?\"\)`")
-
-
-def wrap_error(exc: BaseException, label: str, dates: Sequence[str] = ()) -> SourceError:
-    """A ConnectorX failure as a Rivet error, classified by the server's error number.
-    ``dates``: the columns carried as native dates, named when ConnectorX refuses a zero
-    or invalid date (its message does not say which column)."""
-    text = str(exc)
-    bad_date = _BAD_DATE.search(text) if dates else None
-    if bad_date:
-        names = ", ".join(repr(name) for name in dates)
-        return SourceError(
-            redact(f"{label}: column {names}: value {bad_date.group(1)!r} is a zero or "
-                   f"invalid date, which no date or timestamp can hold"),
-            hint='set zero_dates = "null" in [source] to export such values as NULL, or '
-                 'filter them in SQL')
-    found = _SERVER_ERROR.search(text)
-    if found:
-        code: int | None = int(found.group(1))
-        message = found.group(2).strip()
-        lost = False
-    else:
-        code = None
-        message = f"ConnectorX: {text.strip().splitlines()[0] if text.strip() else exc!r}"
-        lost = any(word in text.lower() for word in _LINK_WORDS)
-    return to_error(label, code, message, connection_lost=lost)
 
 
 MALLOC_ARENAS = 2
@@ -179,7 +144,7 @@ class CxBatchStream(BatchStream):
             if _is_control(exc):
                 raise
             self._abandon()
-            raise wrap_error(exc, self.label, self._dates) from None
+            raise connectorx_error(exc, self.label, self._dates) from None
         return reader  # type: ignore[no-any-return]
 
     def _check(self, schema: pa.Schema) -> None:
@@ -213,7 +178,7 @@ class CxBatchStream(BatchStream):
                         if _is_control(exc):
                             raise
                         self._abandon()
-                        raise wrap_error(exc, self.label, self._dates) from None
+                        raise connectorx_error(exc, self.label, self._dates) from None
                     if batch.num_rows:
                         yield from self._fit(self._convert(batch))
                         if throttle_s > 0:
@@ -259,7 +224,7 @@ class CxBatchStream(BatchStream):
             self._on_end(self)
 
 
-def kill_sessions(execute: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]],
+def kill_sessions(execute: Callable[[str, tuple[Any, ...]], list[dict[str, Any]]],
                   token: str, *, wait_s: float = 0.5) -> int:
     """``KILL`` every other session running a statement tagged with ``token``, watching for
     ``wait_s`` so a connection still setting up (its statement not yet started) is caught
@@ -268,9 +233,9 @@ def kill_sessions(execute: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]
     deadline = time.monotonic() + wait_s
     quiet = 0
     while quiet < 2 and time.monotonic() < deadline:
-        rows = execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s "
-                       "AND ID <> CONNECTION_ID()", (f"/* rivet-cx {token} */%",))
-        ids = {int(row[0]) for row in rows} - killed
+        rows = execute("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE INFO LIKE "
+                       "%s AND ID <> CONNECTION_ID()", (f"/* rivet-cx {token} */%",))
+        ids = {int(row["id"]) for row in rows} - killed
         quiet = 0 if ids else quiet + 1
         for session in ids:
             with contextlib.suppress(Exception):

@@ -2,9 +2,14 @@
 
 Standard SQL from :class:`~rivet_core.api.Dialect` with backquoted identifiers, plus the
 pieces MySQL has: the server's clock, ``DATEDIFF``, the primary key and the catalog from
-``information_schema``, and ``EXPLAIN``. The source sets ``time_zone = '+00:00'``, so
-``TIMESTAMP`` columns compare in UTC and ``DATETIME`` columns are taken as UTC wall time;
-pymysql cannot bind a zone-aware datetime, so instants are bound as naive UTC.
+``information_schema``, and ``EXPLAIN``; and, for the source's own planning of a
+ConnectorX read, a table's size statistics, a key's bounds and the ``DERIVED`` steps of a
+plan. The source sets ``time_zone = '+00:00'``, so ``TIMESTAMP`` columns compare in UTC and
+``DATETIME`` columns are taken as UTC wall time; pymysql cannot bind a zone-aware datetime,
+so instants are bound as naive UTC.
+
+A ``table`` is written as the export names it (a name the user quoted stays quoted); its
+``information_schema`` lookups use the unquoted parts (:func:`table_parts`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer",
 
 
 def table_parts(table: str) -> tuple[str | None, str]:
-    """``(schema or None, name)`` of ``name`` or ``schema.name``."""
+    """``(schema or None, name)`` of ``name`` or ``schema.name``, unquoted."""
     schema, _, name = table.rpartition(".")
-    return schema or None, name
+    return (schema.strip("`") or None), name.strip("`")
 
 
 class MysqlDialect(Dialect):
@@ -38,9 +43,13 @@ class MysqlDialect(Dialect):
         return "(UTC_TIMESTAMP(6) - INTERVAL %s MICROSECOND)", round(seconds * 1_000_000)
 
     def days_since(self, column_sql: str) -> str:
+        """``DATEDIFF`` counts the days between the dates of its arguments; a time of day is
+        ignored."""
         return f"DATEDIFF({column_sql}, %s)"
 
     def primary_key(self, table: str) -> Query:
+        """The columns of the ``PRIMARY`` constraint (``information_schema``), in key order;
+        their ``DATA_TYPE`` holds neither width nor sign."""
         sql = ("SELECT k.COLUMN_NAME AS column_name, c.DATA_TYPE AS data_type "
                "FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c "
                "ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME "
@@ -70,6 +79,25 @@ class MysqlDialect(Dialect):
     def explain(self, query: Query) -> Query:
         return Query(sql=f"EXPLAIN {query.sql}", params=query.params,
                      label=f"explain {query.label}")
+
+    def table_size(self, table: str) -> Query:
+        """One row ``estimated_rows`` and ``avg_row_bytes`` of ``table`` from the server's
+        statistics (None when unknown); no row for a table that does not exist."""
+        sql = ("SELECT TABLE_ROWS AS estimated_rows, AVG_ROW_LENGTH AS avg_row_bytes "
+               "FROM information_schema.TABLES "
+               "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s")
+        return Query(sql=sql, params=table_parts(table), label="table size")
+
+    def key_bounds(self, table: str, column: str) -> Query:
+        """One row ``lo``, ``hi``: the least and greatest ``column`` of ``table`` (an index
+        lookup each, when the column is a key; NULL for an empty table)."""
+        col = self.quote(column)
+        return Query(sql=f"SELECT MIN({col}) AS lo, MAX({col}) AS hi FROM {table}",
+                     label="key bounds")
+
+    def derived_steps(self, plan: list[dict[str, Any]]) -> int:
+        """How many steps of an :meth:`explain` plan materialise a derived table."""
+        return sum(1 for row in plan if row.get("select_type") == "DERIVED")
 
     def estimated_rows(self, plan: list[dict[str, Any]]) -> int | None:
         """The product of every step's estimate: a join of two estimates multiplies."""

@@ -4,9 +4,10 @@ Pure logic, no database. A result column is known by the metadata of its column 
 packet (:class:`MyField`: type code, flags, character set, length, decimals), which the
 source copies from pymysql's field objects before the first row. This module holds the
 table of mapped types (:data:`TYPES`, keyed by the names the type report and the docs use),
-the reduction of a field to one of them (:func:`map_field`), the override rules and the
-error naming every column that cannot be written faithfully. How the text protocol's bytes
-become Arrow arrays lives in :mod:`rivet_mysql.decode`.
+the reduction of a field to one of them (:func:`map_field`) and the override rules. How the
+text protocol's bytes become Arrow arrays lives in :mod:`rivet_mysql.builders`; mapping a
+result's columns with the export's ``[exports.columns]`` overrides, and the error naming
+every column that cannot be written faithfully, in :mod:`rivet_mysql.columns`.
 
 Every value arrives as text over the classic protocol. That text is exact for every type
 except floating-point columns whose text is rounded by the server: ``FLOAT`` is sent with 6
@@ -21,15 +22,7 @@ from __future__ import annotations
 import attrs
 import pyarrow as pa
 
-from rivet_core.errors import UnsupportedTypeError
-from rivet_core.types import (
-    ColumnInfo,
-    Fidelity,
-    Rescue,
-    apply_override,
-    decimal_type,
-    unsupported_error,
-)
+from rivet_core.api import ColumnInfo, DocRow, Fidelity, Rescue, TypeRow, decimal_type, type_table
 
 # Column definition type codes (include/mysql_com.h enum_field_types; pymysql FIELD_TYPE).
 DECIMAL = 0
@@ -90,88 +83,66 @@ class MyField:
         return bool(self.flags & UNSIGNED_FLAG)
 
 
-@attrs.frozen(kw_only=True)
-class MyType:
-    """One row of the mapping table. ``arrow_type`` is None where the field's metadata
-    decides it (``decimal``) or where there is no faithful mapping."""
-
-    key: str
-    arrow_type: pa.DataType | None
-    fidelity: Fidelity
-    logical_type: str | None = None
-    note: str = ""
-    arrow_text: str = ""
-    """How the docs spell a parametric Arrow type (``decimal128(p, s)``)."""
-
-
 _ZERO_DATE_NOTE = ("zero and invalid dates ('0000-00-00', '2024-02-30') fail the export, or "
                    "become NULL with zero_dates = \"null\"")
 _ROUNDED_NOTE = ("the server sends this column's text rounded ({}), so no value can be "
                  "exported exactly; CAST(col AS DOUBLE) in the query is exact")
 
-TYPES: dict[str, MyType] = {t.key: t for t in [
-    MyType(key="tinyint", arrow_type=pa.int8(), fidelity=Fidelity.EXACT),
-    MyType(key="tinyint unsigned", arrow_type=pa.int16(), fidelity=Fidelity.WIDENED),
-    MyType(key="tinyint(1)", arrow_type=pa.bool_(), fidelity=Fidelity.EXACT,
-           note="BOOL/BOOLEAN; a value other than 0 or 1 fails the export (override the "
-                "column to int8 to keep such values)"),
-    MyType(key="smallint", arrow_type=pa.int16(), fidelity=Fidelity.EXACT),
-    MyType(key="smallint unsigned", arrow_type=pa.int32(), fidelity=Fidelity.WIDENED),
-    MyType(key="mediumint", arrow_type=pa.int32(), fidelity=Fidelity.WIDENED),
-    MyType(key="mediumint unsigned", arrow_type=pa.int32(), fidelity=Fidelity.WIDENED),
-    MyType(key="int", arrow_type=pa.int32(), fidelity=Fidelity.EXACT),
-    MyType(key="int unsigned", arrow_type=pa.int64(), fidelity=Fidelity.WIDENED),
-    MyType(key="bigint", arrow_type=pa.int64(), fidelity=Fidelity.EXACT),
-    MyType(key="bigint unsigned", arrow_type=pa.uint64(), fidelity=Fidelity.EXACT,
-           note="up to 18446744073709551615, never wrapped"),
-    MyType(key="decimal", arrow_type=None, fidelity=Fidelity.EXACT,
-           arrow_text="decimal128(p, s); decimal256(p, s) when p > 38"),
-    MyType(key="double", arrow_type=pa.float64(), fidelity=Fidelity.EXACT,
-           note="the server sends the shortest text that reads back as the same double"),
-    MyType(key="float", arrow_type=None, fidelity=Fidelity.UNSUPPORTED,
-           note=_ROUNDED_NOTE.format("6 significant digits")),
-    MyType(key="float(m,d)", arrow_type=None, fidelity=Fidelity.UNSUPPORTED,
-           note=_ROUNDED_NOTE.format("to d decimals")),
-    MyType(key="double(m,d)", arrow_type=None, fidelity=Fidelity.UNSUPPORTED,
-           note=_ROUNDED_NOTE.format("to d decimals")),
-    MyType(key="bit(1)", arrow_type=pa.bool_(), fidelity=Fidelity.EXACT),
-    MyType(key="bit(n)", arrow_type=pa.uint64(), fidelity=Fidelity.EXACT,
-           note="the bits as an unsigned integer (b'101' → 5)"),
-    MyType(key="year", arrow_type=pa.int16(), fidelity=Fidelity.EXACT,
-           note="0000 is 0"),
-    MyType(key="char", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           note="received as utf8mb4 whatever the column's character set"),
-    MyType(key="varchar", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           note="received as utf8mb4 whatever the column's character set"),
-    MyType(key="text", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           note="TINYTEXT..LONGTEXT, received as utf8mb4; MariaDB's JSON arrives as this"),
-    MyType(key="binary", arrow_type=pa.binary(), fidelity=Fidelity.EXACT),
-    MyType(key="varbinary", arrow_type=pa.binary(), fidelity=Fidelity.EXACT),
-    MyType(key="blob", arrow_type=pa.binary(), fidelity=Fidelity.EXACT,
-           note="TINYBLOB..LONGBLOB"),
-    MyType(key="enum", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="enum", note="the label"),
-    MyType(key="set", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="set", note="the members comma-joined, as the server writes them"),
-    MyType(key="json", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="json", note="MySQL 8: the server's text, never re-serialized"),
-    MyType(key="date", arrow_type=pa.date32(), fidelity=Fidelity.EXACT,
-           note=_ZERO_DATE_NOTE),
-    MyType(key="datetime", arrow_type=pa.timestamp("us"), fidelity=Fidelity.EXACT,
-           note="wall-clock time, no zone; " + _ZERO_DATE_NOTE),
-    MyType(key="timestamp", arrow_type=pa.timestamp("us", tz="UTC"), fidelity=Fidelity.EXACT,
-           note="the instant, read with the session time zone at +00:00; " + _ZERO_DATE_NOTE),
-    MyType(key="time", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="mysql_time",
-           note="the server's text [-]HHH:MM:SS[.ffffff] (-838:59:59..838:59:59 is a "
-                "duration, not a time of day); override to time for time64 when every "
-                "value is in 00:00:00..23:59:59.999999"),
-    MyType(key="geometry", arrow_type=pa.binary(), fidelity=Fidelity.EXACT,
-           logical_type="ewkb",
-           note="WKB; a nonzero SRID is kept in the value as PostGIS EWKB"),
-    MyType(key="null", arrow_type=pa.null(), fidelity=Fidelity.EXACT,
-           note="a column that is always NULL (SELECT NULL)"),
-]}
+_ROUNDED_6 = _ROUNDED_NOTE.format("6 significant digits")
+_ROUNDED_D = _ROUNDED_NOTE.format("to d decimals")
+
+# name | Arrow type | fidelity | logical type | note (see rivet_core.types.type_table)
+TYPES: dict[str, TypeRow] = type_table(f"""
+tinyint            | int8                  | exact
+tinyint unsigned   | int16                 | widened
+tinyint(1)         | bool                  | exact       |            | BOOL/BOOLEAN; a value other
+    than 0 or 1 fails the export (override the column to int8 to keep such values)
+smallint           | int16                 | exact
+smallint unsigned  | int32                 | widened
+mediumint          | int32                 | widened
+mediumint unsigned | int32                 | widened
+int                | int32                 | exact
+int unsigned       | int64                 | widened
+bigint             | int64                 | exact
+bigint unsigned    | uint64                | exact       |            | up to 18446744073709551615,
+    never wrapped
+decimal            | decimal128(p, s); decimal256(p, s) when p > 38 | exact
+double             | double                | exact       |            | the server sends the
+    shortest text that reads back as the same double
+float              | —                     | unsupported |            | {_ROUNDED_6}
+float(m,d)         | —                     | unsupported |            | {_ROUNDED_D}
+double(m,d)        | —                     | unsupported |            | {_ROUNDED_D}
+bit(1)             | bool                  | exact
+bit(n)             | uint64                | exact       |            | the bits as an unsigned
+    integer (b'101' → 5)
+year               | int16                 | exact       |            | 0000 is 0
+char               | string                | exact       |            | received as utf8mb4
+    whatever the column's character set
+varchar            | string                | exact       |            | received as utf8mb4
+    whatever the column's character set
+text               | string                | exact       |            | TINYTEXT..LONGTEXT,
+    received as utf8mb4; MariaDB's JSON arrives as this
+binary             | binary                | exact
+varbinary          | binary                | exact
+blob               | binary                | exact       |            | TINYBLOB..LONGBLOB
+enum               | string                | exact       | enum       | the label
+set                | string                | exact       | set        | the members comma-joined,
+    as the server writes them
+json               | string                | exact       | json       | MySQL 8: the server's text,
+    never re-serialized
+date               | date32[day]           | exact       |            | {_ZERO_DATE_NOTE}
+datetime           | timestamp[us]         | exact       |            | wall-clock time, no zone;
+    {_ZERO_DATE_NOTE}
+timestamp          | timestamp[us, tz=UTC] | exact       |            | the instant, read with the
+    session time zone at +00:00; {_ZERO_DATE_NOTE}
+time               | string                | exact       | mysql_time | the server's text
+    [-]HHH:MM:SS[.ffffff] (-838:59:59..838:59:59 is a duration, not a time of day); override to
+    time for time64 when every value is in 00:00:00..23:59:59.999999
+geometry           | binary                | exact       | ewkb       | WKB; a nonzero SRID is kept
+    in the value as PostGIS EWKB
+null               | null                  | exact       |            | a column that is always
+    NULL (SELECT NULL)
+""")
 """Every MySQL type Rivet maps, by the name the type report uses."""
 
 _INTEGERS = {TINY: "tinyint", SHORT: "smallint", INT24: "mediumint", LONG: "int",
@@ -255,14 +226,14 @@ def map_field(field: MyField) -> tuple[str | None, ColumnInfo]:
                            logical_type=entry.logical_type)
 
 
-_ROUNDED = frozenset({"float", "float(m,d)", "double(m,d)"})
+ROUNDED = frozenset({"float", "float(m,d)", "double(m,d)"})
 
 
 def rescue_for(key: str | None, target: pa.DataType) -> Rescue | None:
     """Overrides built straight from the server's text rather than by casting the mapped
     array: rounded floating-point text into a number or string (lossy, and marked so),
     ``tinyint(1)`` into an integer (exact: no 0/1 check), ``time`` into ``time64``."""
-    if key in _ROUNDED and (pa.types.is_floating(target) or pa.types.is_decimal(target)
+    if key in ROUNDED and (pa.types.is_floating(target) or pa.types.is_decimal(target)
                             or target == pa.string()):
         return Rescue(Fidelity.LOSSY, f"[exports.columns] override to {target}: the "
                                       f"server's rounded text, not the stored value")
@@ -275,39 +246,11 @@ def rescue_for(key: str | None, target: pa.DataType) -> Rescue | None:
     return None
 
 
-def override_column(column: ColumnInfo, key: str | None, target: pa.DataType) -> ColumnInfo:
-    """The column as an ``[exports.columns]`` override makes it."""
-    return apply_override(column, target, rescue_for(key, target))
-
-
 def sql_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def unsupported(columns: list[ColumnInfo], keys: list[str | None],
-                label: str) -> UnsupportedTypeError | None:
-    """One error naming every column without an Arrow type, or None if all are mapped."""
-    bad = [(c, k) for c, k in zip(columns, keys, strict=True) if c.arrow_type is None]
-    rounded = [c for c, k in bad if k in _ROUNDED]
-    others = [c for c, k in bad if k not in _ROUNDED]
-    fixes = []
-    if rounded:
-        ident = sql_ident(rounded[0].name)
-        fixes.append(f"select CAST({ident} AS DOUBLE) AS {ident} (exact), or accept the "
-                     f'rounded text with an override such as {rounded[0].name} = "float64" '
-                     f"(reported as lossy)")
-    if others:
-        fixes.append(f"convert it in SQL, e.g. CAST({sql_ident(others[0].name)} AS CHAR)")
-    return unsupported_error(columns, label, fixes)
-
-
-DocRow = tuple[str, str, str, str]
-"""(source type, Arrow type, fidelity, logical type) as the table in docs/types.md has it."""
-
-
 def doc_rows() -> list[DocRow]:
     """The MySQL table of docs/types.md, from :data:`TYPES`."""
-    return [("decimal(p,s)" if key == "decimal" else key,
-             entry.arrow_text or (str(entry.arrow_type) if entry.arrow_type else "—"),
-             entry.fidelity.value, entry.logical_type or "—")
+    return [entry.doc_row("decimal(p,s)" if key == "decimal" else None)
             for key, entry in TYPES.items()]

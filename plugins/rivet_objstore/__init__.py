@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rivet_core import hookimpl
-from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
-from rivet_core.specs import DestinationSpec
+from rivet_core.api import DestinationCapabilities, DestinationSpec, WriteCommitProtocol
 
 CAPABILITIES = DestinationCapabilities(
     commit_protocol=WriteCommitProtocol.FINALIZE_ON_CLOSE,

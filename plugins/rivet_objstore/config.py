@@ -10,8 +10,7 @@ from pathlib import Path
 
 import attrs
 
-from rivet_core.config import doc
-from rivet_core.config.values import parse_size
+from rivet_core.api import doc, parse_size
 
 MIN_PART = 5 << 20
 """S3 and GCS refuse multipart parts below 5 MiB (except the last)."""

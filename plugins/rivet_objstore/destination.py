@@ -18,9 +18,15 @@ import logging
 import re
 from typing import Any
 
-from rivet_core.backends import CommittedFile, Destination, DestinationContext, WriteTarget
-from rivet_core.errors import DestinationError, TransientDestinationError
-from rivet_core.redact import redact
+from rivet_core.api import (
+    CommittedFile,
+    Destination,
+    DestinationContext,
+    DestinationError,
+    TransientDestinationError,
+    WriteTarget,
+    redact,
+)
 from rivet_objstore.config import ObjectStoreOptions
 from rivet_objstore.store import StoreHandle
 

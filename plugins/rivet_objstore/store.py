@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from rivet_core.backends import DestinationContext
-from rivet_core.errors import DestinationError
-from rivet_core.redact import register_secret
+from rivet_core.api import DestinationContext, DestinationError, register_secret
 from rivet_objstore.config import GCSOptions, ObjectStoreOptions, S3Options, split_prefix
 
 if TYPE_CHECKING:

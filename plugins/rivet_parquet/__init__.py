@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from rivet_core import hookimpl
-from rivet_core.config.models import doc
-from rivet_core.specs import FormatSpec
+from rivet_core.api import FormatSpec, doc
 
 if TYPE_CHECKING:
-    from rivet_core.backends import Compression, Format
+    from rivet_core.api import Compression, Format
 
 # pyarrow's ParquetWriter allows row groups up to 64 Mi rows; past that it splits silently.
 MAX_ROW_GROUP_ROWS = 64 * 1024 * 1024

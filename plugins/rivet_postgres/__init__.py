@@ -1,23 +1,22 @@
 """The ``postgres`` source: PostgreSQL queries streamed as Arrow batches, over binary COPY
 (decoded in C, :mod:`.copybin`) or a psycopg 3 server-side cursor.
 
-Importing this module is cheap: psycopg, pyarrow and the C decoder are loaded by
-:mod:`.source` and :mod:`.copyreader`, which only the factory loads. See :mod:`.source` for
-the read protocol and the choice of path, :mod:`.fastpath` for how COPY keeps types exact,
-:mod:`.typemap` for the type mapping.
+Importing this module is cheap: it imports only :mod:`rivet_core.api`, the config and the
+dialect; psycopg, pyarrow and the C decoder are loaded by :mod:`.source`, which only the
+factory loads. See :mod:`.source` for the read protocol and the choice of path,
+:mod:`.copyplan` for how COPY keeps types exact, :mod:`.typemap` for the type mapping.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rivet_core import hookimpl
-from rivet_core.specs import SourceSpec
-from rivet_postgres.dialect import DIALECT
+from rivet_core.api import SourceSpec, hookimpl
 from rivet_postgres.config import PostgresConfig
+from rivet_postgres.dialect import DIALECT
 
 if TYPE_CHECKING:
-    from rivet_core.backends import Source, SourceContext
+    from rivet_core.api import Source, SourceContext
 
 __all__ = ["PostgresConfig", "factory", "rivet_sources"]
 

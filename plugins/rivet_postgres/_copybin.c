@@ -10,9 +10,9 @@
  * the runner encodes. One reader per connection, used from one thread at a time.
  *
  * The output types are those of the ADBC PostgreSQL driver this replaces (so the
- * conversions in rivet_postgres.fastpath apply unchanged): dates and timestamps shifted
+ * conversions in rivet_postgres.copyconvert apply unchanged): dates and timestamps shifted
  * from the 2000 epoch to 1970 with wrapping arithmetic (infinities land below 0001-01-01,
- * where fastpath's checks find them), oid as int32, money as int64, jsonb without its
+ * where copyconvert's checks find them), oid as int32, money as int64, jsonb without its
  * version byte, uuid as 16 bytes.
  */
 

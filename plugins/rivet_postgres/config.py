@@ -6,8 +6,7 @@ from typing import Literal
 
 import attrs
 
-from rivet_core.config.connection import ConnectionConfig
-from rivet_core.config.models import doc
+from rivet_core.api import ConnectionConfig, doc
 
 
 @attrs.frozen(kw_only=True)

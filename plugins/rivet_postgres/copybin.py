@@ -6,7 +6,7 @@ connection's own ``PGconn``; ctypes releases the GIL for each call, so a reader 
 decodes while another encodes. The arrays own the C buffers (freed when Arrow lets go of
 them).
 
-Which wire format each column has is :data:`Wire`; :func:`rivet_postgres.fastpath.wire_of`
+Which wire format each column has is :data:`Wire`; :func:`rivet_postgres.copyplan.wire_of`
 picks it from the column's plan.
 """
 

@@ -4,13 +4,16 @@ connections sharing one snapshot.
 
 Each read runs ``COPY (<query>) TO STDOUT (FORMAT binary)`` and decodes the stream into
 Arrow record batches without the GIL, so a reader thread overlaps with the runner's
-encoding. What the batches are turned into is :mod:`rivet_postgres.fastpath`'s business;
-which path a read takes is decided in :mod:`rivet_postgres.source`.
+encoding. What the batches are turned into is :mod:`rivet_postgres.copyconvert`'s business
+(through the ``convert`` callback); which statements a read runs is decided in
+:mod:`rivet_postgres.copystream`.
 
 Every connection here belongs to the source alone. Each read runs inside the same
 transaction prologue as the cursor path (``BEGIN ... READ ONLY`` and ``SET LOCAL``
-timeouts and ``TimeZone``), so the session keeps its own settings; a connection whose read
-failed or was abandoned is closed, never reused.
+timeouts and ``TimeZone``), so the session keeps its own settings; a pooled connection
+found dead when its read begins is replaced once (the toolkit's
+:meth:`~rivet_core.api.ConnectionSlot.first_use`); a connection whose read failed or was
+abandoned is closed, never reused.
 """
 
 from __future__ import annotations
@@ -24,22 +27,14 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 import psycopg
 import pyarrow as pa
 
-from rivet_core.errors import SourceError
-from rivet_postgres import sqlstate
+from rivet_core.api import ConnectionSlot
 from rivet_postgres.copybin import CopyError, Layout, copy_batches
-from rivet_postgres.sqlstate import to_error
+from rivet_postgres.errors import wrap_error
 
 _QUEUE_DEPTH_PER_WORKER = 2
 _BATCH_ROWS = 1 << 20
 """Rows per decoded batch at most; the byte target usually ends a batch first."""
 _ERRORS = (psycopg.Error, CopyError, OSError, pa.ArrowException)
-
-
-def wrap_error(exc: BaseException, label: str) -> SourceError:
-    """A failed COPY read as a Rivet error, classified like the cursor path's."""
-    if isinstance(exc, CopyError):
-        return to_error(label, exc.sqlstate, str(exc), connection_lost=exc.lost)
-    return sqlstate.wrap_error(exc, label)
 
 
 class CopyConnection:
@@ -49,9 +44,15 @@ class CopyConnection:
         self._conn = psycopg.connect(conninfo, autocommit=True)
         self.broken = False
 
-    def begin(self, statements: Sequence[str]) -> None:
+    def begin(self, statements: Sequence[str]) -> CopyConnection:
+        """Run ``statements`` (the read's prologue); this connection."""
         for statement in statements:
             self.execute(statement)
+        return self
+
+    def alive(self) -> bool:
+        """Whether the connection can still run a statement."""
+        return not (self.broken or self._conn.closed or self._conn.broken)
 
     def execute(self, sql: str) -> None:
         """A statement without a result (``BEGIN``, ``SET TRANSACTION SNAPSHOT``...)."""
@@ -90,12 +91,11 @@ class CopyPool:
         self._idle: dict[str, list[CopyConnection]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, conninfo: str, *, fresh: bool = False) -> CopyConnection:
+    def take(self, conninfo: str) -> CopyConnection | None:
+        """An idle connection of ``conninfo``, if any."""
         with self._lock:
             idle = self._idle.setdefault(conninfo, [])
-            if idle and not fresh:
-                return idle.pop()
-        return CopyConnection(conninfo)
+            return idle.pop() if idle else None
 
     def release(self, conninfo: str, conn: CopyConnection) -> None:
         if conn.broken:
@@ -140,23 +140,18 @@ def single_copy(pool: CopyPool, conninfo: str, sql: str, *, layout: Layout,
 
 def _begin(pool: CopyPool, conninfo: str, begin: Sequence[str], label: str
            ) -> CopyConnection:
-    """A connection with the read's transaction begun. A pooled connection found dead here
-    (server restart, idle timeout) is replaced once: nothing has run on it yet."""
-    fresh = False
-    while True:
-        try:
-            conn = pool.acquire(conninfo, fresh=fresh)
-        except _ERRORS as exc:
-            raise wrap_error(exc, label) from None
-        try:
-            conn.begin(begin)
-            return conn
-        except _ERRORS as exc:
-            conn.broken = True
-            pool.release(conninfo, conn)
-            if fresh:
-                raise wrap_error(exc, label) from None
-            fresh = True
+    """A connection with the read's transaction begun: a pooled one, or a new one. A pooled
+    connection found dead here (server restart, idle timeout) is replaced once: nothing has
+    run on it yet."""
+    slot: ConnectionSlot[CopyConnection] = ConnectionSlot(
+        lambda: CopyConnection(conninfo), alive=CopyConnection.alive,
+        close=CopyConnection.close)
+    slot.adopt(pool.take(conninfo))
+    try:
+        return slot.first_use(lambda conn: conn.begin(begin), lost=_ERRORS)
+    except _ERRORS as exc:
+        slot.discard()
+        raise wrap_error(exc, label) from None
 
 
 _DONE = object()
@@ -281,4 +276,4 @@ class RangedCopy:
             thread.join()
 
 
-__all__ = ["CopyPool", "RangedCopy", "single_copy", "wrap_error"]
+__all__ = ["CopyPool", "RangedCopy", "single_copy"]

@@ -2,8 +2,13 @@
 
 Standard SQL from :class:`~rivet_core.api.Dialect`, plus the pieces PostgreSQL has: the
 server's clock, date arithmetic, the primary key from ``pg_index``, the catalog and
-``EXPLAIN``. The source sets the session ``TimeZone`` to UTC, so ``now()`` compared with a
-``timestamp`` column reads the column as UTC wall time.
+``EXPLAIN``; and, for the source's own use, a table's size in heap blocks
+(:meth:`PostgresDialect.table_blocks`, which splits a table read into ctid ranges). The
+source sets the session ``TimeZone`` to UTC, so ``now()`` compared with a ``timestamp``
+column reads the column as UTC wall time.
+
+Not here: the statements that describe a result's types (:mod:`rivet_postgres.describe`) and
+the COPY statements (:mod:`rivet_postgres.copyplan`).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ class PostgresDialect(Dialect):
         return "(now() - make_interval(secs => %s))", seconds
 
     def days_since(self, column_sql: str) -> str:
+        """A ``date`` minus a ``date`` is a whole number of days."""
         return f"(CAST({column_sql} AS date) - CAST(%s AS date))"
 
     def primary_key(self, table: str) -> Query:
+        """The columns of the table's primary key index (``pg_index``), in key order."""
         sql = ("SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS "
                "data_type FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = CAST(%s AS regclass) "
@@ -46,7 +53,7 @@ class PostgresDialect(Dialect):
                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition "
                "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-               "AND n.nspname NOT LIKE 'pg\\_%%' AND (%s IS NULL OR n.nspname = %s) "
+               "AND n.nspname NOT LIKE 'pg\\_%%' AND (CAST(%s AS text) IS NULL OR n.nspname = %s) "
                "AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2")
         return Query(sql=sql, params=(schema, schema), label="catalog: tables")
 
@@ -60,6 +67,15 @@ class PostgresDialect(Dialect):
     def explain(self, query: Query) -> Query:
         return Query(sql=f"EXPLAIN (FORMAT JSON) {query.sql}", params=query.params,
                      label=f"explain {query.label}")
+
+    def table_blocks(self, table: str) -> Query:
+        """One row ``kind`` (``relkind``), ``name`` (schema-qualified, quoted by the
+        server) and ``blocks`` (size in heap blocks) of ``table``."""
+        sql = ("SELECT c.relkind::text AS kind, format('%%I.%%I', n.nspname, c.relname) AS "
+               "name, pg_relation_size(c.oid) / current_setting('block_size')::int8 AS blocks "
+               "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE c.oid = %s::regclass")
+        return Query(sql=sql, params=(table,), label="table blocks")
 
     def estimated_rows(self, plan: list[dict[str, Any]]) -> int | None:
         try:

@@ -5,9 +5,10 @@ result description; built-in types have fixed OIDs, and anything else (enums, ci
 of user types, domains inside arrays) is resolved through :class:`CatalogType` rows read
 from ``pg_type`` by the source. This module holds the table of mapped types (:data:`TYPES`,
 keyed by type name), the resolution of a column to one of them (:func:`resolve`), the
-decoding of ``numeric`` modifiers, override rules and the error naming every column that
-cannot be written faithfully. How wire values become Arrow arrays lives in
-:mod:`rivet_postgres.decode`.
+decoding of ``numeric`` modifiers and the override rules. How wire values load and become
+Arrow arrays lives in :mod:`rivet_postgres.loaders` and :mod:`rivet_postgres.builders`;
+mapping a result's columns with the export's ``[exports.columns]`` overrides, and the error
+naming every column that cannot be written faithfully, in :mod:`rivet_postgres.columns`.
 
 A domain column needs no lookup: PostgreSQL describes it with its base type's OID and
 modifier. An *array of a domain* is described by the domain's array type, whose elements
@@ -21,15 +22,15 @@ from collections.abc import Mapping
 import attrs
 import pyarrow as pa
 
-from rivet_core.errors import UnsupportedTypeError
-from rivet_core.types import (
+from rivet_core.api import (
     MAX_DECIMAL_PRECISION,
     ColumnInfo,
+    DocRow,
     Fidelity,
     Rescue,
-    apply_override,
+    TypeRow,
     decimal_type,
-    unsupported_error,
+    type_table,
 )
 
 # Built-in type OIDs are fixed in the PostgreSQL catalog (pg_type.dat) across versions.
@@ -89,85 +90,53 @@ decimals, which holds money-like values and PostgreSQL's division and ``avg`` re
 _VARHDRSZ = 4
 
 
-@attrs.frozen(kw_only=True)
-class PgType:
-    """One row of the mapping table. ``arrow_type`` is None where the modifier (numeric) or
-    the session (money) decides it; :func:`scalar_mapping` computes those."""
-
-    typname: str
-    arrow_type: pa.DataType | None
-    fidelity: Fidelity
-    logical_type: str | None = None
-    note: str = ""
-    arrow_text: str = ""
-    """How the docs spell an Arrow type the modifier or session decides."""
-
-
 _NONFINITE_NOTE = "±infinity and BC values fail the export (no faithful {} value)"
+_NONFINITE_DATE = _NONFINITE_NOTE.format("date32")
+_NONFINITE_TIMESTAMP = _NONFINITE_NOTE.format("timestamp")
 
-TYPES: dict[str, PgType] = {t.typname: t for t in [
-    PgType(typname="bool", arrow_type=pa.bool_(), fidelity=Fidelity.EXACT),
-    PgType(typname="int2", arrow_type=pa.int16(), fidelity=Fidelity.EXACT),
-    PgType(typname="int4", arrow_type=pa.int32(), fidelity=Fidelity.EXACT),
-    PgType(typname="int8", arrow_type=pa.int64(), fidelity=Fidelity.EXACT),
-    PgType(typname="oid", arrow_type=pa.int64(), fidelity=Fidelity.WIDENED,
-           note="unsigned 32-bit, widened to int64"),
-    PgType(typname="float4", arrow_type=pa.float32(), fidelity=Fidelity.EXACT,
-           note="NaN, ±Infinity and -0 preserved"),
-    PgType(typname="float8", arrow_type=pa.float64(), fidelity=Fidelity.EXACT,
-           note="NaN, ±Infinity and -0 preserved"),
-    PgType(typname="numeric", arrow_type=None, fidelity=Fidelity.EXACT,
-           note="NaN and ±Infinity fail the export",
-           arrow_text="decimal128(p, s); decimal256(p, s) when p > 38"),
-    PgType(typname="money", arrow_type=None, fidelity=Fidelity.EXACT,
-           arrow_text="decimal128(19, s)",
-           note="the int64 amount, scaled by lc_monetary's fractional digits (read at the "
-                "start of each read)"),
-    PgType(typname="text", arrow_type=pa.string(), fidelity=Fidelity.EXACT),
-    PgType(typname="varchar", arrow_type=pa.string(), fidelity=Fidelity.EXACT),
-    PgType(typname="bpchar", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           note="blank padding kept"),
-    PgType(typname="name", arrow_type=pa.string(), fidelity=Fidelity.EXACT),
-    PgType(typname="citext", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           note="the text as stored (case kept)"),
-    PgType(typname="bytea", arrow_type=pa.binary(), fidelity=Fidelity.EXACT),
-    PgType(typname="date", arrow_type=pa.date32(), fidelity=Fidelity.EXACT,
-           note=_NONFINITE_NOTE.format("date32")),
-    PgType(typname="time", arrow_type=pa.time64("us"), fidelity=Fidelity.EXACT,
-           note="24:00:00 fails the export (time64 holds times of day below 24:00)"),
-    PgType(typname="timetz", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="timetz",
-           note="text HH:MM:SS.ffffff+HH:MM (offset seconds appended when not zero); "
-                "Arrow has no time-with-zone type"),
-    PgType(typname="timestamp", arrow_type=pa.timestamp("us"), fidelity=Fidelity.EXACT,
-           note=_NONFINITE_NOTE.format("timestamp")),
-    PgType(typname="timestamptz", arrow_type=pa.timestamp("us", tz="UTC"),
-           fidelity=Fidelity.EXACT,
-           note="the instant, in UTC; " + _NONFINITE_NOTE.format("timestamp")),
-    PgType(typname="interval", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="interval",
-           note="ISO 8601 text as IntervalStyle iso_8601 prints it (P1Y2M3DT4H5M6.5S); "
-                "months, days and time kept apart"),
-    PgType(typname="uuid", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="uuid", note="lowercase hyphenated text"),
-    PgType(typname="json", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="json", note="the JSON text exactly as stored"),
-    PgType(typname="jsonb", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="json", note="the JSON text as PostgreSQL renders jsonb"),
-    PgType(typname="xml", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="xml", note="the XML text"),
-    PgType(typname="inet", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="inet", note="PostgreSQL's text (/32 and /128 omitted)"),
-    PgType(typname="cidr", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="cidr", note="PostgreSQL's text, always with /bits"),
-    PgType(typname="macaddr", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="macaddr", note="lowercase, colon-separated"),
-    PgType(typname="macaddr8", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="macaddr8", note="lowercase, colon-separated"),
-    PgType(typname="enum", arrow_type=pa.string(), fidelity=Fidelity.EXACT,
-           logical_type="enum", note="the label"),
-]}
-"""Every type Rivet maps, by ``typname`` (``enum`` stands for any enum type)."""
+# name | Arrow type | fidelity | logical type | note (see rivet_core.types.type_table)
+TYPES: dict[str, TypeRow] = type_table(f"""
+bool        | bool                  | exact
+int2        | int16                 | exact
+int4        | int32                 | exact
+int8        | int64                 | exact
+oid         | int64                 | widened |          | unsigned 32-bit, widened to int64
+float4      | float                 | exact   |          | NaN, ±Infinity and -0 preserved
+float8      | double                | exact   |          | NaN, ±Infinity and -0 preserved
+numeric     | decimal128(p, s); decimal256(p, s) when p > 38 | exact   |          | NaN and
+    ±Infinity fail the export
+money       | decimal128(19, s)     | exact   |          | the int64 amount, scaled by
+    lc_monetary's fractional digits (read at the start of each read)
+text        | string                | exact
+varchar     | string                | exact
+bpchar      | string                | exact   |          | blank padding kept
+name        | string                | exact
+citext      | string                | exact   |          | the text as stored (case kept)
+bytea       | binary                | exact
+date        | date32[day]           | exact   |          | {_NONFINITE_DATE}
+time        | time64[us]            | exact   |          | 24:00:00 fails the export (time64 holds
+    times of day below 24:00)
+timetz      | string                | exact   | timetz   | text HH:MM:SS.ffffff+HH:MM (offset
+    seconds appended when not zero); Arrow has no time-with-zone type
+timestamp   | timestamp[us]         | exact   |          | {_NONFINITE_TIMESTAMP}
+timestamptz | timestamp[us, tz=UTC] | exact   |          | the instant, in UTC;
+    {_NONFINITE_TIMESTAMP}
+interval    | string                | exact   | interval | ISO 8601 text as IntervalStyle iso_8601
+    prints it (P1Y2M3DT4H5M6.5S); months, days and time kept apart
+uuid        | string                | exact   | uuid     | lowercase hyphenated text
+json        | string                | exact   | json     | the JSON text exactly as stored
+jsonb       | string                | exact   | json     | the JSON text as PostgreSQL renders
+    jsonb
+xml         | string                | exact   | xml      | the XML text
+inet        | string                | exact   | inet     | PostgreSQL's text (/32 and /128 omitted)
+cidr        | string                | exact   | cidr     | PostgreSQL's text, always with /bits
+macaddr     | string                | exact   | macaddr  | lowercase, colon-separated
+macaddr8    | string                | exact   | macaddr8 | lowercase, colon-separated
+enum        | string                | exact   | enum     | the label
+""")
+"""Every type Rivet maps, by ``typname`` (``enum`` stands for any enum type). A ``numeric``
+or ``money`` row has no ``arrow_type``: the modifier or the session decides it
+(:func:`scalar_mapping`)."""
 
 ARRAY_NOTE = ("one-dimensional arrays only, NULL elements kept; a multi-dimensional value or "
               "a lower bound other than 1 fails the export")
@@ -353,48 +322,22 @@ def rescue_for(resolved: Resolved, target: pa.DataType) -> Rescue | None:
     return None
 
 
-def override_column(column: ColumnInfo, resolved: Resolved, target: pa.DataType) -> ColumnInfo:
-    """The column as an ``[exports.columns]`` override makes it."""
-    return apply_override(column, target, rescue_for(resolved, target))
-
-
 def sql_ident(name: str) -> str:
     if name.isidentifier() and name == name.lower() and name.isascii():
         return name
     return '"' + name.replace('"', '""') + '"'
 
 
-def unsupported(columns: list[ColumnInfo], resolved: list[Resolved],
-                label: str) -> UnsupportedTypeError | None:
-    """One error naming every column without an Arrow type, or None if all are mapped."""
-    bad = [(c, r) for c, r in zip(columns, resolved, strict=True) if c.arrow_type is None]
-    numeric = [c for c, r in bad if r.key == "numeric" and not r.array]
-    others = [c for c, r in bad if not (r.key == "numeric" and not r.array)]
-    fixes = []
-    if numeric:
-        fixes.append(f'add an [exports.columns] override such as {numeric[0].name} = '
-                     f'"decimal(76,20)" or "string" (a value needing more digits fails, it '
-                     f'is never rounded)')
-    if others:
-        fixes.append(f"cast in SQL, e.g. {sql_ident(others[0].name)}::text")
-    return unsupported_error(columns, label, fixes)
-
-
-DocRow = tuple[str, str, str, str]
-"""(source type, Arrow type, fidelity, logical type) as the table in docs/types.md has it."""
-
-
 def doc_rows() -> list[DocRow]:
     """The PostgreSQL table of docs/types.md, from :data:`TYPES` and the rules above."""
     rows: list[DocRow] = []
     for key, entry in TYPES.items():
-        arrow = entry.arrow_text or str(entry.arrow_type)
         if key == "numeric":
-            rows.append(("numeric(p,s)", arrow, entry.fidelity.value, "—"))
+            rows.append(entry.doc_row("numeric(p,s)"))
             default, fidelity, _ = numeric_arrow_type(-1)
             rows.append(("numeric", str(default), fidelity.value, "—"))
             continue
-        rows.append((key, arrow, entry.fidelity.value, entry.logical_type or "—"))
+        rows.append(entry.doc_row())
     rows.append(("T[]", "list<item: T's Arrow type>", "as T", "T's, with []"))
     rows.append(("domain over T", "T's Arrow type", "as T", "as T"))
     return rows

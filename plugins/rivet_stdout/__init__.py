@@ -11,9 +11,15 @@ import sys
 import attrs
 
 from rivet_core import hookimpl
-from rivet_core.backends import CommittedFile, Destination, DestinationContext, WriteTarget
-from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
-from rivet_core.specs import DestinationSpec
+from rivet_core.api import (
+    CommittedFile,
+    Destination,
+    DestinationCapabilities,
+    DestinationContext,
+    DestinationSpec,
+    WriteCommitProtocol,
+    WriteTarget,
+)
 
 CAPABILITIES = DestinationCapabilities(
     commit_protocol=WriteCommitProtocol.STREAMING,

@@ -33,6 +33,10 @@ class ConnectionSlot(Generic[C]):
         self._on_discard = on_discard
         self.current: C | None = None
 
+    def adopt(self, conn: C | None) -> None:
+        """Hold ``conn`` (one kept elsewhere, e.g. a pool's) as if it had been reused."""
+        self.current = conn
+
     def get(self) -> C:
         """The connection, opened now if there is none or the one held is dead."""
         if self.current is not None and not self._alive(self.current):

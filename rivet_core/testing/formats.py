@@ -51,7 +51,7 @@ import pytest
 from rivet_core.backends import CommittedFile, Compression, Format, FormatWriter, WriteTarget
 from rivet_core.errors import ConfigError
 from rivet_core.specs import FormatSpec, spec_problems
-from rivet_core.testing.destinations import load_kit_export
+from rivet_core.testing.kitconfig import load_kit_export
 
 FormatReader = Callable[[bytes, Compression], pa.Table]
 """The back door: decodes the bytes of one file written with ``compression`` into a table,

@@ -866,3 +866,533 @@ def test_format_kit_fails_each_wrong_format_on_the_check_it_breaks(pytester: pyt
     # A lossless type must come back as itself.
     assert of(failed, "TestStoresDecimalsAsFloats") - {COLLECTED} == {round_trip}
     result.stdout.fnmatch_lines(["*amount: decimal128(18, 2) read back as double*"])
+
+
+# ------------------------------------------------------------------------------- sources
+
+# A toy source over sqlite3, written here so the kit's liars need no server: it declares
+# its columns' types in the table (an INTEGER, TEXT, exact decimals as DECIMAL_TEXT(p,s)
+# text, dates as JULIAN_DAY numbers, instants as UTC_TEXT), logs in with a password kept in
+# the database, reads through the toolkit's FetchingBatchStream, and honours a statement
+# timeout with sqlite's progress handler. Each liar changes one thing.
+SOURCE_LIARS = '''
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sqlite3
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from rivet_core.api import (
+    ColumnInfo,
+    Dialect,
+    FetchingBatchStream,
+    Fidelity,
+    Source,
+    SourceError,
+    SourceSpec,
+    apply_overrides,
+    doc,
+    source_error,
+    unsupported_error,
+)
+from rivet_core.testing import SourceTests
+
+pytest_plugins = ["rivet_core.testing"]
+
+UTC = dt.UTC
+INSTANT = "%Y-%m-%d %H:%M:%S.%f"
+JULIAN_OF_ORDINAL_0 = 1721424.5
+JULIAN_OF_EPOCH = 2440587.5
+
+
+def julian(day):
+    return day.toordinal() + JULIAN_OF_ORDINAL_0
+
+
+def from_julian(value):
+    return dt.date.fromordinal(int(value - JULIAN_OF_ORDINAL_0))
+
+
+def utc_text(value):
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime(INSTANT)
+
+
+def days(values):
+    return pc.subtract(pa.array(values, pa.float64()), JULIAN_OF_EPOCH).cast(
+        pa.int32()).cast(pa.date32())
+
+
+def instants(values):
+    return pa.array(values, pa.string()).cast(pa.timestamp("us")).cast(
+        pa.timestamp("us", tz="UTC"))
+
+
+# Declared type: (Arrow type, the column built from the stored values).
+TYPES = {
+    "INTEGER": (pa.int64(), lambda values: pa.array(values, pa.int64())),
+    "TEXT": (pa.string(), lambda values: pa.array(values, pa.string())),
+    "DECIMAL_TEXT(12,2)": (pa.decimal128(12, 2),
+                           lambda values: pa.array(values, pa.string()).cast(
+                               pa.decimal128(12, 2))),
+    "JULIAN_DAY": (pa.date32(), days),
+    "UTC_TEXT": (pa.timestamp("us", tz="UTC"), instants),
+}
+
+
+@functools.cache
+def stored(sample_rows):
+    """The sample as the toy stores it."""
+    return [(i, name, None if amount is None else str(amount), julian(day),
+             None if seen_at is None else utc_text(seen_at))
+            for i, name, amount, day, seen_at in sample_rows]
+
+
+@attrs.frozen(kw_only=True)
+class LiteOptions:
+    path: str = doc("database file")
+    password: str | None = doc("must match the one kept in the database", default=None)
+
+
+class LiteDialect(Dialect):
+    name = "lite"
+    placeholder = "?"
+
+    def bind(self, value):
+        if isinstance(value, dt.datetime):
+            return utc_text(value)
+        if isinstance(value, dt.date):
+            return julian(value)
+        return value
+
+    def primary_key(self, table):
+        from rivet_core.api import Query
+
+        return Query(sql="SELECT name AS column_name, type AS data_type "
+                         "FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
+                     params=(table,), label="primary key")
+
+    def is_integer_type(self, data_type):
+        return data_type.upper() == "INTEGER"
+
+
+class LiteStream(FetchingBatchStream):
+    def __init__(self, source, cursor, columns, decoders, options, label):
+        super().__init__(columns, options, label)
+        self.source = source
+        self.cursor = cursor
+        self.decoders = decoders
+
+    def fetch(self, rows):
+        try:
+            return self.cursor.fetchmany(rows)
+        except sqlite3.Error as exc:
+            self.open = False
+            self.release()
+            raise self.source.error(exc, self.label) from None
+
+    def to_batch(self, rows):
+        arrays = [build([row[index] for row in rows]).cast(field.type)
+                  for index, (field, (_, build)) in enumerate(zip(self.schema, self.decoders))]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def finish(self):
+        self.release()
+
+    def abandon(self):
+        self.release()
+
+    def release(self):
+        self.cursor.close()
+        self.source.conn.set_progress_handler(None, 0)
+        if self.source.active is self:
+            self.source.active = None
+
+
+class LiteSource(Source):
+    """Honest."""
+
+    stream_class = LiteStream
+    read_only = True
+
+    def __init__(self, options, context):
+        self.path = Path(options.path)
+        self.password = options.password
+        self.conn = None
+        self.active = None
+
+    def display_name(self):
+        return f"lite:{self.path.name}"
+
+    def connection(self):
+        if self.conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            (stored,) = conn.execute("SELECT password FROM kit_login").fetchone()
+            if stored != self.password:
+                conn.close()
+                raise self.login_refused()
+            if self.read_only:
+                conn.execute("PRAGMA query_only = ON")
+            self.conn = conn
+        return self.conn
+
+    def login_refused(self):
+        return SourceError(f"cannot open {self.display_name()}: login refused",
+                           hint="check the password")
+
+    def error(self, exc, label):
+        if str(exc) == "interrupted":
+            return source_error(f"{label}: statement timeout", transient=True,
+                                reason="timeout")
+        return SourceError(f"{label}: {exc}")
+
+    def begin(self):
+        if self.active is not None:
+            raise RuntimeError("lite source: a read is still open")
+
+    def type_of(self, declared):
+        return TYPES.get(declared)
+
+    def columns(self, conn, query, options):
+        """The result's names from a probe that stops before the first row; their types
+        from the declared types of the database's columns of those names."""
+        try:
+            probe = conn.execute(f"SELECT * FROM ({query.sql}) LIMIT 0", query.params)
+        except sqlite3.Error as exc:
+            raise self.error(exc, query.label) from None
+        declared = {}
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for name, kind in conn.execute("SELECT name, type FROM pragma_table_info(?)",
+                                           (table,)):
+                declared.setdefault(name, kind)
+        naturals, decoders = [], []
+        for (name, *_) in probe.description:
+            known = self.type_of(declared.get(name))
+            naturals.append(ColumnInfo(
+                name=name, source_type=declared.get(name) or "none",
+                arrow_type=known[0] if known else None,
+                fidelity=Fidelity.EXACT if known else Fidelity.UNSUPPORTED,
+                note="" if known else "a type the toy does not know"))
+            decoders.append(known)
+        error = unsupported_error(naturals, query.label, [])
+        if error is not None:
+            raise error
+        columns = [c for c, _ in apply_overrides(naturals, options.column_types, query.label)]
+        return columns, decoders
+
+    def arm_timeout(self, conn, options):
+        if options.statement_timeout_s > 0:
+            deadline = time.monotonic() + options.statement_timeout_s
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+
+    def describe(self, query, options):
+        self.begin()
+        return self.columns(self.connection(), query, options)[0]
+
+    def read(self, query, options):
+        self.begin()
+        conn = self.connection()
+        columns, decoders = self.columns(conn, query, options)
+        self.arm_timeout(conn, options)
+        try:
+            cursor = conn.execute(query.sql, query.params)
+        except sqlite3.Error as exc:
+            conn.set_progress_handler(None, 0)
+            raise self.error(exc, query.label) from None
+        self.active = self.stream_class(self, cursor, columns, decoders, options, query.label)
+        return self.active
+
+    def fetch_rows(self, query, options):
+        self.begin()
+        conn = self.connection()
+        self.arm_timeout(conn, options)
+        try:
+            cursor = conn.execute(query.sql, query.params)
+            names = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall() if names else []
+        except sqlite3.Error as exc:
+            raise self.error(exc, query.label) from None
+        finally:
+            conn.set_progress_handler(None, 0)
+        return [dict(zip(names, map(self.plain, row))) for row in rows]
+
+    @staticmethod
+    def plain(value):
+        # The toy's only REAL values are dates, kept as Julian days.
+        return from_julian(value) if isinstance(value, float) else value
+
+    def close(self):
+        if self.active is not None:
+            self.active.close()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+@pytest.fixture(scope="class")
+def sandboxes(tmp_path_factory):
+    # One directory per class, a database file per test: a tmp_path for each of four
+    # hundred tests costs seconds.
+    return tmp_path_factory.mktemp("sandboxes")
+
+
+class LiteKit(SourceTests):
+    source_class = LiteSource
+    dialect = LiteDialect()
+    slow = False
+
+    @pytest.fixture
+    def source_spec(self):
+        return SourceSpec(name="lite", config_cls=LiteOptions, factory=self.source_class,
+                          dialect=self.dialect)
+
+    @pytest.fixture
+    def config_dir(self, sandboxes):
+        return sandboxes
+
+    @pytest.fixture
+    def database(self, sandboxes):
+        return sandboxes / f"{uuid.uuid4().hex}.db"
+
+    @pytest.fixture
+    def source_config(self, database):
+        return {"path": str(database), "password": "right-password"}
+
+    @pytest.fixture
+    def source_options(self, source_config):
+        # Built directly: the config checks still load through Rivet's loader, which would
+        # cost seconds if each of these four hundred tests loaded the same two keys.
+        return LiteOptions(**source_config)
+
+    @pytest.fixture
+    def sample_table(self, sample_rows, database):
+        rows = stored(tuple(sample_rows))
+        with sqlite3.connect(database) as conn:
+            conn.execute("PRAGMA synchronous = OFF")  # a sandbox: no need to wait for the disk
+            conn.execute("CREATE TABLE kit_login (password TEXT)")
+            conn.execute("INSERT INTO kit_login VALUES ('right-password')")
+            conn.execute("CREATE TABLE kit_sample (id INTEGER PRIMARY KEY, name TEXT, "
+                         "amount DECIMAL_TEXT(12,2), day JULIAN_DAY, seen_at UTC_TEXT)")
+            conn.executemany("INSERT INTO kit_sample VALUES (?, ?, ?, ?, ?)", rows)
+        conn.close()
+        return "kit_sample"
+
+    @pytest.fixture
+    def unsupported_query(self, sample_table):
+        return f"SELECT id, zeroblob(4) AS blob FROM {sample_table}"
+
+    @pytest.fixture
+    def failing_query(self, sample_table):
+        # json() of a name that is not JSON fails on the row of id 150 only.
+        return (f"SELECT id, name FROM {sample_table} "
+                "WHERE CASE WHEN id = 150 THEN json(name) ELSE 1 END")
+
+    @pytest.fixture
+    def wrong_password_config(self, database):
+        password = f"kit-secret-{uuid.uuid4().hex}"
+        return {"path": str(database), "password": password}, password
+
+    @pytest.fixture
+    def slow_query(self):
+        if not self.slow:
+            # The 1 s check runs only on the liar it must fail; test_sources.py shows it
+            # passing on PostgreSQL and MariaDB.
+            return None
+        return ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                "WHERE x < 1000000000) SELECT max(x) AS id FROM c")
+
+
+class TestHonestLite(LiteKit):
+    pass
+
+
+class DescribeRunsTheQuery(LiteSource):
+    def describe(self, query, options):
+        self.begin()
+        try:
+            self.connection().execute(query.sql, query.params).fetchall()
+        except sqlite3.Error as exc:
+            raise self.error(exc, query.label) from None
+        return super().describe(query, options)
+
+
+class TestDescribeRunsTheQuery(LiteKit):
+    source_class = DescribeRunsTheQuery
+
+
+class AllAtOnce(LiteStream):
+    def fetch(self, rows):
+        return super().fetch(1 << 30)
+
+
+class IgnoresBatchSize(LiteSource):
+    stream_class = AllAtOnce
+
+
+class TestIgnoresBatchSize(LiteKit):
+    source_class = IgnoresBatchSize
+
+
+class RowsOnly(LiteStream):
+    def __init__(self, source, cursor, columns, decoders, options, label):
+        super().__init__(source, cursor, columns, decoders,
+                         attrs.evolve(options, max_batch_bytes=None), label)
+
+
+class IgnoresMaxBatchBytes(LiteSource):
+    stream_class = RowsOnly
+
+
+class TestIgnoresMaxBatchBytes(LiteKit):
+    source_class = IgnoresMaxBatchBytes
+
+
+class LateSchema(LiteStream):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.known, self.schema = self.schema, None
+
+    def to_batch(self, rows):
+        self.schema = self.known
+        return super().to_batch(rows)
+
+
+class SchemaAfterFirstBatch(LiteSource):
+    stream_class = LateSchema
+
+
+class TestSchemaAfterFirstBatch(LiteKit):
+    source_class = SchemaAfterFirstBatch
+
+
+class TwoReadsAtOnce(LiteSource):
+    def begin(self):
+        pass  # sqlite runs a second statement beside the first without a complaint
+
+
+class TestTwoReadsAtOnce(LiteKit):
+    source_class = TwoReadsAtOnce
+
+
+class StaysBusy(LiteStream):
+    def abandon(self):
+        self.cursor.close()  # the source still takes the read for open
+
+
+class StaysBusyAfterClose(LiteSource):
+    stream_class = StaysBusy
+
+
+class TestStaysBusyAfterClose(LiteKit):
+    source_class = StaysBusyAfterClose
+
+
+class UnknownAsText(LiteSource):
+    def type_of(self, declared):
+        return super().type_of(declared) or (pa.string(), lambda values: pa.array(
+            [None if v is None else str(v) for v in values], pa.string()))
+
+
+class TestUnknownAsText(LiteKit):
+    source_class = UnknownAsText
+
+
+class PasswordInError(LiteSource):
+    def login_refused(self):
+        return SourceError(f"cannot open {self.path} with password {self.password!r}")
+
+
+class TestPasswordInError(LiteKit):
+    source_class = PasswordInError
+
+
+class StringNumbers(LiteSource):
+    def fetch_rows(self, query, options):
+        return [{k: str(v) if isinstance(v, int | float | Decimal) else v
+                 for k, v in row.items()} for row in super().fetch_rows(query, options)]
+
+
+class TestStringNumbers(LiteKit):
+    source_class = StringNumbers
+
+
+class TimeoutIsPermanent(LiteSource):
+    def error(self, exc, label):
+        return SourceError(f"{label}: {exc}")
+
+
+class TestTimeoutIsPermanent(LiteKit):
+    source_class = TimeoutIsPermanent
+    slow = True
+
+
+class Writable(LiteSource):
+    read_only = False
+
+
+class TestWritable(LiteKit):
+    source_class = Writable
+
+
+class UnorderedDialect(LiteDialect):
+    def incremental(self, *args, **kwargs):
+        query = super().incremental(*args, **kwargs)
+        return attrs.evolve(query, sql=query.sql.split(" ORDER BY ")[0])
+
+
+class TestForgetsCursorOrder(LiteKit):
+    dialect = UnorderedDialect()
+'''
+
+
+def test_source_kit_fails_each_wrong_source_on_the_check_it_breaks(pytester: pytest.Pytester):
+    pytester.makepyfile(test_source_liars=textwrap.dedent(SOURCE_LIARS))
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    failed = failed_tests(result)
+
+    # The honest toy passes everything it is asked (it has no sessions to count and no
+    # catalog; its timeout, proven by the liar below, is not timed again here).
+    assert of(failed, "TestHonestLite") == set()
+    assert result.parseoutcomes()["passed"] >= 200
+    assert of(failed, "TestDescribeRunsTheQuery") == {"test_describe_runs_none_of_the_query"}
+    result.stdout.fnmatch_lines(["*describe(failing_query) failed, so it ran the query*"])
+    assert of(failed, "TestIgnoresBatchSize") == {"test_batches_never_exceed_batch_size"}
+    assert of(failed, "TestIgnoresMaxBatchBytes") == {"test_batches_shrink_to_max_batch_bytes"}
+    result.stdout.fnmatch_lines(["*after a batch of 64 rows (* bytes), batches of *"])
+    assert of(failed, "TestSchemaAfterFirstBatch") == {
+        "test_schema_is_known_before_the_first_row"}
+    assert of(failed, "TestTwoReadsAtOnce") == {
+        "test_a_second_statement_while_a_stream_is_open_is_refused"}
+    result.stdout.fnmatch_lines(["*while a stream was open, read, describe, fetch_rows ran*"])
+    assert of(failed, "TestStaysBusyAfterClose") == {
+        "test_closing_a_stream_early_frees_the_source_for_the_next_read"}
+    assert of(failed, "TestUnknownAsText") == {
+        "test_unsupported_column_fails_before_the_first_batch"}
+    assert of(failed, "TestPasswordInError") == {"test_refused_login_never_shows_the_password"}
+    result.stdout.fnmatch_lines(["*the password shows in:*"])
+    # Every statement whose numbers the kit reads through fetch_rows.
+    assert of(failed, "TestStringNumbers") == {
+        "test_key_statistics_and_row_count_through_fetch_rows",
+        "test_integer_key_histogram_counts_every_key",
+        "test_literal_percent_survives_statements_with_parameters",
+    }
+    assert of(failed, "TestTimeoutIsPermanent") == {
+        "test_statement_timeout_ends_the_read_as_a_transient_timeout"}
+    result.stdout.fnmatch_lines(["*the timeout is not a TransientError*SourceError('slow query: "
+                                 "interrupted')*"])
+    assert of(failed, "TestWritable") == {
+        "test_a_writing_statement_is_refused_and_changes_nothing"}
+    # Rows come back in id order without the ORDER BY: only the seen_at cursor shows it.
+    assert of(failed, "TestForgetsCursorOrder") == {
+        "test_incremental_reads_the_rows_after_the_cursor_in_cursor_order"}
+    result.stdout.fnmatch_lines(["*incremental on seen_at after *, in seen_at order*"])

@@ -77,7 +77,9 @@ def start(project, *args, env=None):
 
 
 def state(project, sql, *args):
-    db = sqlite3.connect(project.path / ".rivet_state.db", timeout=30)
+    # Read-only: polling must not create an empty state file before the run does.
+    uri = (project.path / ".rivet_state.db").as_uri() + "?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=30)
     try:
         return db.execute(sql, args).fetchall()
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from rivet_mysql import MysqlConfig, factory, fastpath
+from rivet_mysql import MysqlConfig, factory, keyranges
 
 from rivet_core.backends import Query, ReadOptions, SourceContext
 from rivet_core.errors import SourceError
@@ -133,7 +133,7 @@ def test_forcing_connectorx_fails_on_what_it_cannot_carry(my, mysql_db_url):
 
 def test_a_table_export_is_read_in_bounded_key_ranges_one_after_the_other(
         mysql_db_url, events, monkeypatch):
-    monkeypatch.setattr(fastpath, "range_rows", lambda row_bytes: 150)
+    monkeypatch.setattr(keyranges, "range_rows", lambda row_bytes: 150)
     path, table = read(mysql_db_url, Query(sql="SELECT * FROM events", table="events"))
     assert re.fullmatch(f"{FAST}, 1 connection over \\d+ ranges of id", path), path
     assert sorted(table.column("id").to_pylist()) == list(range(1, 1001))
@@ -141,7 +141,7 @@ def test_a_table_export_is_read_in_bounded_key_ranges_one_after_the_other(
 
 def test_parallel_table_read_splits_into_key_ranges_read_at_once(
         mysql_db_url, events, monkeypatch):
-    monkeypatch.setattr(fastpath, "range_rows", lambda row_bytes: 150)
+    monkeypatch.setattr(keyranges, "range_rows", lambda row_bytes: 150)
     path, table = read(mysql_db_url, Query(sql="SELECT * FROM events", table="events"),
                        parallel=2)
     assert re.fullmatch(f"{FAST}, 2 connections over \\d+ ranges of id", path), path
@@ -165,7 +165,7 @@ def test_parallel_read_of_a_table_without_an_integer_key_uses_one_connection(
 
 def test_a_big_query_that_cannot_be_split_goes_to_pymysql(mysql_db_url, events, monkeypatch):
     # ConnectorX reads ahead without back-pressure: only small results may take it.
-    monkeypatch.setattr(fastpath, "QUERY_ROWS", 100)
+    monkeypatch.setattr(keyranges, "QUERY_ROWS", 100)
     path, table = read(mysql_db_url, Query(sql="SELECT id, note FROM events"))
     assert path.startswith(f"{COMPAT}: not a table export, and the server estimates")
     assert table.num_rows == 1000

@@ -15,8 +15,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from rivet_mysql import MysqlConfig, factory, rivet_sources
+from rivet_mysql.dialect import DIALECT
 
 from rivet_core.backends import Query, ReadOptions, SourceContext
+from rivet_core.dialect import CursorSpec
 from rivet_core.errors import SourceError, TransientSourceError, UnsupportedTypeError
 
 UTC = dt.UTC
@@ -44,7 +46,7 @@ def rows_of(stream, batches):
 
 def session_values(src):
     """The source's own session settings, read on its connection between reads."""
-    with src._conn.cursor() as cursor:
+    with src.slot.current.cursor() as cursor:
         cursor.execute("SELECT @@session.time_zone, @@session.max_statement_time, "
                        "@@session.lock_wait_timeout, @@in_transaction")
         return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in cursor.fetchone())
@@ -271,3 +273,119 @@ def test_decimal_and_unsigned_values_are_exact(source):
     (row,) = rows_of(stream, batches)
     assert row == {"u": 2**64 - 1, "d": Decimal("-12345678901234567890.123456789")}
     assert stream.schema.field("d").type == pa.decimal256(65, 30)
+
+
+# ------------------------------------------------------------------ the runner's small statements
+
+
+@pytest.fixture
+def keyed(my):
+    """Ten rows with a key of every kind the chunked mode splits on, and a nullable cursor;
+    written in a +05:30 session, so a TIMESTAMP read in the session's zone would show."""
+    my.execute("DROP TABLE IF EXISTS keyed")
+    my.execute("CREATE TABLE keyed (id BIGINT PRIMARY KEY, d DATE, ts DATETIME(6), "
+               "tz TIMESTAMP(6) NULL, n DECIMAL(12,2), c INT, s VARCHAR(20))")
+    my.execute("INSERT INTO keyed SELECT seq, DATE('2024-01-01') + INTERVAL seq DAY, "
+               "TIMESTAMP('2024-01-01 10:00:00') + INTERVAL seq HOUR, "
+               "TIMESTAMP('2024-01-01 05:30:00') + INTERVAL seq MINUTE, seq * 1.25, "
+               "IF(seq % 3 = 0, NULL, seq), CONCAT('é', seq) FROM seq_1_to_10")
+    my.execute("ANALYZE TABLE keyed")
+    my.fetchall()
+    return "keyed"
+
+
+@pytest.mark.parametrize(("column", "lo", "hi"), [
+    ("id", 1, 10),
+    ("d", dt.date(2024, 1, 2), dt.date(2024, 1, 11)),
+    ("ts", dt.datetime(2024, 1, 1, 11), dt.datetime(2024, 1, 1, 20)),
+    # TIMESTAMP: the UTC wall time (the session zone is +00:00), naive as pymysql gives it.
+    ("tz", dt.datetime(2024, 1, 1, 0, 1), dt.datetime(2024, 1, 1, 0, 10)),
+    ("n", Decimal("1.25"), Decimal("12.50")),
+    ("s", "é1", "é9"),
+])
+def test_fetch_rows_gives_key_statistics_as_plain_python_values(source, keyed, column, lo, hi):
+    (row,) = source.fetch_rows(DIALECT.key_stats(f"SELECT * FROM {keyed}", column),
+                               ReadOptions())
+    assert row == {"lo": lo, "hi": hi, "n": 10, "nulls": 0}
+    assert type(row["lo"]) is type(lo) and type(row["n"]) is int
+
+
+def test_fetch_rows_runs_the_null_cursor_probe_and_the_key_histograms(source, keyed):
+    base = f"SELECT * FROM {keyed}"
+    options = ReadOptions()
+    assert source.fetch_rows(DIALECT.null_cursor_probe(base, CursorSpec(column="c")),
+                             options) == [{"found": 1}]
+    assert source.fetch_rows(DIALECT.null_cursor_probe(base, CursorSpec(column="id")),
+                             options) == []
+    rows = source.fetch_rows(DIALECT.key_histogram(base, "id", origin=1, width=4), options)
+    assert [(int(r["bucket"]), r["n"], r["lo"], r["hi"]) for r in rows] == [
+        (0, 4, 1, 4), (1, 4, 5, 8), (2, 2, 9, 10)]
+    rows = source.fetch_rows(DIALECT.key_histogram(base, "d", origin=dt.date(2024, 1, 1),
+                                                   width=4, by_days=True), options)
+    assert [(int(r["bucket"]), r["n"], r["lo"]) for r in rows] == [
+        (0, 3, dt.date(2024, 1, 2)), (1, 4, dt.date(2024, 1, 5)), (2, 3, dt.date(2024, 1, 9))]
+
+
+def test_fetch_rows_reads_the_catalog_through_the_dialect(source, keyed, mysql_db):
+    options = ReadOptions()
+    for table in (keyed, f"{mysql_db}.{keyed}", f"`{mysql_db}`.`{keyed}`"):
+        key = source.fetch_rows(DIALECT.primary_key(table), options)
+        assert key == [{"column_name": "id", "data_type": "bigint"}]
+    assert DIALECT.is_integer_type(key[0]["data_type"])
+    (row,) = [r for r in source.fetch_rows(DIALECT.tables(None), options)
+              if r["table_name"] == keyed]
+    assert (row["table_schema"], row["table_kind"], row["estimated_rows"]) == (
+        mysql_db, "table", 10)
+    assert row["total_bytes"] > 0
+    columns = source.fetch_rows(DIALECT.columns(keyed), options)
+    assert [(c["column_name"], c["data_type"].split("(")[0], bool(c["is_nullable"]))
+            for c in columns] == [
+        ("id", "bigint", False), ("d", "date", True), ("ts", "datetime", True),
+        ("tz", "timestamp", True), ("n", "decimal", True), ("c", "int", True),
+        ("s", "varchar", True)]
+
+
+def test_fetch_rows_runs_explain(source, keyed):
+    base = f"SELECT * FROM {keyed}"
+    plan = source.fetch_rows(DIALECT.explain(DIALECT.full(base)), ReadOptions())
+    assert DIALECT.estimated_rows(plan) == 10
+    after = DIALECT.incremental(base, CursorSpec(column="tz"), lag_seconds=None,
+                                after=dt.datetime(2024, 1, 1, 0, 3, tzinfo=UTC),
+                                include_nulls=False)
+    estimate = DIALECT.estimated_rows(source.fetch_rows(DIALECT.explain(after),
+                                                        ReadOptions()))
+    assert isinstance(estimate, int) and 1 <= estimate <= 10
+
+
+def test_fetch_rows_runs_in_the_reads_session_and_restores_it(source):
+    (row,) = source.fetch_rows(
+        Query(sql="SELECT @@session.time_zone AS tz, CAST(@@session.max_statement_time AS "
+                  "DOUBLE) AS mst, @@in_transaction AS tx, CAST('10:00:01' AS TIME) AS t"),
+        ReadOptions(statement_timeout_s=2.5))
+    assert row == {"tz": "+00:00", "mst": 2.5, "tx": 1,
+                   "t": dt.timedelta(hours=10, seconds=1)}
+    tz, mst, _, in_tx = session_values(source)
+    assert (tz, float(mst), in_tx) == ("SYSTEM", 0.0, "0")
+
+
+def test_fetch_rows_wraps_server_errors_like_reads(source):
+    with pytest.raises(SourceError) as info:
+        source.fetch_rows(Query(sql="SELEC 1", label="chunk key range"), ReadOptions())
+    assert not isinstance(info.value, TransientSourceError)
+    assert str(info.value).startswith("chunk key range: You have an error in your SQL")
+    assert str(info.value).endswith("(MySQL error 1064)")
+    tz, _, _, in_tx = session_values(source)
+    assert (tz, in_tx) == ("SYSTEM", "0")
+
+
+def test_nothing_else_runs_while_a_read_is_open(mysql_db_url):
+    with make_source(mysql_db_url, read_path="pymysql") as src:
+        stream = src.read(Query(sql="SELECT seq FROM seq_1_to_100"), ReadOptions(batch_size=10))
+        batches = iter(stream)
+        assert next(batches).num_rows == 10
+        for attempt in (lambda: src.describe(Query(sql="SELECT 1 AS x"), ReadOptions()),
+                        lambda: src.fetch_rows(Query(sql="SELECT 1 AS x"), ReadOptions())):
+            with pytest.raises(RuntimeError, match="still open"):
+                attempt()
+        assert sum(b.num_rows for b in batches) == 90
+        assert src.fetch_rows(Query(sql="SELECT 1 AS x"), ReadOptions()) == [{"x": 1}]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from rivet_postgres import PostgresConfig, factory, fastpath
+from rivet_postgres import PostgresConfig, copyplan, factory
 
 from rivet_core.backends import Query, ReadOptions, SourceContext
 from rivet_core.errors import SourceError, TransientSourceError
@@ -58,7 +58,7 @@ def ranged_table(pg_url, pg_schema):
 @pytest.fixture
 def small_ranges(monkeypatch):
     """Ranges of 8 blocks, so a test table spans many of them."""
-    monkeypatch.setattr(fastpath, "BLOCKS_PER_RANGE", 8)
+    monkeypatch.setattr(copyplan, "BLOCKS_PER_RANGE", 8)
 
 
 def test_copy_is_the_default_path_and_the_stream_says_so(pg_url):
@@ -192,13 +192,13 @@ def test_an_error_in_one_range_reader_fails_the_read_naming_the_server_error(
     # The last range's statement (the table's end, where live rows always are) fails on the
     # server at its first row (a volatile expression, so at execution, not planning), while
     # the other worker reads: the whole read fails, with the server's own message.
-    plain = fastpath.range_sql
+    plain = copyplan.range_sql
 
     def failing_last_range(table, block_range):
         sql = plain(table, block_range)
         return sql + " AND 1 / (random() * 0)::int IS NOT NULL" if block_range[1] is None else sql
 
-    monkeypatch.setattr(fastpath, "range_sql", failing_last_range)
+    monkeypatch.setattr(copyplan, "range_sql", failing_last_range)
     with make_source(pg_url) as src, pytest.raises(SourceError, match="division by zero") as info:
         read(src, Query(sql=f"SELECT * FROM {ranged_table}", table=ranged_table), parallel=2)
     assert "22012" in str(info.value) and not isinstance(info.value, TransientSourceError)
@@ -266,9 +266,9 @@ def test_a_table_hint_on_another_query_is_read_with_one_copy(pg_url, ranged_tabl
 
 
 def test_wide_rows_shrink_cursor_batches_without_a_memory_cap(pg_url, monkeypatch):
-    from rivet_postgres import source as pg_source
+    from rivet_postgres.cursor import CursorBatchStream
 
-    monkeypatch.setattr(pg_source, "CURSOR_BATCH_BYTES", 4000)
+    monkeypatch.setattr(CursorBatchStream, "default_max_batch_bytes", 4000)
     with make_source(pg_url, read_path="cursor") as src:
         stream = src.read(Query(sql="SELECT repeat('x', 1000) AS t FROM generate_series(1, 20)"),
                           ReadOptions(batch_size=8))

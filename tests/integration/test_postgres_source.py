@@ -16,8 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from rivet_postgres import PostgresConfig, factory, rivet_sources
+from rivet_postgres.dialect import DIALECT
 
 from rivet_core.backends import Query, ReadOptions, SourceContext
+from rivet_core.dialect import CursorSpec
 from rivet_core.errors import SourceError, TransientSourceError, UnsupportedTypeError
 
 UTC = dt.UTC
@@ -413,7 +415,8 @@ def test_throttle_pauses_between_fetches(source):
 
 def test_plugin_registers_the_postgres_source_spec():
     (spec,) = rivet_sources()
-    assert (spec.name, spec.dialect.name, spec.config_cls) == ("postgres", "postgres", PostgresConfig)
+    assert (spec.name, spec.dialect.name, spec.config_cls) == (
+        "postgres", "postgres", PostgresConfig)
     assert PostgresConfig(url="postgresql://u@h/d").config_issues(Path(".")) == []
 
 
@@ -478,3 +481,126 @@ def test_numeric_no_decimal_holds_is_exported_as_exact_text_on_request(pg, sourc
     stream, batches = read_all(source, f"SELECT v FROM {s('huge')}",
                                column_types={"v": pa.string()})
     assert [r["v"] for r in rows_of(stream, batches)] == [HUGE, "NaN", "0.0000001"]
+
+
+# ------------------------------------------------------------------ the runner's small statements
+
+KEYS = """
+CREATE TABLE keyed (id int8 PRIMARY KEY, d date, ts timestamp, tz timestamptz,
+                    n numeric(12,2), c int4);
+INSERT INTO keyed SELECT g, date '2024-01-01' + g,
+    timestamp '2024-01-01 10:00' + g * interval '1 hour',
+    timestamptz '2024-01-01 00:00+05:30' + g * interval '1 minute', g * 1.25,
+    CASE WHEN g % 3 = 0 THEN NULL ELSE g END
+  FROM generate_series(1, 10) AS g;
+ANALYZE keyed;
+"""
+
+
+@pytest.fixture(scope="module")
+def keyed(pg_url, pg_schema):
+    """Ten rows with a key of every kind the chunked mode splits on, and a nullable cursor."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{pg_schema}"')
+        conn.execute(KEYS)
+    return f'"{pg_schema}".keyed'
+
+
+@pytest.mark.parametrize(("column", "lo", "hi"), [
+    ("id", 1, 10),
+    ("d", dt.date(2024, 1, 2), dt.date(2024, 1, 11)),
+    ("ts", dt.datetime(2024, 1, 1, 11), dt.datetime(2024, 1, 1, 20)),
+    ("tz", dt.datetime(2023, 12, 31, 18, 31, tzinfo=UTC),
+     dt.datetime(2023, 12, 31, 18, 40, tzinfo=UTC)),
+    ("n", Decimal("1.25"), Decimal("12.50")),
+])
+def test_fetch_rows_gives_key_statistics_as_plain_python_values(source, keyed, column, lo, hi):
+    (row,) = source.fetch_rows(DIALECT.key_stats(f"SELECT * FROM {keyed}", column),
+                               ReadOptions())
+    assert row == {"lo": lo, "hi": hi, "n": 10, "nulls": 0}
+    assert type(row["lo"]) is type(lo) and type(row["n"]) is int
+    if column == "tz":
+        assert row["lo"].utcoffset() == dt.timedelta(0)  # an aware instant, in UTC
+    if column == "ts":
+        assert row["lo"].tzinfo is None
+
+
+def test_fetch_rows_runs_the_null_cursor_probe_and_the_key_histograms(source, keyed):
+    base = f"SELECT * FROM {keyed}"
+    options = ReadOptions()
+    assert source.fetch_rows(DIALECT.null_cursor_probe(base, CursorSpec(column="c")),
+                             options) == [{"found": 1}]
+    assert source.fetch_rows(DIALECT.null_cursor_probe(base, CursorSpec(column="id")),
+                             options) == []
+    rows = source.fetch_rows(DIALECT.key_histogram(base, "id", origin=1, width=4), options)
+    assert [(int(r["bucket"]), r["n"], r["lo"], r["hi"]) for r in rows] == [
+        (0, 4, 1, 4), (1, 4, 5, 8), (2, 2, 9, 10)]
+    rows = source.fetch_rows(DIALECT.key_histogram(base, "d", origin=dt.date(2024, 1, 1),
+                                                   width=4, by_days=True), options)
+    assert [(int(r["bucket"]), r["n"], r["lo"]) for r in rows] == [
+        (0, 3, dt.date(2024, 1, 2)), (1, 4, dt.date(2024, 1, 5)), (2, 3, dt.date(2024, 1, 9))]
+
+
+def test_fetch_rows_reads_the_catalog_through_the_dialect(source, keyed, pg_schema):
+    options = ReadOptions()
+    key = source.fetch_rows(DIALECT.primary_key(keyed), options)
+    assert key == [{"column_name": "id", "data_type": "bigint"}]
+    assert DIALECT.is_integer_type(key[0]["data_type"])
+    tables = source.fetch_rows(DIALECT.tables(pg_schema), options)
+    keyed_row = next(row for row in tables if row["table_name"] == "keyed")
+    assert keyed_row["table_schema"] == pg_schema and keyed_row["table_kind"] == "table"
+    assert keyed_row["estimated_rows"] == 10 and keyed_row["total_bytes"] > 0
+    columns = source.fetch_rows(DIALECT.columns(keyed), options)
+    assert [(c["column_name"], c["data_type"], c["is_nullable"]) for c in columns] == [
+        ("id", "bigint", False), ("d", "date", True),
+        ("ts", "timestamp without time zone", True), ("tz", "timestamp with time zone", True),
+        ("n", "numeric(12,2)", True), ("c", "integer", True)]
+
+
+def test_fetch_rows_runs_explain_which_neither_copy_nor_a_cursor_can(source, keyed):
+    base = f"SELECT * FROM {keyed}"
+    plan = source.fetch_rows(DIALECT.explain(DIALECT.full(base)), ReadOptions())
+    assert DIALECT.estimated_rows(plan) == 10
+    after = DIALECT.incremental(base, CursorSpec(column="tz"), lag_seconds=None,
+                                after=dt.datetime(2023, 12, 31, 18, 35, tzinfo=UTC),
+                                include_nulls=False)
+    estimate = DIALECT.estimated_rows(source.fetch_rows(DIALECT.explain(after),
+                                                        ReadOptions()))
+    assert isinstance(estimate, int) and 1 <= estimate <= 10
+
+
+def test_fetch_rows_runs_in_a_read_only_utc_transaction_with_the_reads_timeouts(source):
+    (row,) = source.fetch_rows(
+        Query(sql="SELECT current_setting('transaction_read_only') AS ro, "
+                  "current_setting('TimeZone') AS tz, "
+                  "current_setting('statement_timeout') AS st, '{\"a\": [1]}'::jsonb AS j"),
+        ReadOptions(statement_timeout_s=2.5))
+    assert row == {"ro": "on", "tz": "UTC", "st": "2500ms", "j": {"a": [1]}}
+    assert source.fetch_rows(Query(sql="SELECT current_setting('statement_timeout') AS st"),
+                             ReadOptions()) == [{"st": "0"}]
+
+
+def test_fetch_rows_wraps_server_errors_like_reads(source):
+    with pytest.raises(SourceError) as info:
+        source.fetch_rows(Query(sql="SELEC 1", label="chunk key range"), ReadOptions())
+    assert not isinstance(info.value, TransientSourceError)
+    assert str(info.value) == ('chunk key range: syntax error at or near "SELEC" '
+                               "(SQLSTATE 42601)")
+    assert source.fetch_rows(Query(sql="SELECT 2 AS two"), ReadOptions()) == [{"two": 2}]
+
+
+def test_nothing_else_runs_while_a_read_is_open(pg_url):
+    with make_source(pg_url, read_path="cursor") as src:
+        stream = src.read(Query(sql="SELECT g FROM generate_series(1, 100) AS g"),
+                          ReadOptions(batch_size=10))
+        batches = iter(stream)
+        assert next(batches).num_rows == 10
+        for attempt in (lambda: src.describe(Query(sql="SELECT 1 AS x"), ReadOptions()),
+                        lambda: src.fetch_rows(Query(sql="SELECT 1 AS x"), ReadOptions())):
+            with pytest.raises(RuntimeError, match="still open"):
+                attempt()
+        # The open read's transaction was left alone: it reads on to its end.
+        assert sum(b.num_rows for b in batches) == 90
+        assert src.fetch_rows(Query(sql="SELECT 1 AS x"), ReadOptions()) == [{"x": 1}]

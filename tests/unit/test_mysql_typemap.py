@@ -9,15 +9,21 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from rivet_mysql import decode
+from rivet_mysql import builders
 from rivet_mysql import typemap as t
-from rivet_mysql.errcodes import classify, error_text, hint_for
+from rivet_mysql.columns import ColumnPlan, build_column, unsupported
+from rivet_mysql.errors import ERRORS
 
 from rivet_core.errors import SourceError, UnsupportedTypeError
-from rivet_core.types import Fidelity
+from rivet_core.types import Fidelity, apply_override
 
 UTF8MB4 = 45
 
+
+
+def override(column, key, target):
+    """The column as an [exports.columns] override makes it (what the source applies)."""
+    return apply_override(column, target, t.rescue_for(key, target))
 
 def field(type_code: int, *, length: int = 11, flags: int = 0, charset: int = t.BINARY_CHARSET,
           decimals: int = 0, name: str = "c") -> t.MyField:
@@ -101,7 +107,7 @@ def test_unknown_type_code_is_unsupported():
 
 def test_every_key_map_field_returns_has_a_builder_and_a_table_row():
     keys = set(t.TYPES)
-    assert set(decode.BUILDERS) | {"date", "datetime", "timestamp"} == keys - {
+    assert set(builders.BUILDERS) | {"date", "datetime", "timestamp"} == keys - {
         "float", "float(m,d)", "double(m,d)"}
 
 
@@ -113,23 +119,23 @@ def test_every_key_map_field_returns_has_a_builder_and_a_table_row():
 ])
 def test_rounded_floats_can_only_be_rescued_as_lossy(target, fidelity):
     key, column = t.map_field(field(t.FLOAT, length=12, decimals=31))
-    rescued = t.override_column(column, key, target)
+    rescued = override(column, key, target)
     assert (rescued.arrow_type, rescued.fidelity) == (target, fidelity)
     assert "rounded" in rescued.note and rescued.override == str(target)
-    assert t.override_column(column, key, pa.date32()).arrow_type is None
+    assert override(column, key, pa.date32()).arrow_type is None
 
 
 def test_tinyint1_override_to_an_integer_is_built_from_the_text():
     key, column = t.map_field(field(t.TINY, length=1))
     assert t.rescue_for(key, pa.int8()) is not None
-    assert t.override_column(column, key, pa.int16()).fidelity is Fidelity.EXACT
+    assert override(column, key, pa.int16()).fidelity is Fidelity.EXACT
 
 
 def test_time_override_to_time64_is_a_rescue_and_other_overrides_cast():
     key, column = t.map_field(field(t.TIME, length=10))
-    assert t.override_column(column, key, pa.time64("us")).fidelity is Fidelity.EXACT
+    assert override(column, key, pa.time64("us")).fidelity is Fidelity.EXACT
     assert t.rescue_for(key, pa.time64("us")) is not None
-    cast = t.override_column(column, key, pa.large_string())
+    cast = override(column, key, pa.large_string())
     assert cast.arrow_type == pa.large_string() and "cast" in cast.note
 
 
@@ -137,7 +143,7 @@ def test_unsupported_error_suggests_a_cast_to_double_for_rounded_floats():
     fields = [field(t.LONG, name="id"), field(t.FLOAT, length=12, decimals=31, name="f"),
               field(242, name="v")]
     mapped = [t.map_field(f) for f in fields]
-    error = t.unsupported([c for _, c in mapped], [k for k, _ in mapped], "query")
+    error = unsupported([c for _, c in mapped], [k for k, _ in mapped], "query")
     assert isinstance(error, UnsupportedTypeError)
     assert "2 columns" in error.message and "'f' (float" in error.message
     assert error.hint is not None
@@ -153,7 +159,7 @@ def test_unsupported_error_suggests_a_cast_to_double_for_rounded_floats():
     (1049, False), (1054, False), (1792, False), (1366, False), (9999, False),
 ])
 def test_error_numbers_are_classified(code, transient):
-    assert classify(code, "lost connection, gone away (the text is ignored)") is transient
+    assert ERRORS.transient(code, "lost connection, gone away (the text is ignored)") is transient
 
 
 @pytest.mark.parametrize(("message", "lost", "transient"), [
@@ -163,23 +169,23 @@ def test_error_numbers_are_classified(code, transient):
     ("something odd in the driver", False, False),
 ])
 def test_failures_without_a_number_are_classified_by_their_text(message, lost, transient):
-    assert classify(None, message, connection_lost=lost) is transient
+    assert ERRORS.transient(None, message, connection_lost=lost) is transient
 
 
 def test_error_text_and_hints():
-    assert error_text("query", "You have an error\nin your SQL", 1064) == (
+    assert ERRORS.text("query", 1064, "You have an error\nin your SQL") == (
         "query: You have an error (MySQL error 1064)")
-    assert "statement_timeout_s" in (hint_for(1969) or "")
-    assert "statement_timeout_s" in (hint_for(3024) or "")
-    assert hint_for(1064) is None and hint_for(None) is None
+    assert "statement_timeout_s" in (ERRORS.hint(1969, "") or "")
+    assert "statement_timeout_s" in (ERRORS.hint(3024, "") or "")
+    assert ERRORS.hint(1064, "") is None and ERRORS.hint(None, "") is None
 
 
 # ------------------------------------------------------------------------------ decoding
 
 
-def build(key: str, values, zero_dates: decode.ZeroDates = "error", name: str = "c"):
+def build(key: str, values, zero_dates: builders.ZeroDates = "error", name: str = "c"):
     natural = t.TYPES[key].arrow_type
-    return decode.builder_for(key, zero_dates)(values, natural, name)
+    return builders.builder_for(key, zero_dates)(values, natural, name)
 
 
 def test_integers_parse_to_their_width_and_unsigned_bigint_does_not_wrap():
@@ -191,13 +197,13 @@ def test_integers_parse_to_their_width_and_unsigned_bigint_does_not_wrap():
 
 def test_decimal_text_parses_exactly():
     values = [b"-0.50", b"99999999.99", None]
-    array = decode.build_number(values, pa.decimal128(10, 2), "d")
+    array = builders.build_number(values, pa.decimal128(10, 2), "d")
     assert array.to_pylist() == [Decimal("-0.50"), Decimal("99999999.99"), None]
 
 
 def test_a_value_that_does_not_fit_fails_naming_column_and_value():
     with pytest.raises(SourceError, match=r"column 'd': value '1.234'"):
-        decode.build_number([b"1.5", b"1.234"], pa.decimal128(10, 2), "d")
+        builders.build_number([b"1.5", b"1.234"], pa.decimal128(10, 2), "d")
 
 
 def test_tinyint1_is_a_boolean_only_while_values_are_0_or_1():
@@ -251,13 +257,13 @@ def test_time_is_kept_as_the_server_text():
 
 
 def test_time_override_makes_times_of_day_and_refuses_durations():
-    array = decode.build_time_of_day([b"23:59:59.999999", b"00:00:00", b"12:30:00.5", None],
+    array = builders.build_time_of_day([b"23:59:59.999999", b"00:00:00", b"12:30:00.5", None],
                                      pa.time64("us"), "t")
     assert array.to_pylist() == [dt.time(23, 59, 59, 999999), dt.time(0), dt.time(12, 30, 0,
                                  500000), None]
     for bad in (b"24:00:00", b"-00:00:01", b"838:59:59"):
         with pytest.raises(SourceError, match="not a time of day"):
-            decode.build_time_of_day([bad], pa.time64("us"), "t")
+            builders.build_time_of_day([bad], pa.time64("us"), "t")
 
 
 def test_strings_must_be_utf8():
@@ -273,34 +279,34 @@ def wkb_point(x: float, y: float, order: str = "<") -> bytes:
 
 def test_geometry_without_srid_is_plain_wkb():
     value = struct.pack("<I", 0) + wkb_point(1.0, 2.0)
-    assert decode.to_ewkb(value) == wkb_point(1.0, 2.0)
+    assert builders.to_ewkb(value) == wkb_point(1.0, 2.0)
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_geometry_with_an_srid_becomes_ewkb_in_the_wkb_byte_order(order):
     value = struct.pack("<I", 4326) + wkb_point(1.0, 2.0, order)
-    ewkb = decode.to_ewkb(value)
+    ewkb = builders.to_ewkb(value)
     (geometry_type, srid) = struct.unpack(f"{order}II", ewkb[1:9])
     assert geometry_type == 0x20000001 and srid == 4326
     assert ewkb[9:] == wkb_point(1.0, 2.0, order)[5:]
 
 
 def test_override_casts_are_checked():
-    plan = decode.ColumnPlan("n", decode.build_number, pa.int64(), pa.int16(), False)
-    assert decode.build_column([b"7"], plan).to_pylist() == [7]
+    plan = ColumnPlan("n", builders.build_number, pa.int64(), pa.int16(), False)
+    assert build_column([b"7"], plan).to_pylist() == [7]
     with pytest.raises(SourceError, match="'n'"):
-        decode.build_column([b"100000"], plan)
+        build_column([b"100000"], plan)
 
 
 # ------------------------------------------------------------------- session and TLS
 
 
 def test_session_statements_set_and_restore_only_what_the_read_changes():
-    from rivet_mysql.source import _Session
+    from rivet_mysql.session import Session
 
     from rivet_core.backends import ReadOptions
 
-    mariadb = _Session(True, ReadOptions(statement_timeout_s=2.5, lock_timeout_s=0.2))
+    mariadb = Session(True, ReadOptions(statement_timeout_s=2.5, lock_timeout_s=0.2))
     assert mariadb.save_sql() == (
         "SELECT @@session.time_zone, @@session.max_statement_time, "
         "@@session.lock_wait_timeout, @@session.innodb_lock_wait_timeout")
@@ -310,10 +316,10 @@ def test_session_statements_set_and_restore_only_what_the_read_changes():
         ("+00:00", 2.5, 1, 1))
     mariadb.remember((b"SYSTEM", b"0.000000", b"86400", b"50"))
     assert mariadb.saved == ["SYSTEM", 0.0, 86400, 50]
-    mysql = _Session(False, ReadOptions(statement_timeout_s=2.5))
+    mysql = Session(False, ReadOptions(statement_timeout_s=2.5))
     assert mysql.set_sql(mysql.values) == (
         "SET SESSION time_zone = %s, SESSION max_execution_time = %s", ("+00:00", 2500))
-    bare = _Session(False, ReadOptions())
+    bare = Session(False, ReadOptions())
     assert bare.save_sql() == "SELECT @@session.time_zone"
 
 
@@ -324,14 +330,10 @@ def test_session_statements_set_and_restore_only_what_the_read_changes():
     ("verify-full", None, {"check_hostname": True, "verify_mode": 2}),
 ])
 def test_tls_modes_map_to_pymysql_ssl_settings(mode, ca, expected):
-    from pathlib import Path
-
-    from rivet_mysql import MysqlConfig
-    from rivet_mysql.source import MysqlSource
+    from rivet_mysql.driver import ssl_settings
 
     from rivet_core.config.connection import ConnectionParams
 
-    source = MysqlSource(MysqlConfig(url="mysql://u@h/d"), config_dir=Path("."))
     params = ConnectionParams(host="h", port=3306, user="u", password=None, database="d",
                               query={}, tls_mode=mode, ca_file=ca)
-    assert source._ssl(params) == expected
+    assert ssl_settings(params) == expected

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from rivet_postgres import fastpath
-from rivet_postgres.decode import ColumnPlan
-from rivet_postgres.fastpath import Carry, FastColumn
+from rivet_postgres import connection, copyconvert, copyplan
+from rivet_postgres.builders import ColumnPlan
+from rivet_postgres.copyplan import Carry, FastColumn
 
 from rivet_core.errors import SourceError
 
@@ -22,7 +22,7 @@ def plan(name: str, key: str, natural: pa.DataType, *, array: bool = False,
 
 def column(name: str, key: str, natural: pa.DataType, **kwargs: object) -> FastColumn:
     p = plan(name, key, natural, **kwargs)  # type: ignore[arg-type]
-    carry, send = fastpath.carry_for(p)
+    carry, send = copyplan.carry_for(p)
     return FastColumn(p, carry, send)
 
 
@@ -41,7 +41,7 @@ def column(name: str, key: str, natural: pa.DataType, **kwargs: object) -> FastC
     ("int4", True, False, (Carry.WIRE, "array_send")),
 ])
 def test_each_mapped_type_has_one_carriage(key, array, direct, expected):
-    assert fastpath.carry_for(plan("c", key, pa.string(), array=array, direct=direct)) \
+    assert copyplan.carry_for(plan("c", key, pa.string(), array=array, direct=direct)) \
         == expected
 
 
@@ -49,17 +49,17 @@ def test_every_mapped_type_key_can_travel_over_copy():
     from rivet_postgres.typemap import TYPES
 
     for key in TYPES:
-        fastpath.carry_for(plan("c", key, pa.string()))
+        copyplan.carry_for(plan("c", key, pa.string()))
 
 
 def test_native_columns_are_selected_as_they_are_and_the_query_keeps_its_comment():
-    sql = fastpath.select_sql("SELECT 1 AS a -- trailing comment;\n;", [
+    sql = copyplan.select_sql("SELECT 1 AS a -- trailing comment;\n;", [
         column("a", "int4", pa.int32())])
     assert sql == "SELECT * FROM (\nSELECT 1 AS a -- trailing comment\n) AS _rivet_copy"
 
 
 def test_converted_columns_are_cast_or_sent_in_a_wrapping_select():
-    sql = fastpath.select_sql("SELECT * FROM t", [
+    sql = copyplan.select_sql("SELECT * FROM t", [
         column("id", "int8", pa.int64()), column('Odd "name"', "citext", pa.string()),
         column("n", "numeric", pa.decimal128(9, 2)), column("iv", "interval", pa.string()),
         column("xs", "int4", pa.list_(pa.int32()), array=True)])
@@ -72,9 +72,9 @@ def test_converted_columns_are_cast_or_sent_in_a_wrapping_select():
 
 def test_duplicate_names_only_matter_when_a_column_is_converted():
     native = [column("a", "int4", pa.int32()), column("a", "text", pa.string())]
-    assert fastpath.unwrappable(["a", "a"], native) is None
+    assert copyplan.unwrappable(["a", "a"], native) is None
     mixed = [column("a", "int4", pa.int32()), column("a", "interval", pa.string())]
-    assert fastpath.unwrappable(["a", "a"], mixed) == "the result has two columns named 'a'"
+    assert copyplan.unwrappable(["a", "a"], mixed) == "the result has two columns named 'a'"
 
 
 @pytest.mark.parametrize(("blocks", "per_range", "expected"), [
@@ -84,17 +84,17 @@ def test_duplicate_names_only_matter_when_a_column_is_converted():
     (12, 4, [(0, 4), (4, 8), (8, None)]),
 ])
 def test_block_ranges_cover_the_table_and_leave_the_last_open(blocks, per_range, expected):
-    assert fastpath.block_ranges(blocks, per_range) == expected
+    assert copyplan.block_ranges(blocks, per_range) == expected
 
 
 def test_range_sql_is_a_tid_range_scan():
-    assert fastpath.range_sql('"s"."t"', (4, 8)) == (
+    assert copyplan.range_sql('"s"."t"', (4, 8)) == (
         "SELECT * FROM \"s\".\"t\" WHERE ctid >= '(4,0)'::tid AND ctid < '(8,0)'::tid")
-    assert fastpath.range_sql("t", (8, None)) == "SELECT * FROM t WHERE ctid >= '(8,0)'::tid"
+    assert copyplan.range_sql("t", (8, None)) == "SELECT * FROM t WHERE ctid >= '(8,0)'::tid"
 
 
 def test_conninfo_quotes_every_value_and_leaves_out_unset_ones():
-    text = fastpath.conninfo({"host": "db", "password": "it's\\secret", "sslmode": None,
+    text = connection.conninfo({"host": "db", "password": "it's\\secret", "sslmode": None,
                               "options": "-c search_path=app"})
     assert text == ("host='db' password='it\\'s\\\\secret' "
                     "options='-c search_path=app'")
@@ -102,15 +102,15 @@ def test_conninfo_quotes_every_value_and_leaves_out_unset_ones():
 
 def test_slices_bound_rows_and_bytes_without_copying():
     batch = pa.record_batch({"t": ["x" * 100] * 10})
-    assert [b.num_rows for b in fastpath.slices(batch, 4, None)] == [4, 4, 2]
-    pieces = list(fastpath.slices(batch, 100, batch.nbytes // 3))
+    assert [b.num_rows for b in copyconvert.slices(batch, 4, None)] == [4, 4, 2]
+    pieces = list(copyconvert.slices(batch, 100, batch.nbytes // 3))
     assert sum(b.num_rows for b in pieces) == 10
     assert all(b.nbytes <= batch.nbytes // 3 + 200 for b in pieces)
-    assert list(fastpath.slices(batch, 100, None)) == [batch]
+    assert list(copyconvert.slices(batch, 100, None)) == [batch]
 
 
 def convert(values: pa.Array, key: str, natural: pa.DataType, **kwargs: object) -> list:
-    return fastpath.convert_column(values, column("c", key, natural, **kwargs)).to_pylist()
+    return copyconvert.convert_column(values, column("c", key, natural, **kwargs)).to_pylist()
 
 
 def test_oid_arrives_signed_and_is_read_unsigned():
@@ -172,7 +172,7 @@ def test_timestamps_the_mapping_refuses_fail_naming_the_value(raw, message):
 
 def test_extreme_values_the_mapping_holds_pass_unchanged():
     days = pa.array([-719162, 2145042905], pa.int32()).view(pa.date32())
-    converted = fastpath.convert_column(days, column("c", "date", pa.date32()))
+    converted = copyconvert.convert_column(days, column("c", "date", pa.date32()))
     assert converted.view(pa.int32()).to_pylist() == [-719162, 2145042905]
     stamps = pa.array([-62135596800000000, 253402300799999999], pa.int64())
     assert convert(stamps.view(pa.timestamp("us")), "timestamp", pa.timestamp("us")) == [
@@ -188,19 +188,19 @@ def test_time_2400_fails():
 def test_wire_columns_are_decoded_by_the_given_loader():
     wire = FastColumn(plan("iv", "interval", pa.string()), Carry.WIRE, "interval_send",
                       lambda data: f"<{bytes(data).hex()}>")
-    assert fastpath.convert_column(pa.array([b"\x01", None]), wire).to_pylist() == [
+    assert copyconvert.convert_column(pa.array([b"\x01", None]), wire).to_pylist() == [
         "<01>", None]
 
 
 def test_an_unexpected_driver_type_is_reported_before_conversion():
     with pytest.raises(SourceError, match="'n' as int64"):
-        fastpath.check_schema(pa.schema([("n", pa.int64())]),
+        copyconvert.check_schema(pa.schema([("n", pa.int64())]),
                               [column("n", "numeric", pa.decimal128(9, 2))])
 
 
 def test_the_drivers_extension_types_are_accepted_and_unwrapped():
     uuid_type, json_type = pa.uuid(), pa.json_()
-    fastpath.check_schema(pa.schema([("u", uuid_type), ("j", json_type)]),
+    copyconvert.check_schema(pa.schema([("u", uuid_type), ("j", json_type)]),
                           [column("u", "uuid", pa.string()), column("j", "jsonb", pa.string())])
     raw = pa.ExtensionArray.from_storage(uuid_type, pa.array([bytes(range(16))],
                                                               pa.binary(16)))
@@ -210,7 +210,7 @@ def test_the_drivers_extension_types_are_accepted_and_unwrapped():
 
 
 def test_only_the_whole_table_select_of_a_table_export_is_split_into_ranges():
-    assert fastpath.reads_whole_table("SELECT * FROM public.t", "public.t")
-    assert fastpath.reads_whole_table("select *  from Public.T;\n", "public.t")
-    assert not fastpath.reads_whole_table("SELECT id FROM public.t", "public.t")
-    assert not fastpath.reads_whole_table("SELECT * FROM public.t WHERE id > 1", "public.t")
+    assert copyplan.reads_whole_table("SELECT * FROM public.t", "public.t")
+    assert copyplan.reads_whole_table("select *  from Public.T;\n", "public.t")
+    assert not copyplan.reads_whole_table("SELECT id FROM public.t", "public.t")
+    assert not copyplan.reads_whole_table("SELECT * FROM public.t WHERE id > 1", "public.t")

@@ -9,18 +9,19 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 from rivet_postgres import typemap as t
-from rivet_postgres.decode import (
+from rivet_postgres.builders import suggest_decimal
+from rivet_postgres.columns import unsupported
+from rivet_postgres.errors import ERRORS
+from rivet_postgres.pgtext import (
     inet_text,
     interval_iso,
     pg_date_text,
     pg_timestamp_text,
-    suggest_decimal,
     timetz_text,
 )
-from rivet_postgres.sqlstate import classify, error_text, hint_for
 
 from rivet_core.errors import UnsupportedTypeError
-from rivet_core.types import Fidelity, unmatched_overrides
+from rivet_core.types import Fidelity, apply_override, unmatched_overrides
 
 CITEXT, MOOD, MOOD_ARRAY, POSINT, POSINT_ARRAY, RANGE = 90001, 90002, 90003, 90004, 90005, 90006
 CATALOG = {
@@ -174,7 +175,8 @@ def test_numeric_wider_than_decimal256_is_unsupported(precision, scale):
 
 def override(oid: int, target: pa.DataType, typmod: int = -1):
     resolved = t.resolve(oid, typmod, CATALOG)
-    return t.override_column(t.map_column("c", resolved, "x"), resolved, target)
+    return apply_override(t.map_column("c", resolved, "x"), target,
+                          t.rescue_for(resolved, target))
 
 
 def test_decimal_and_string_overrides_of_numeric_are_built_from_the_exact_values():
@@ -216,7 +218,7 @@ def test_unsupported_error_names_every_bad_column_with_its_type_and_a_fix():
     columns = [t.map_column(name, r, source) for name, r, source in
                zip(["id", "Where", "amount"], resolved, ["integer", "point", "numeric(100,2)"],
                    strict=True)]
-    error = t.unsupported(columns, resolved, "query")
+    error = unsupported(columns, resolved, "query")
     assert isinstance(error, UnsupportedTypeError)
     assert "2 columns" in error.message
     assert "'Where' (point" in error.message and "'amount' (numeric(100,2)" in error.message
@@ -228,7 +230,7 @@ def test_unsupported_error_names_every_bad_column_with_its_type_and_a_fix():
 
 def test_no_unsupported_error_when_every_column_maps():
     resolved = [t.resolve(t.INT4, -1, {})]
-    assert t.unsupported([t.map_column("id", resolved[0], "integer")], resolved, "q") is None
+    assert unsupported([t.map_column("id", resolved[0], "integer")], resolved, "q") is None
 
 
 def test_overrides_naming_absent_columns_are_reported():
@@ -316,7 +318,7 @@ def test_inet_text_is_written_as_postgresql_prints_it(wire, text):
     ("XX000", False),  # internal error: unknown, so permanent
 ])
 def test_sqlstate_classification(sqlstate, transient):
-    assert classify(sqlstate, "whatever the text says: connection refused") is transient
+    assert ERRORS.transient(sqlstate, "whatever the text says: connection refused") is transient
 
 
 @pytest.mark.parametrize(("message", "connection_lost", "transient"), [
@@ -335,22 +337,22 @@ def test_sqlstate_classification(sqlstate, transient):
 ])
 def test_failures_without_sqlstate_are_classified_by_their_text(message, connection_lost,
                                                                  transient):
-    assert classify(None, message, connection_lost=connection_lost) is transient
+    assert ERRORS.transient(None, message, connection_lost=connection_lost) is transient
 
 
 def test_error_text_keeps_the_first_line_and_the_sqlstate():
     message = 'syntax error at or near "SELEC"\nLINE 1: SELEC 1\n        ^'
-    assert error_text("query", message, "42601") == (
+    assert ERRORS.text("query", "42601", message) == (
         'query: syntax error at or near "SELEC" (SQLSTATE 42601)')
-    assert error_text("q", "connection refused\n\tIs the server running?", None) == (
+    assert ERRORS.text("q", None, "connection refused\n\tIs the server running?") == (
         "q: connection refused")
 
 
 def test_hints_point_at_the_setting_that_helps():
-    assert "statement_timeout_s" in (hint_for("57014", "") or "")
-    assert "password" in (hint_for("28P01", "") or "")
-    assert "port" in (hint_for(None, "Connection refused") or "")
-    assert hint_for("42601", "syntax error") is None
+    assert "statement_timeout_s" in (ERRORS.hint("57014", "") or "")
+    assert "password" in (ERRORS.hint("28P01", "") or "")
+    assert "port" in (ERRORS.hint(None, "Connection refused") or "")
+    assert ERRORS.hint("42601", "syntax error") is None
 
 
 @pytest.mark.parametrize(("days", "text"), [

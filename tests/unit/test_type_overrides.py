@@ -10,10 +10,13 @@ from rivet_core.types import (
     ColumnInfo,
     Fidelity,
     Rescue,
+    TypeRow,
     apply_override,
     lossy_cast,
     parse_override,
+    type_table,
     unsupported_error,
+    unsupported_with_fixes,
 )
 
 UTC_US = pa.timestamp("us", tz="UTC")
@@ -78,6 +81,48 @@ def test_unsupported_error_lists_bad_columns_and_joins_the_fixes():
     assert error is not None and error.hint == "fix one; or fix two"
     assert "1 column has" in error.message and "'b' (odd: no mapping)" in error.message
     assert unsupported_error([good], "q", []) is None
+
+
+def test_unsupported_error_offers_the_override_and_the_sql_fix_for_the_first_of_each():
+    columns = [ColumnInfo(name=name, source_type="t", arrow_type=arrow, fidelity=fidelity)
+               for name, arrow, fidelity in (("ok", pa.int32(), Fidelity.EXACT),
+                                             ("wide", None, Fidelity.UNSUPPORTED),
+                                             ("odd", None, Fidelity.UNSUPPORTED),
+                                             ("wider", None, Fidelity.UNSUPPORTED))]
+    error = unsupported_with_fixes(columns, "q", overridable=[True, True, False, True],
+                                   override_fix=lambda n: f"override {n}",
+                                   sql_fix=lambda n: f"cast {n}")
+    assert error is not None and error.hint == "override wide; or cast odd"
+    only_sql = unsupported_with_fixes(columns, "q", overridable=[False] * 4,
+                                      override_fix=lambda n: f"override {n}",
+                                      sql_fix=lambda n: f"cast {n}")
+    assert only_sql is not None and only_sql.hint == "cast wide"
+    assert unsupported_with_fixes(columns[:1], "q", overridable=[True],
+                                  override_fix=str, sql_fix=str) is None
+
+
+def test_a_type_table_is_read_from_its_text():
+    table = type_table("""
+int2     | int16                 | exact
+oid      | int64                 | widened |      | unsigned 32-bit,
+    widened to int64
+numeric  | decimal128(p, s)      | exact   |      | NaN fails
+float    | —                     | unsupported
+uuid     | string                | exact   | uuid | lowercase hyphenated text
+tstz     | timestamp[us, tz=UTC] | exact
+""")
+    assert list(table) == ["int2", "oid", "numeric", "float", "uuid", "tstz"]
+    assert table["int2"] == TypeRow(name="int2", arrow_type=pa.int16(), fidelity=Fidelity.EXACT)
+    assert (table["oid"].fidelity, table["oid"].note) == (
+        Fidelity.WIDENED, "unsigned 32-bit, widened to int64")
+    assert (table["numeric"].arrow_type, table["numeric"].arrow_text) == (
+        None, "decimal128(p, s)")
+    assert (table["float"].arrow_type, table["float"].arrow_text) == (None, "")
+    assert table["uuid"].logical_type == "uuid"
+    assert table["tstz"].arrow_type == UTC_US
+    assert [table[k].doc_row() for k in ("numeric", "float", "uuid")] == [
+        ("numeric", "decimal128(p, s)", "exact", "—"), ("float", "—", "unsupported", "—"),
+        ("uuid", "string", "exact", "uuid")]
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -1,15 +1,17 @@
-"""Text-protocol values → Arrow arrays, one column at a time.
+"""The server's text of a column → an Arrow array: one builder per mapped type.
 
 A column arrives as the server's text: on the pymysql path (no decoders at all: ``conv``
 holds only encoders, and ``use_unicode=False``) as a sequence of ``bytes`` or ``None``; on
-the ConnectorX path (:mod:`rivet_mysql.fastpath`) as a binary Arrow array of the text of
-``CAST(col AS CHAR)``. Either way :func:`build_column` turns it into Arrow with pyarrow's C
-kernels: numbers, decimals and dates are parsed by casts that refuse (never round) text that
-does not fit, strings are validated as UTF-8 by a cast. Only BIT(n), GEOMETRY and the
-``time`` override of TIME touch each value in Python. Both read paths share these builders,
-so a value is parsed the same way whichever path read it.
+the ConnectorX path (:mod:`rivet_mysql.carriers`) as a binary Arrow array of the text of
+``CAST(col AS CHAR)``. Either way a builder turns it into Arrow with pyarrow's C kernels:
+numbers, decimals and dates are parsed by casts that refuse (never round) text that does
+not fit, strings are validated as UTF-8 by a cast. Only BIT(n), GEOMETRY and the ``time``
+override of TIME touch each value in Python. Both read paths share these builders, so a
+value is parsed the same way whichever path read it.
 
-The rules are those of :mod:`rivet_mysql.typemap`; the zero-date policy is applied here.
+The rules are those of :mod:`rivet_mysql.typemap`; the zero-date policy is applied here
+(:func:`temporal_builder`). Not here: which builder a result column gets and how an
+override is applied to what it builds (:mod:`rivet_mysql.columns`).
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from typing import Any, Literal, TypeAlias
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rivet_core.errors import SourceError
+from rivet_core.api import SourceError
 
 ZeroDates = Literal["error", "null"]
 
 _MAX_VALUE_TEXT = 60
 
 
-def _fail(name: str, detail: str, hint: str | None = None) -> SourceError:
+def column_error(name: str, detail: str, hint: str | None = None) -> SourceError:
+    """A value of column ``name`` that its Arrow type cannot hold."""
     return SourceError(f"column {name!r}: {detail}",
                        hint=hint or f"filter or convert these values in SQL "
                                     f"(e.g. CAST(`{name}` AS CHAR))")
@@ -75,7 +78,7 @@ def _parse(values: TextColumn, target: pa.DataType, name: str,
         return convert(_raw(values))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         bad = _first_failure(values, convert)
-        raise _fail(name, f"value {_short(bad)!r} cannot be stored in {target} "
+        raise column_error(name, f"value {_short(bad)!r} cannot be stored in {target} "
                           f"without loss") from None
 
 
@@ -83,7 +86,7 @@ def build_text(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
     try:
         return _raw(values).cast(pa.string())
     except pa.ArrowInvalid:
-        raise _fail(name, "a value is not valid UTF-8") from None
+        raise column_error(name, "a value is not valid UTF-8") from None
 
 
 def build_binary(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
@@ -94,16 +97,35 @@ def build_number(values: TextColumn, target: pa.DataType, name: str) -> pa.Array
     return _parse(values, target, name)
 
 
-def build_tinyint_bool(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
-    numbers = _parse(values, pa.int8(), name)
+def tinyint_bool(numbers: pa.Array, name: str) -> pa.Array:
+    """A TINYINT(1) column's numbers as booleans; a value other than 0 or 1 fails."""
     bounds = pc.min_max(numbers)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if (low is not None and low < 0) or (high is not None and high > 1):
         bad = low if low is not None and low < 0 else high
-        raise _fail(name, f"value {bad} of a TINYINT(1) column is not a boolean",
-                    hint=f'keep the numbers with the [exports.columns] override {name} = '
-                         f'"int8"')
+        raise column_error(name, f"value {bad} of a TINYINT(1) column is not a boolean",
+                           hint=f'keep the numbers with the [exports.columns] override '
+                                f'{name} = "int8"')
     return pc.not_equal(numbers, 0)
+
+
+def build_tinyint_bool(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
+    return tinyint_bool(_parse(values, pa.int8(), name), name)
+
+
+def checked_cast(array: pa.Array, target: pa.DataType, name: str, *,
+                 override: bool = False) -> pa.Array:
+    """``array`` as ``target`` by pyarrow's safe cast: a value that would change (overflow,
+    truncation, lost scale) fails naming the column (and ``override``: that ``target`` is
+    the column's ``[exports.columns]`` type)."""
+    if array.type == target:
+        return array
+    try:
+        return array.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        into = f"the override {target}" if override else str(target)
+        raise column_error(name, f"cannot convert {array.type} to {into} without loss: "
+                                 f"{exc}") from None
 
 
 def build_bit_bool(values: TextColumn, target: pa.DataType, name: str) -> pa.Array:
@@ -159,7 +181,7 @@ def _build_temporal(values: TextColumn, parse_type: pa.DataType, name: str,
     invalid = pc.and_(text.is_valid(), pc.invert(valid))
     if zero_dates == "error" and pc.any(invalid).as_py():
         bad = text.filter(invalid)[0].as_py()
-        raise _fail(name, f"value {bad!r} is a zero or invalid date, which no date or "
+        raise column_error(name, f"value {bad!r} is a zero or invalid date, which no date or "
                           f"timestamp can hold",
                     hint='set zero_dates = "null" in [source] to export such values as NULL, '
                          'or filter them in SQL')
@@ -167,7 +189,7 @@ def _build_temporal(values: TextColumn, parse_type: pa.DataType, name: str,
     try:
         return cleaned.cast(parse_type)
     except pa.ArrowInvalid as exc:
-        raise _fail(name, f"values cannot be stored in {parse_type}: {exc}") from None
+        raise column_error(name, f"values cannot be stored in {parse_type}: {exc}") from None
 
 
 def temporal_builder(kind: str, zero_dates: ZeroDates) -> Builder:
@@ -195,7 +217,7 @@ def build_time_of_day(values: TextColumn, target: pa.DataType, name: str) -> pa.
         total = ((int(hours) * 60 + int(minutes)) * 60 + int(whole)) * 1_000_000
         total += int(fraction.ljust(6, "0")[:6]) if fraction else 0
         if text.startswith("-") or total >= 86_400_000_000:
-            raise _fail(name, f"value {text!r} is not a time of day",
+            raise column_error(name, f"value {text!r} is not a time of day",
                         hint=f"drop the time override of {name} to export the text")
         micros.append(total)
     return pa.array(micros, pa.int64()).view(pa.time64("us"))
@@ -252,32 +274,3 @@ def direct_builder(key: str | None, target: pa.DataType) -> Builder:
     if target == pa.string():
         return build_text
     return build_number
-
-
-class ColumnPlan:
-    """How one result column is decoded: its builder, the natural Arrow type and the written
-    one (an override that is not built directly is a checked cast of the natural array)."""
-
-    __slots__ = ("build", "direct", "name", "natural", "target")
-
-    def __init__(self, name: str, build: Builder, natural: pa.DataType | None,
-                 target: pa.DataType, direct: bool) -> None:
-        self.name = name
-        self.build = build
-        self.natural = natural
-        self.target = target
-        self.direct = direct
-
-
-def build_column(values: TextColumn, plan: ColumnPlan) -> pa.Array:
-    """One column of a batch as an Arrow array of type ``plan.target``."""
-    if plan.direct or plan.natural is None:
-        return plan.build(values, plan.target, plan.name)
-    array = plan.build(values, plan.natural, plan.name)
-    if plan.natural == plan.target:
-        return array
-    try:
-        return array.cast(plan.target, safe=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise _fail(plan.name, f"cannot convert {plan.natural} to the override {plan.target} "
-                               f"without loss: {exc}") from None

@@ -1,0 +1,171 @@
+"""pymysql, as the mysql source uses it, and every pymysql internal Rivet relies on, in one
+place.
+
+Connections are opened with pymysql's parameter encoders and no decoders at all
+(:data:`ENCODERS`, ``use_unicode=False``): a read's values stay the server's text, as
+``bytes``, which the column builders parse into Arrow (:mod:`rivet_mysql.builders`). The few
+statements whose rows Rivet reads as Python values (:func:`rows`: the session's settings,
+the runner's small statements, EXPLAIN and ``information_schema`` lookups) are decoded here
+the way pymysql itself would with its defaults (``pymysql.converters.decoders``, by column
+type code).
+
+pymysql reliance: :func:`prepared_fields` describes a statement with ``COM_STMT_PREPARE``
+and ``COM_STMT_CLOSE`` through pymysql's packet functions ``_execute_command`` and
+``_read_packet`` (pymysql has no prepared statements); :func:`result_fields` reads the
+column definitions from ``cursor._result.fields`` (pymysql's ``FieldDescriptorPacket``:
+``type_code``, ``flags``, ``charsetnr``, ``length``, ``scale``), which pymysql keeps but does
+not document; :func:`close` clears ``connection._result.unbuffered_active`` before closing a
+connection in the middle of a result (otherwise pymysql tries to read the rest from the
+closed socket); :func:`rows` follows pymysql's own choice of text encoding per column
+(``pymysql.connections.TEXT_TYPES``).
+
+Not here: the session settings of a read (:mod:`.session`), errors (:mod:`.errors`).
+"""
+
+from __future__ import annotations
+
+import ssl
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pymysql
+from pymysql import converters
+from pymysql.connections import TEXT_TYPES, Connection
+from pymysql.constants import COMMAND, FIELD_TYPE
+from pymysql.cursors import Cursor, SSCursor
+from pymysql.protocol import FieldDescriptorPacket
+
+from rivet_core.api import ConnectionParams
+from rivet_mysql.config import MysqlConfig
+from rivet_mysql.typemap import BINARY_CHARSET, MyField
+
+ENCODERS = {k: v for k, v in converters.conversions.items() if not isinstance(k, int)}
+"""pymysql's parameter encoders without any decoder: result values stay the server's bytes."""
+
+
+def ssl_settings(params: ConnectionParams) -> dict[str, Any] | None:
+    """pymysql's ``ssl`` argument for the ``[source.tls]`` mode (None: no TLS)."""
+    mode = params.tls_mode
+    if mode is None or mode == "disable":
+        return None
+    settings: dict[str, Any] = {"check_hostname": mode == "verify-full",
+                                "verify_mode": ssl.CERT_NONE if mode == "require"
+                                else ssl.CERT_REQUIRED}
+    if params.ca_file is not None and mode != "require":
+        settings["ca"] = params.ca_file
+    return settings
+
+
+def connect(params: ConnectionParams, config: MysqlConfig) -> Connection[Any]:
+    """A new connection (autocommit, utf8mb4, values as bytes); pymysql's errors raised."""
+    return pymysql.connect(
+        host=params.host, port=params.port, user=params.user,
+        password=params.password or "", database=params.database or None,
+        charset="utf8mb4", use_unicode=False, conv=ENCODERS, autocommit=True,
+        connect_timeout=config.connect_timeout_s,
+        program_name=config.application_name, ssl=ssl_settings(params),
+    )
+
+
+def is_mariadb(conn: Connection[Any]) -> bool:
+    return "mariadb" in conn.get_server_info().lower()
+
+
+def close(conn: Connection[Any]) -> None:
+    """Close ``conn``, even in the middle of an unbuffered result."""
+    # An unbuffered result still streaming would make pymysql read it to its end when the
+    # cursor or result is collected; the socket closing below ends it instead.
+    result = getattr(conn, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+    if conn.open:
+        conn.close()
+
+
+def _field(packet: Any) -> MyField:
+    return MyField(name=packet.name, type_code=packet.type_code, flags=packet.flags,
+                   charsetnr=packet.charsetnr, length=packet.length, decimals=packet.scale)
+
+
+def result_fields(cursor: Cursor) -> list[MyField]:
+    """The column definitions of the result ``cursor`` holds (none without a result)."""
+    result = cursor._result
+    return [_field(f) for f in (result.fields if result is not None else [])]
+
+
+def mogrify(conn: Connection[Any], sql: str, params: Sequence[Any]) -> str:
+    """``sql`` with its parameters as literals (as pymysql sends them)."""
+    return Cursor(conn).mogrify(sql, params) if params else sql
+
+
+def prepared_fields(conn: Connection[Any], sql: str) -> list[MyField]:
+    """Column definitions of ``sql`` from ``COM_STMT_PREPARE``; nothing is executed."""
+    conn._execute_command(COMMAND.COM_STMT_PREPARE, sql)
+    ok = conn._read_packet()
+    statement_id, columns, params = struct.unpack_from("<IHH", ok.get_all_data(), 1)
+    try:
+        for _ in range(params + (1 if params else 0)):  # definitions, then EOF
+            conn._read_packet()
+        packets = [conn._read_packet(FieldDescriptorPacket) for _ in range(columns)]
+        if columns:
+            conn._read_packet()  # EOF
+    finally:
+        conn._execute_command(COMMAND.COM_STMT_CLOSE, struct.pack("<I", statement_id))
+    return [_field(p) for p in packets]
+
+
+def unbuffered(conn: Connection[Any], sql: str, params: Sequence[Any]) -> SSCursor:
+    """``sql`` started on an unbuffered cursor: the server streams the rows, read only as
+    the cursor is asked for them."""
+    cursor = conn.cursor(SSCursor)
+    cursor.execute(sql, params or None)
+    return cursor
+
+
+def execute(conn: Connection[Any], sql: str,
+            params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
+    """Run a statement; its first row as the server's bytes (None without one)."""
+    with conn.cursor(Cursor) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _decoder(field: MyField, encoding: str) -> Callable[[bytes], Any]:
+    """How pymysql with ``use_unicode`` and its default decoders turns a value of ``field``
+    into Python: text in the connection's encoding (bytes for a binary string), anything
+    else read as ASCII, then the decoder of its type code."""
+    code = field.type_code
+    text: str | None = "ascii"
+    if code == FIELD_TYPE.JSON:
+        text = encoding
+    elif code in TEXT_TYPES:
+        text = None if field.charsetnr == BINARY_CHARSET else encoding
+    convert = converters.decoders.get(code)
+    if convert is converters.through:
+        convert = None
+
+    def decode(value: bytes) -> Any:
+        decoded: Any = value if text is None else value.decode(text)
+        return decoded if convert is None else convert(decoded)
+
+    return decode
+
+
+def rows(conn: Connection[Any], sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Every row of a statement, by column name, as Python values (``int``, ``Decimal``,
+    ``float``, ``str``, ``date``, naive ``datetime``, ``timedelta``; ``bytes`` for binary
+    strings)."""
+    with conn.cursor(Cursor) as cursor:
+        cursor.execute(sql, params or None)
+        fields = result_fields(cursor)
+        records = cursor.fetchall()
+    decoders = [_decoder(field, conn.encoding) for field in fields]
+    names = [field.name for field in fields]
+    return [{name: None if value is None else decode(value)
+             for name, decode, value in zip(names, decoders, record, strict=True)}
+            for record in records]
+
+
+__all__ = ["ENCODERS", "close", "connect", "execute", "is_mariadb", "mogrify",
+           "prepared_fields", "result_fields", "rows", "ssl_settings", "unbuffered"]
