@@ -9,7 +9,11 @@ tens of MiB, read ``parallel`` at a time in *waves*; any other statement is read
 only when ``EXPLAIN`` estimates a small result, and only when the select-list wrapper the
 casts need does not make the server materialise the query (a new ``DERIVED`` step). When
 the path cannot serve a read, :func:`plan` says why, and the read takes the pymysql path
-with that reason in its ``read_path``.
+with that reason in its ``read_path``. TLS never makes a read fall back to plaintext: the
+ConnectorX connections carry the mode (:func:`~rivet_mysql.cxread.tls_query`), and when
+they cannot check a certificate as the mode asks (a ``ca_file``, which ConnectorX would
+trust in addition to the system store rather than alone), every read of the source takes
+the pymysql path, which does (:func:`unavailable`).
 
 The statements these decisions read come from the dialect
 (:class:`~rivet_mysql.dialect.MysqlDialect`: primary key, table size, key bounds,
@@ -30,7 +34,15 @@ from rivet_core.api import ColumnInfo, ConnectionParams, Query, ReadOptions
 from rivet_mysql import carriers, driver, keyranges, typemap
 from rivet_mysql.columns import ColumnPlan
 from rivet_mysql.config import MysqlConfig
-from rivet_mysql.cxread import CxBatchStream, Killer, connection_url, session_statements
+from rivet_mysql.cxread import (
+    CxBatchStream,
+    Killer,
+    TlsErrors,
+    connection_url,
+    session_statements,
+    tls_check_statement,
+    tls_query,
+)
 from rivet_mysql.dialect import DIALECT
 
 Ranges = list[tuple[int, int | None]]
@@ -51,14 +63,20 @@ class FastRead:
 
     def stream(self, *, params: ConnectionParams, config: MysqlConfig,
                settings: list[tuple[str, Any]], options: ReadOptions, label: str,
-               kill: Killer, on_end: Callable[[CxBatchStream], None]) -> CxBatchStream:
-        """Start the read: ConnectorX sets the session ``settings`` on its connections."""
+               kill: Killer, on_end: Callable[[CxBatchStream], None], encrypted: bool,
+               mariadb: bool, tls_errors: TlsErrors) -> CxBatchStream:
+        """Start the read: ConnectorX sets the session ``settings`` on its connections,
+        which are encrypted when the mode requires it or the source's own connection is
+        (``encrypted``), and then checked by the server's own view of the session."""
+        tls = tls_query(params, encrypted)
         return CxBatchStream(
             columns=self.columns, carriers=self.carriers, waves=self.waves,
-            url=connection_url(params, config.connect_timeout_s),
-            session=session_statements(settings),
+            url=connection_url(params, config.connect_timeout_s, tls),
+            session=session_statements(settings,
+                                       tls_check_statement(mariadb) if tls else None),
             options=attrs.evolve(options, batch_size=self.batch_rows), label=label,
-            read_path=self.read_path, kill=kill, dates=self.dates, on_end=on_end)
+            read_path=self.read_path, kill=kill, dates=self.dates, on_end=on_end,
+            tls_errors=tls_errors)
 
 
 def unavailable(config: MysqlConfig, params: ConnectionParams) -> str | None:
@@ -67,9 +85,11 @@ def unavailable(config: MysqlConfig, params: ConnectionParams) -> str | None:
         return 'read_path = "pymysql"'
     if importlib.util.find_spec("connectorx") is None:
         return "connectorx is not installed"
-    mode = params.tls_mode
-    if mode is not None and mode != "disable":
-        return "TLS is configured ([source.tls]), which ConnectorX is not given"
+    if params.tls_verified() and params.ca_file is not None:
+        return ("tls.ca_file is set, and ConnectorX would trust the system CA store as well "
+                "as that file")
+    if params.tls_verified() and params.trust_file() is None:
+        return "no system CA bundle file to give ConnectorX for the certificate check"
     return None
 
 

@@ -5,9 +5,15 @@ What is carried and how is decided by :mod:`rivet_mysql.carriers`, which stateme
 runs by :mod:`rivet_mysql.cxplan`; the choice between this path and the pymysql one is made
 by :mod:`rivet_mysql.source`. Here:
 
+- :func:`connection_url` says exactly where ConnectorX connects and how: the host and port
+  of the config, never a Unix socket (``prefer_socket=false``: the driver would otherwise
+  reconnect to 127.0.0.1 through the socket path the server reports, which may belong to
+  another server, and would skip TLS on it), and TLS as the mode asks (:func:`tls_query`).
 - :func:`session_statements` are run by ConnectorX on each of its connections before the
-  query (``pre_execution_query``): ``SET NAMES utf8mb4``, the session time zone +00:00, the
-  statement and lock timeouts, then ``START TRANSACTION READ ONLY``. ConnectorX opens its
+  query (``pre_execution_query``): when the connection must be encrypted, first a statement
+  that fails unless the server reports a TLS cipher for the session
+  (:func:`tls_check_statement`); then ``SET NAMES utf8mb4``, the session time zone +00:00,
+  the statement and lock timeouts, then ``START TRANSACTION READ ONLY``. ConnectorX opens its
   own connections for one call and closes them when the call's last batch is read, so the
   settings end with the connection and nothing needs restoring.
 - A read is one or more *waves*: each wave is one ConnectorX call over up to ``parallel``
@@ -35,33 +41,74 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pyarrow as pa
 
-from rivet_core.api import BatchStream, ColumnInfo, ConnectionParams, ReadOptions, schema_of
+from rivet_core.api import (
+    BatchStream,
+    ColumnInfo,
+    ConnectionParams,
+    ReadOptions,
+    SourceError,
+    schema_of,
+)
 from rivet_mysql.carriers import Carrier
-from rivet_mysql.errors import connectorx_error
+from rivet_mysql.errors import NOT_ENCRYPTED, connectorx_error
 
 
-def connection_url(params: ConnectionParams, connect_timeout_s: int) -> str:
-    """The URL ConnectorX connects with (user and password percent-encoded)."""
+def tls_query(params: ConnectionParams, encrypted: bool) -> dict[str, str]:
+    """ConnectorX's TLS parameters (``ssl-mode``, ``ssl-ca``) for the mode; ``encrypted``:
+    the source's own connection is, which is what the mode-less default means for
+    ConnectorX's connections too. A verifying mode gets the system bundle as its CA file:
+    ConnectorX trusts it in addition to its own default store (so a ``ca_file`` of the
+    config, which must be trusted alone, is never given to it; see :mod:`.cxplan`)."""
+    mode = params.tls_mode
+    if params.tls_verified():
+        bundle = params.trust_file()
+        assert params.ca_file is None and bundle is not None
+        return {"ssl-mode": "VERIFY_IDENTITY" if mode == "verify-full" else "VERIFY_CA",
+                "ssl-ca": bundle}
+    if mode == "require" or (mode is None and encrypted):
+        return {"ssl-mode": "REQUIRED"}
+    return {}
+
+
+def connection_url(params: ConnectionParams, connect_timeout_s: int,
+                   tls: dict[str, str] | None = None) -> str:
+    """The URL ConnectorX connects with (user and password percent-encoded): TCP to the
+    configured host and port only, and the ``tls`` parameters (:func:`tls_query`)."""
     user = quote(params.user, safe="")
     password = f":{quote(params.password, safe='')}" if params.password else ""
     database = quote(params.database or "", safe="")
+    query = {"tcp_connect_timeout_ms": str(max(1, connect_timeout_s) * 1000),
+             "prefer_socket": "false", **(tls or {})}
     return (f"mysql://{user}{password}@{params.host}:{params.port}/{database}"
-            f"?tcp_connect_timeout_ms={max(1, connect_timeout_s) * 1000}")
+            f"?{urlencode(query, quote_via=quote)}")
 
 
-def session_statements(settings: Sequence[tuple[str, Any]]) -> list[str]:
-    """The statements ConnectorX runs on each connection before the query: the session
-    settings (names Rivet chose, numeric values or the fixed zone, so written as literals),
-    then the read-only transaction."""
+def tls_check_statement(mariadb: bool) -> str:
+    """A statement that fails (with :data:`~rivet_mysql.errors.NOT_ENCRYPTED` in the
+    server's error) unless the server reports a TLS cipher for the session: the session
+    time zone is set to an invalid name otherwise."""
+    table = ("information_schema.SESSION_STATUS" if mariadb
+             else "performance_schema.session_status")
+    return (f"SET SESSION time_zone = IF((SELECT VARIABLE_VALUE FROM {table} WHERE "
+            f"VARIABLE_NAME = 'Ssl_cipher') <> '', '+00:00', '{NOT_ENCRYPTED}')")
+
+
+def session_statements(settings: Sequence[tuple[str, Any]],
+                       tls_check: str | None = None) -> list[str]:
+    """The statements ConnectorX runs on each connection before the query: the TLS check
+    when the connection must be encrypted, the session settings (names Rivet chose,
+    numeric values or the fixed zone, so written as literals), then the read-only
+    transaction."""
     def literal(value: Any) -> str:
         return f"'{value}'" if isinstance(value, str) else repr(value)
 
     assignments = ", ".join(f"SESSION {name} = {literal(value)}" for name, value in settings)
-    return ["SET NAMES utf8mb4", f"SET {assignments}", "START TRANSACTION READ ONLY"]
+    first = [tls_check] if tls_check else []
+    return [*first, "SET NAMES utf8mb4", f"SET {assignments}", "START TRANSACTION READ ONLY"]
 
 
 MALLOC_ARENAS = 2
@@ -96,6 +143,8 @@ class SchemaMismatch(Exception):
 
 Killer = Callable[[str], None]
 """Ends the server sessions whose statement carries the given token."""
+TlsErrors = Callable[[BaseException], SourceError | None]
+"""A ConnectorX failure about TLS as the source's error, or None."""
 
 
 class CxBatchStream(BatchStream):
@@ -106,7 +155,8 @@ class CxBatchStream(BatchStream):
     def __init__(self, *, columns: list[ColumnInfo], carriers: list[Carrier],
                  waves: list[list[str]], url: str, session: list[str], options: ReadOptions,
                  label: str, read_path: str, kill: Killer, dates: Sequence[str] = (),
-                 on_end: Callable[[CxBatchStream], None]) -> None:
+                 on_end: Callable[[CxBatchStream], None],
+                 tls_errors: TlsErrors = lambda exc: None) -> None:
         import connectorx
 
         _share_malloc_arenas()
@@ -127,6 +177,7 @@ class CxBatchStream(BatchStream):
         self._kill = kill
         self._dates = list(dates)
         self._on_end = on_end
+        self._tls_errors = tls_errors
         self._reader: pa.RecordBatchReader | None = None
         self._open = True
         self._reader = self._start(self._waves[0])
@@ -144,8 +195,11 @@ class CxBatchStream(BatchStream):
             if _is_control(exc):
                 raise
             self._abandon()
-            raise connectorx_error(exc, self.label, self._dates) from None
+            raise self._error(exc) from None
         return reader  # type: ignore[no-any-return]
+
+    def _error(self, exc: BaseException) -> SourceError:
+        return self._tls_errors(exc) or connectorx_error(exc, self.label, self._dates)
 
     def _check(self, schema: pa.Schema) -> None:
         if len(schema) != len(self._carriers):
@@ -178,7 +232,7 @@ class CxBatchStream(BatchStream):
                         if _is_control(exc):
                             raise
                         self._abandon()
-                        raise connectorx_error(exc, self.label, self._dates) from None
+                        raise self._error(exc) from None
                     if batch.num_rows:
                         yield from self._fit(self._convert(batch))
                         if throttle_s > 0:

@@ -19,6 +19,14 @@ connection in the middle of a result (otherwise pymysql tries to read the rest f
 closed socket); :func:`rows` follows pymysql's own choice of text encoding per column
 (``pymysql.connections.TEXT_TYPES``).
 
+TLS (:func:`tls_arguments`): Rivet builds the ``ssl.SSLContext`` itself for every mode that
+needs TLS (pymysql then requires TLS and refuses a server that does not offer it, from
+pymysql 1.2.0 on); ``disable`` passes ``ssl_disabled``; without TLS settings pymysql's own
+default applies (TLS when the server offers it, nothing checked). After connecting,
+:func:`session_cipher` asks the server whether the session is encrypted, so a mode that
+requires TLS never depends on the driver alone. :func:`tls_failure` reads which TLS check
+failed from the ``ssl`` exception pymysql keeps as ``original_exception``.
+
 Not here: the session settings of a read (:mod:`.session`), errors (:mod:`.errors`).
 """
 
@@ -32,7 +40,7 @@ from typing import Any
 import pymysql
 from pymysql import converters
 from pymysql.connections import TEXT_TYPES, Connection
-from pymysql.constants import COMMAND, FIELD_TYPE
+from pymysql.constants import COMMAND, CR, FIELD_TYPE
 from pymysql.cursors import Cursor, SSCursor
 from pymysql.protocol import FieldDescriptorPacket
 
@@ -44,17 +52,35 @@ ENCODERS = {k: v for k, v in converters.conversions.items() if not isinstance(k,
 """pymysql's parameter encoders without any decoder: result values stay the server's bytes."""
 
 
-def ssl_settings(params: ConnectionParams) -> dict[str, Any] | None:
-    """pymysql's ``ssl`` argument for the ``[source.tls]`` mode (None: no TLS)."""
-    mode = params.tls_mode
-    if mode is None or mode == "disable":
-        return None
-    settings: dict[str, Any] = {"check_hostname": mode == "verify-full",
-                                "verify_mode": ssl.CERT_NONE if mode == "require"
-                                else ssl.CERT_REQUIRED}
-    if params.ca_file is not None and mode != "require":
-        settings["ca"] = params.ca_file
-    return settings
+def tls_context(params: ConnectionParams) -> ssl.SSLContext:
+    """The TLS context of a mode that requires TLS: ``require`` checks nothing;
+    ``verify-ca`` checks the chain against ``ca_file`` alone, or the system store without
+    it; ``verify-full`` also the host name (an IP address is matched against the
+    certificate's IP names)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not params.tls_verified():
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if params.ca_file is not None:
+        context.load_verify_locations(cafile=params.ca_file)
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = params.tls_mode == "verify-full"
+    # Python 3.13 adds X.509 strict checks by default; libpq and ConnectorX (OpenSSL's
+    # defaults) do not make them, and a mode must mean the same on every driver.
+    context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    return context
+
+
+def tls_arguments(params: ConnectionParams) -> dict[str, Any]:
+    """pymysql's TLS arguments for the mode."""
+    if params.tls_mode is None:
+        return {}
+    if params.tls_mode == "disable":
+        return {"ssl_disabled": True}
+    return {"ssl": tls_context(params)}
 
 
 def connect(params: ConnectionParams, config: MysqlConfig) -> Connection[Any]:
@@ -64,8 +90,47 @@ def connect(params: ConnectionParams, config: MysqlConfig) -> Connection[Any]:
         password=params.password or "", database=params.database or None,
         charset="utf8mb4", use_unicode=False, conv=ENCODERS, autocommit=True,
         connect_timeout=config.connect_timeout_s,
-        program_name=config.application_name, ssl=ssl_settings(params),
+        program_name=config.application_name, **tls_arguments(params),
     )
+
+
+def session_cipher(conn: Connection[Any]) -> str:
+    """The TLS cipher of the session as the server reports it (``""``: plaintext)."""
+    row = execute(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+    value = row[1] if row else b""
+    return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def check_encrypted(conn: Connection[Any], params: ConnectionParams, label: str) -> bool:
+    """Whether the server reports the session as encrypted. When the mode requires TLS and
+    it is not, the connection is closed and the TLS error raised: whatever the driver did
+    (pymysql before 1.2.0 went on in plaintext when the server did not offer TLS), a
+    plaintext session never carries a read."""
+    encrypted = bool(session_cipher(conn))
+    if params.tls_required() and not encrypted:
+        close(conn)
+        raise params.tls_failure("not-encrypted", "the server reports no Ssl_cipher", label)
+    return encrypted
+
+
+def tls_failure(exc: BaseException) -> tuple[str, str] | None:
+    """(which check, the reason) when a connection attempt failed on TLS, else None.
+    pymysql reports a failed handshake as error 2003 "can't connect", keeping the ``ssl``
+    exception as ``original_exception``; a server without TLS is error 2026."""
+    args = getattr(exc, "args", ())
+    if args and args[0] == CR.CR_SSL_CONNECTION_ERROR:
+        return "no-tls", str(args[1]) if len(args) > 1 else ""
+    original = getattr(exc, "original_exception", None)
+    if isinstance(original, ssl.SSLCertVerificationError):
+        host = original.verify_code in _NAME_MISMATCH
+        return ("host" if host else "chain"), str(original.verify_message or original)
+    if isinstance(original, ssl.SSLError):
+        return "handshake", str(original)
+    return None
+
+
+_NAME_MISMATCH = (62, 64)
+"""OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH."""
 
 
 def is_mariadb(conn: Connection[Any]) -> bool:
@@ -167,5 +232,6 @@ def rows(conn: Connection[Any], sql: str, params: Sequence[Any] = ()) -> list[di
             for record in records]
 
 
-__all__ = ["ENCODERS", "close", "connect", "execute", "is_mariadb", "mogrify",
-           "prepared_fields", "result_fields", "rows", "ssl_settings", "unbuffered"]
+__all__ = ["ENCODERS", "check_encrypted", "close", "connect", "execute", "is_mariadb",
+           "mogrify", "prepared_fields", "result_fields", "rows", "session_cipher",
+           "tls_arguments", "tls_context", "tls_failure", "unbuffered"]

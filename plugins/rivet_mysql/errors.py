@@ -10,6 +10,11 @@ errors are below 2000; client errors (2000-2999) come from the driver (pymysql u
 "can't connect", 2006 "gone away" and 2013 "lost connection" for socket failures). Without
 a number the text decides, and a lost connection counts as transient.
 
+TLS failures are permanent whatever the mode, with a hint naming the failed check and the
+CAs trusted: the pymysql connection's are read by :func:`rivet_mysql.driver.tls_failure`,
+ConnectorX's by :func:`connectorx_tls_error` (its handshake errors, and the refusal Rivet's
+own check statement raises on a connection that came up unencrypted: :data:`NOT_ENCRYPTED`).
+
 Not here: errors about values (a zero date, a number that does not fit), which the column
 builders raise (:mod:`rivet_mysql.builders`).
 """
@@ -22,7 +27,7 @@ from typing import Any
 
 import pymysql
 
-from rivet_core.api import ErrorTable, SourceError, redact
+from rivet_core.api import ConnectionParams, ErrorTable, SourceError, redact
 
 ERRORS = ErrorTable(
     code_label="MySQL error",
@@ -80,6 +85,10 @@ ERRORS = ErrorTable(
         2003: "check the host and port, and that the server accepts TCP connections",
     },
 )
+
+NOT_ENCRYPTED = "rivet: this connection is not encrypted"
+"""The value ConnectorX's TLS check statement sets the time zone to, and so the text of the
+error the server answers, when a connection that must be encrypted is not."""
 """How MySQL's and MariaDB's failures are classified and worded."""
 
 
@@ -131,4 +140,27 @@ def connectorx_error(exc: BaseException, label: str, dates: Sequence[str] = ()) 
     return ERRORS.error(label, code, message, connection_lost=lost)
 
 
-__all__ = ["ERRORS", "connectorx_error", "server_error", "wrap_error"]
+def connectorx_tls_error(exc: BaseException, label: str,
+                         params: ConnectionParams) -> SourceError | None:
+    """A ConnectorX failure that is about TLS, as a permanent error with a TLS hint; None
+    for any other failure."""
+    text = str(exc)
+    lowered = text.lower()
+    if NOT_ENCRYPTED in text:
+        return params.tls_failure("not-encrypted", "ConnectorX", label)
+    if "tlsnotsupported" in lowered or "tls not supported" in lowered:
+        return params.tls_failure("no-tls", "ConnectorX", label)
+    reason = _TLS_REASON.search(text)
+    if "certificate verify failed" in lowered:
+        check = "host" if "mismatch" in lowered else "chain"
+        return params.tls_failure(check, reason.group(1) if reason else "", label)
+    if "tlserror" in lowered or "ssl routines" in lowered:
+        return params.tls_failure("handshake", reason.group(1) if reason else "", label)
+    return None
+
+
+_TLS_REASON = re.compile(r"(?:certificate verify failed|ssl routines)[^(]*\(([^)]*)\)",
+                         re.IGNORECASE)
+
+__all__ = ["ERRORS", "NOT_ENCRYPTED", "connectorx_error", "connectorx_tls_error",
+           "server_error", "wrap_error"]

@@ -19,6 +19,13 @@ decodes its values as pymysql's defaults would (:func:`rivet_mysql.driver.rows`)
 ``Decimal``, ``date``, naive ``datetime`` (UTC wall time: the session zone is +00:00),
 ``str``.
 
+Every connection is made where the config says and as ``[source.tls]`` says: the pymysql
+connection with Rivet's own TLS context (:func:`rivet_mysql.driver.tls_arguments`), then
+asked for its ``Ssl_cipher``, so that a mode requiring TLS refuses a plaintext session
+whatever the driver did; ConnectorX's connections over TCP only, with the same mode and the
+same check run by the server (:mod:`rivet_mysql.cxread`). A TLS failure is permanent, with a
+hint naming the failed check.
+
 A reused connection found dead when a read begins is replaced once; one read at a time.
 ``Query.sql`` takes pymysql placeholders (``%s``) when ``Query.params`` is not empty; with no
 params the text is sent as written. The statement timeout covers the whole streamed read of
@@ -47,7 +54,7 @@ from rivet_mysql import cxplan, cxread, driver
 from rivet_mysql.columns import ColumnPlan, map_columns
 from rivet_mysql.config import MysqlConfig
 from rivet_mysql.cursor import UnbufferedBatchStream
-from rivet_mysql.errors import wrap_error
+from rivet_mysql.errors import connectorx_tls_error, wrap_error
 from rivet_mysql.session import Session
 from rivet_mysql.typemap import MyField
 
@@ -67,6 +74,9 @@ class MysqlSource(SqlSource["Connection[Any]"]):
     _mariadb = False
     """Whether the server is MariaDB (known once connected): it names the statement timeout
     differently."""
+    _encrypted = False
+    """Whether the source's connection is encrypted, as the server reports it (known once
+    connected)."""
 
     # ------------------------------------------------------------------ connection
 
@@ -78,11 +88,24 @@ class MysqlSource(SqlSource["Connection[Any]"]):
                 hint="use the [source.tls] table and the source's own keys")
 
     def connect(self) -> Connection[Any]:
+        params = self.connection_params()
+        params.warn_if_unverified(self.kind)
+        label = f"cannot connect to {self.display_name()}"
         try:
-            conn = driver.connect(self.connection_params(), self.config)
+            conn = driver.connect(params, self.config)
         except pymysql.err.MySQLError as exc:
-            raise wrap_error(exc, f"cannot connect to {self.display_name()}") from None
-        self._mariadb = driver.is_mariadb(conn)
+            failure = driver.tls_failure(exc)
+            if failure is not None:
+                raise params.tls_failure(*failure, label) from None
+            raise wrap_error(exc, label) from None
+        except OSError as exc:  # the CA file (ssl.SSLError is an OSError), read before connecting
+            raise params.tls_failure("ca-file", str(exc), label) from None
+        try:
+            self._mariadb = driver.is_mariadb(conn)
+            self._encrypted = driver.check_encrypted(conn, params, label)
+        except _FAILED as exc:
+            driver.close(conn)
+            raise wrap_error(exc, label) from None
         return conn
 
     def connection_alive(self, conn: Connection[Any]) -> bool:
@@ -161,11 +184,14 @@ class MysqlSource(SqlSource["Connection[Any]"]):
         choice = (cxplan.unavailable(self.config, self.connection_params())
                   or self._plan_fast(query, options))
         if isinstance(choice, cxplan.FastRead):
+            params = self.connection_params()
             try:
                 fast = choice.stream(
-                    params=self.connection_params(), config=self.config,
+                    params=params, config=self.config,
                     settings=Session(self._mariadb, options).settings(), options=options,
-                    label=query.label, kill=self._kill_tagged, on_end=self.stream_ended)
+                    label=query.label, kill=self._kill_tagged, on_end=self.stream_ended,
+                    encrypted=self._encrypted, mariadb=self._mariadb,
+                    tls_errors=lambda exc: connectorx_tls_error(exc, query.label, params))
             except cxread.SchemaMismatch as exc:
                 choice = str(exc)
             else:

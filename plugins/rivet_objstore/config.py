@@ -43,6 +43,13 @@ class ObjectStoreOptions:
         "servers only).",
         default=False,
     )
+    ca_file: str | None = doc(
+        "PEM file of the CA(s) that signed an https `endpoint`'s certificate (a private CA "
+        "in front of MinIO, an appliance), relative to the config file's directory unless "
+        "absolute. Trusted in addition to the system CAs; the certificate is always "
+        "checked, chain and host name.",
+        default=None,
+    )
     part_size: str | int = doc(
         "Size of each multipart-upload part (`\"8MB\"`; 5 MiB to 5 GiB). A file is uploaded "
         "in parts of this size while it is written; memory per open file is about "
@@ -70,6 +77,12 @@ class ObjectStoreOptions:
     def part_bytes(self) -> int:
         return parse_size(self.part_size)
 
+    def ca_path(self, config_dir: Path) -> Path | None:
+        if self.ca_file is None:
+            return None
+        path = Path(self.ca_file).expanduser()
+        return path if path.is_absolute() else config_dir / path
+
     def config_issues(self, config_dir: Path) -> list[tuple[str, str]]:
         issues: list[tuple[str, str]] = []
         if not self.bucket or "/" in self.bucket or "://" in self.bucket:
@@ -82,6 +95,13 @@ class ObjectStoreOptions:
             elif self.endpoint.startswith("http://") and not self.allow_http:
                 issues.append(("endpoint", "is plain HTTP: set allow_http = true to allow "
                                            "unencrypted traffic, or use https://"))
+            elif self.endpoint.startswith("http://") and self.ca_file is not None:
+                issues.append(("ca_file", "the endpoint is plain HTTP, so no certificate is "
+                                          "checked: use an https:// endpoint, or remove "
+                                          "ca_file"))
+        ca = self.ca_path(config_dir)
+        if ca is not None and not ca.is_file():
+            issues.append(("ca_file", f"file {self.ca_file!r} does not exist"))
         try:
             size = self.part_bytes()
         except ValueError as exc:

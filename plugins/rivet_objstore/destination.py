@@ -8,8 +8,11 @@ the writer's ``close()`` on an error would instead *commit* a partial object, so
 ever called by :meth:`commit`.
 
 obstore errors are mapped here: authentication and permission failures become permanent
-:class:`DestinationError` naming the credential source; failures obstore already retried
-(5xx, connection, timeout) become :class:`TransientDestinationError`.
+:class:`DestinationError` naming the credential source; a TLS failure (a certificate that
+does not chain to a trusted CA or does not name the endpoint, a handshake that fails) is
+permanent too, named as such with the CAs trusted, although obstore words it as a
+connection error; failures obstore already retried (5xx, connection, timeout) become
+:class:`TransientDestinationError`.
 """
 
 from __future__ import annotations
@@ -47,6 +50,41 @@ _TRANSIENT = re.compile(
 )
 
 
+_TLS = re.compile(
+    # rustls' error names, from obstore's debug dump (the headline only says "error sending
+    # request").
+    r"InvalidCertificate\(\s*(\w+)|\b(AlertReceived|PeerIncompatible|PeerMisbehaved|"
+    r"InvalidMessage|InvalidContentType|CorruptMessage)\b|certificate verify failed")
+_TLS_CHECKS = {
+    "UnknownIssuer": "the certificate is not signed by a trusted CA",
+    "BadSignature": "the certificate is not signed by a trusted CA (a trusted CA bears its "
+                    "issuer's name, but did not sign it)",
+    "NotValidForName": "the certificate does not name the endpoint's host",
+    "NotValidForNameContext": "the certificate does not name the endpoint's host",
+    "Expired": "the certificate has expired",
+    "ExpiredContext": "the certificate has expired",
+    "NotValidYet": "the certificate is not valid yet",
+    "Revoked": "the certificate is revoked",
+}
+
+
+def tls_error(exc: BaseException, action: str, handle: StoreHandle) -> DestinationError | None:
+    """A TLS failure as a permanent error saying which check failed and which CAs were
+    trusted, or None."""
+    found = _TLS.search(str(exc))
+    if found is None:
+        return None
+    kind = found.group(1) or found.group(2) or "handshake"
+    reason = _TLS_CHECKS.get(kind, f"the TLS handshake failed ({kind})")
+    if kind in ("InvalidContentType", "CorruptMessage", "InvalidMessage"):
+        reason += "; is the endpoint plain HTTP?"
+    return DestinationError(
+        f"{action}: TLS certificate check failed: {reason} (trusted: {handle.trust})",
+        hint="set ca_file to the PEM file of the CA that signed the endpoint's certificate "
+             "(or SSL_CERT_FILE to a bundle, for the whole process), and use a host name "
+             "the certificate lists")
+
+
 class _Abort(Exception):
     """Handed to the obstore writer's ``__exit__`` so it aborts instead of completing."""
 
@@ -72,6 +110,9 @@ def map_error(exc: BaseException, action: str, handle: StoreHandle) -> Destinati
 
     detail = describe_error(exc)
     headline = _headline(exc)
+    tls = tls_error(exc, action, handle)
+    if tls is not None:
+        return tls
     if isinstance(exc, oe.PermissionDeniedError | oe.UnauthenticatedError | PermissionError) \
             or _AUTH.search(headline):
         return DestinationError(

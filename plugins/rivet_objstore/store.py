@@ -2,7 +2,12 @@
 
 Every secret read here is registered with :mod:`rivet_core.redact` before the client exists,
 so no error message can carry it. The description of the credential source (never the
-secret) goes into every authentication error.
+secret) goes into every authentication error, and the description of the CAs trusted into
+every TLS error.
+
+TLS: obstore checks an https endpoint's certificate (chain and host name) against the
+system CAs (``SSL_CERT_FILE`` replaces them for the whole process); ``ca_file`` adds the CAs
+of its PEM file for this destination only (obstore's ``root_certificate`` client option).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -33,14 +39,30 @@ class StoreHandle:
     """Rendered prefix without leading or trailing ``/`` (``""`` for the bucket root)."""
     credential_source: str
     """Which credentials are in use, for error messages; never a secret."""
+    trust: str = "the system CAs"
+    """Which CAs an https endpoint's certificate is checked against, for error messages."""
 
 
-def _client_options(options: ObjectStoreOptions) -> ClientConfig:
-    return {
+def _trust(path: Path | None) -> str:
+    if path is None:
+        bundle = os.environ.get("SSL_CERT_FILE")
+        return f"the system CAs (SSL_CERT_FILE={bundle})" if bundle else "the system CAs"
+    return f"the system CAs and the CA file {path}"
+
+
+def _client_options(options: ObjectStoreOptions, ca: Path | None) -> ClientConfig:
+    config: ClientConfig = {
         "allow_http": options.allow_http,
         "timeout": dt.timedelta(seconds=options.request_timeout_s),
         "connect_timeout": dt.timedelta(seconds=options.connect_timeout_s),
     }
+    if ca is not None:
+        try:
+            config["root_certificate"] = ca.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DestinationError(f"ca_file {ca}: cannot be read ({exc})",
+                                   hint="give a PEM file of CA certificates") from None
+    return config
 
 
 def _retry_config(options: ObjectStoreOptions) -> RetryConfig:
@@ -94,14 +116,19 @@ def build_s3(options: S3Options, context: DestinationContext) -> StoreHandle:
         register_secret(os.environ.get("AWS_SESSION_TOKEN"))
         source = ("the default AWS chain (AWS_* environment variables, web identity, "
                   "container or instance metadata)")
+    ca = options.ca_path(context.config_dir)
     try:
-        store = S3Store(options.bucket, client_options=_client_options(options),
+        store = S3Store(options.bucket, client_options=_client_options(options, ca),
                         retry_config=_retry_config(options), **kwargs)
+    except DestinationError:
+        raise
     except Exception as exc:
         raise DestinationError(f"cannot configure S3 client for bucket {options.bucket!r}: "
-                               f"{exc}; credentials: {source}") from exc
+                               f"{exc}; credentials: {source}",
+                               hint=_ca_hint(ca, exc)) from exc
     return StoreHandle(store=store, scheme="s3", bucket=options.bucket,
-                       prefix=_prefix(options, context), credential_source=source)
+                       prefix=_prefix(options, context), credential_source=source,
+                       trust=_trust(ca))
 
 
 def build_gcs(options: GCSOptions, context: DestinationContext) -> StoreHandle:
@@ -124,14 +151,25 @@ def build_gcs(options: GCSOptions, context: DestinationContext) -> StoreHandle:
         source = ("the default Google chain (GOOGLE_SERVICE_ACCOUNT / "
                   "GOOGLE_APPLICATION_CREDENTIALS, gcloud application-default credentials, "
                   "instance metadata)")
+    ca = options.ca_path(context.config_dir)
     try:
-        store = GCSStore(options.bucket, client_options=_client_options(options),
+        store = GCSStore(options.bucket, client_options=_client_options(options, ca),
                          retry_config=_retry_config(options), **kwargs)
+    except DestinationError:
+        raise
     except Exception as exc:
         raise DestinationError(f"cannot configure GCS client for bucket {options.bucket!r}: "
-                               f"{exc}; credentials: {source}") from exc
+                               f"{exc}; credentials: {source}",
+                               hint=_ca_hint(ca, exc)) from exc
     return StoreHandle(store=store, scheme="gs", bucket=options.bucket,
-                       prefix=_prefix(options, context), credential_source=source)
+                       prefix=_prefix(options, context), credential_source=source,
+                       trust=_trust(ca))
+
+
+def _ca_hint(ca: Path | None, exc: Exception) -> str | None:
+    if ca is not None and "root_certificate" in str(exc):
+        return f"ca_file {ca} must hold PEM certificates (-----BEGIN CERTIFICATE-----)"
+    return None
 
 
 def _register_key_file(path: object) -> None:

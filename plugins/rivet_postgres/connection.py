@@ -4,7 +4,10 @@ connections, and the transaction every read runs in.
 The control connection (psycopg, :mod:`rivet_postgres.source`) and the COPY connections
 (:mod:`rivet_postgres.copyreader`) are opened with the same keywords: the connection
 settings, ``application_name`` and ``connect_timeout`` from ``[source]``, UTF-8; URL query
-parameters (``sslmode``, ``options``...) are libpq keywords and override Rivet's.
+parameters (``options``...) are libpq keywords and override those. The TLS keywords come
+last and from the resolved TLS mode only (:func:`tls_keywords`; a URL's own ``sslmode`` was
+read into that mode by :mod:`rivet_postgres.config`), so nothing else can weaken them:
+``sslmode`` is always set, which also keeps ``PGSSLMODE`` from the environment out.
 
 Every read begins with the same statements on every connection it uses
 (:func:`begin_statements`): ``BEGIN READ ONLY``, then ``SET LOCAL`` timeouts and
@@ -17,9 +20,50 @@ Not here: how long a connection lives (the source's slot, the COPY pool).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from rivet_core.api import ConnectionParams, ReadOptions
+from rivet_core.api import ConnectionParams, ReadOptions, SourceError
 from rivet_postgres.config import PostgresConfig
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def tls_keywords(params: ConnectionParams) -> dict[str, str]:
+    """libpq's TLS keywords for the resolved mode, with Rivet's meaning of each mode.
+
+    No TLS settings: ``prefer`` (libpq's default, written out). ``require``: encrypted, no
+    check. ``verify-ca`` / ``verify-full``: the chain is checked against ``ca_file``, or
+    the system CA bundle (libpq's ``sslrootcert=system`` is not used for it: libpq allows
+    that value with ``verify-full`` only). GSSAPI encryption is turned off whenever TLS is
+    required, since a GSS-encrypted session would skip TLS and its checks."""
+    mode = params.tls_mode
+    if mode is None:
+        return {"sslmode": "prefer"}
+    if mode == "disable":
+        return {"sslmode": "disable"}
+    values = {"sslmode": mode, "gssencmode": "disable"}
+    if params.tls_verified():
+        root = params.trust_file()
+        if root is None and mode == "verify-full":
+            root = "system"  # libpq's own idea of the system store
+        if root is None:
+            raise SourceError(
+                "postgres source: tls.mode = \"verify-ca\" checks the chain against the "
+                "system CA store, and no system CA bundle file was found",
+                hint="set tls.ca_file to the CA that signed the server's certificate (or "
+                     "SSL_CERT_FILE to a bundle)")
+        values["sslrootcert"] = root
+    return values
+
+
+def check_encrypted(conn: psycopg.Connection[Any], params: ConnectionParams,
+                    label: str) -> None:
+    """Refuse (close, raise the TLS error) a connection libpq reports as unencrypted when
+    the mode requires TLS: the keywords ask for it, and this makes sure of it."""
+    if params.tls_required() and not conn.pgconn.ssl_in_use:
+        conn.close()
+        raise params.tls_failure("not-encrypted", "libpq reports no TLS", label)
 
 
 def keywords(params: ConnectionParams, config: PostgresConfig) -> dict[str, str | int | None]:
@@ -29,10 +73,10 @@ def keywords(params: ConnectionParams, config: PostgresConfig) -> dict[str, str 
         "dbname": params.database, "password": params.password,
         "application_name": config.application_name,
         "connect_timeout": config.connect_timeout_s,
-        "client_encoding": "UTF8", "sslmode": params.tls_mode,
-        "sslrootcert": params.ca_file,
+        "client_encoding": "UTF8",
     }
     values.update(params.query)
+    values.update(tls_keywords(params))
     return values
 
 
@@ -70,4 +114,4 @@ def begin_statements(options: ReadOptions, *, repeatable_read: bool = False,
     return statements
 
 
-__all__ = ["begin_statements", "conninfo", "keywords"]
+__all__ = ["begin_statements", "check_encrypted", "conninfo", "keywords", "tls_keywords"]

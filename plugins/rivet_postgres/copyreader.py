@@ -8,7 +8,9 @@ encoding. What the batches are turned into is :mod:`rivet_postgres.copyconvert`'
 (through the ``convert`` callback); which statements a read runs is decided in
 :mod:`rivet_postgres.copystream`.
 
-Every connection here belongs to the source alone. Each read runs inside the same
+Every connection here belongs to the source alone, which opens it
+(:meth:`~rivet_postgres.source.PostgresSource.open_connection`: the same TLS keywords and
+the same check that TLS is in use as the control connection). Each read runs inside the same
 transaction prologue as the cursor path (``BEGIN ... READ ONLY`` and ``SET LOCAL``
 timeouts and ``TimeZone``), so the session keeps its own settings; a pooled connection
 found dead when its read begins is replaced once (the toolkit's
@@ -23,6 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -37,11 +40,16 @@ _BATCH_ROWS = 1 << 20
 _ERRORS = (psycopg.Error, CopyError, OSError, pa.ArrowException)
 
 
+Connect = Callable[[str], "psycopg.Connection[Any]"]
+"""Opens a checked autocommit connection for a connection string, or raises the source's
+error."""
+
+
 class CopyConnection:
     """One connection: statements run one at a time, each read is one COPY."""
 
-    def __init__(self, conninfo: str) -> None:
-        self._conn = psycopg.connect(conninfo, autocommit=True)
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
         self.broken = False
 
     def begin(self, statements: Sequence[str]) -> CopyConnection:
@@ -87,7 +95,8 @@ class CopyPool:
     settings), reused across reads. A connection that saw an error or an abandoned read
     is closed, never reused."""
 
-    def __init__(self) -> None:
+    def __init__(self, connect: Connect) -> None:
+        self.connect = connect
         self._idle: dict[str, list[CopyConnection]] = {}
         self._lock = threading.Lock()
 
@@ -144,7 +153,7 @@ def _begin(pool: CopyPool, conninfo: str, begin: Sequence[str], label: str
     connection found dead here (server restart, idle timeout) is replaced once: nothing has
     run on it yet."""
     slot: ConnectionSlot[CopyConnection] = ConnectionSlot(
-        lambda: CopyConnection(conninfo), alive=CopyConnection.alive,
+        lambda: CopyConnection(pool.connect(conninfo)), alive=CopyConnection.alive,
         close=CopyConnection.close)
     slot.adopt(pool.take(conninfo))
     try:

@@ -10,6 +10,10 @@ failures while connecting without a SQLSTATE, so the server's text decides then:
 password or a missing database is permanent (retrying cannot help), a server that is
 restarting is transient, and any other operational failure counts as a lost connection.
 
+A TLS failure while connecting (a certificate that does not chain or does not name the
+host, a server without TLS, an unreadable CA file) is permanent, whatever the mode, and its
+hint says which check failed and which CAs were trusted (:func:`tls_error`).
+
 Not here: errors about values Arrow cannot hold, which the column builders raise
 (:mod:`rivet_postgres.builders`).
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import psycopg
 
-from rivet_core.api import ErrorTable, SourceError
+from rivet_core.api import ConnectionParams, ErrorTable, SourceError
 from rivet_postgres.copybin import CopyError
 
 ERRORS = ErrorTable(
@@ -90,6 +94,31 @@ ERRORS = ErrorTable(
 """How PostgreSQL's failures are classified and worded."""
 
 
+_TLS_CHECKS = (
+    # libpq's words for each failed check, first match wins.
+    ("does not match host name", "host"),
+    ("certificate verify failed", "chain"),
+    ("server does not support ssl", "no-tls"),
+    ("root certificate file", "ca-file"),
+    ("sslrootcert", "ca-file"),
+    ("ssl error", "handshake"),
+)
+
+
+def tls_error(exc: BaseException, label: str, params: ConnectionParams) -> SourceError | None:
+    """A TLS failure of a connection attempt as a permanent error with a TLS hint, or None
+    when the failure is something else (``SSL SYSCALL error``: the link broke, which is
+    transient)."""
+    text = str(exc)
+    lowered = text.lower()
+    for fragment, check in _TLS_CHECKS:
+        if fragment in lowered:
+            # libpq prefixes "connection to server at ... failed:"; the reason follows.
+            reason = text.rsplit(" failed: ", 1)[-1]
+            return params.tls_failure(check, reason, label)
+    return None
+
+
 def wrap_error(exc: BaseException, label: str) -> SourceError:
     """A failure as a Rivet error: the server's first line and its SQLSTATE. A COPY read's
     failure says itself whether the connection was lost; otherwise an operational failure
@@ -101,4 +130,4 @@ def wrap_error(exc: BaseException, label: str) -> SourceError:
     return ERRORS.error(label, sqlstate, str(exc), connection_lost=lost)
 
 
-__all__ = ["ERRORS", "wrap_error"]
+__all__ = ["ERRORS", "tls_error", "wrap_error"]

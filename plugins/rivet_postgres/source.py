@@ -9,6 +9,12 @@ the runner's small statements, and two read paths, chosen per read
   (two result columns of one name that COPY must convert in SQL, or no C decoder) or
   ``read_path = "cursor"``.
 
+Every connection (the control connection and each COPY connection) is opened by
+:meth:`PostgresSource.open_connection` with the TLS keywords of the resolved mode
+(:func:`~rivet_postgres.connection.tls_keywords`); when the mode requires TLS, a connection
+libpq reports as unencrypted is closed and refused, and a TLS failure is a permanent error
+naming the failed check (:func:`~rivet_postgres.errors.tls_error`).
+
 Both start on the control connection with the read's transaction
 (:mod:`rivet_postgres.connection`) and a declared, described cursor
 (:mod:`rivet_postgres.describe`), whose columns are mapped before any row is produced
@@ -45,7 +51,7 @@ from rivet_core.api import (
 from rivet_postgres import copyplan, copystream
 from rivet_postgres.columns import map_columns
 from rivet_postgres.config import PostgresConfig
-from rivet_postgres.connection import begin_statements, conninfo, keywords
+from rivet_postgres.connection import begin_statements, check_encrypted, conninfo, keywords
 from rivet_postgres.copyreader import CopyPool
 from rivet_postgres.cursor import CursorBatchStream
 from rivet_postgres.describe import (
@@ -56,7 +62,7 @@ from rivet_postgres.describe import (
     money_scale,
     new_cursor,
 )
-from rivet_postgres.errors import wrap_error
+from rivet_postgres.errors import tls_error, wrap_error
 from rivet_postgres.loaders import register_loaders
 
 _IDLE = pq.TransactionStatus.IDLE
@@ -80,14 +86,26 @@ class PostgresSource(SqlSource[psycopg.Connection[Any]]):
     # ------------------------------------------------------------------ connection
 
     def connect(self) -> psycopg.Connection[Any]:
-        values: dict[str, Any] = keywords(self.connection_params(), self.config)
-        try:
-            # prepare_threshold=None: no server-side prepared statements, which a
-            # transaction-mode pooler would route to the wrong backend.
-            conn = psycopg.connect(autocommit=True, prepare_threshold=None, **values)
-        except psycopg.Error as exc:
-            raise wrap_error(exc, f"cannot connect to {self.display_name()}") from None
+        params = self.connection_params()
+        params.warn_if_unverified(self.kind)
+        # prepare_threshold=None: no server-side prepared statements, which a
+        # transaction-mode pooler would route to the wrong backend.
+        values: dict[str, Any] = keywords(params, self.config)
+        conn = self.open_connection(prepare_threshold=None, **values)
         register_loaders(conn.adapters)
+        return conn
+
+    def open_connection(self, conninfo: str = "", **values: Any) -> psycopg.Connection[Any]:
+        """A new autocommit connection, encrypted when the TLS mode requires it (checked
+        on the connection itself, not trusted to the keywords); failures as the source's
+        errors."""
+        params = self.connection_params()
+        label = f"cannot connect to {self.display_name()}"
+        try:
+            conn = psycopg.connect(conninfo, autocommit=True, **values)
+        except psycopg.Error as exc:
+            raise (tls_error(exc, label, params) or wrap_error(exc, label)) from None
+        check_encrypted(conn, params, label)
         return conn
 
     def connection_alive(self, conn: psycopg.Connection[Any]) -> bool:
@@ -105,7 +123,7 @@ class PostgresSource(SqlSource[psycopg.Connection[Any]]):
 
     def copy_pool(self) -> CopyPool:
         if self._pool is None:
-            self._pool = CopyPool()
+            self._pool = CopyPool(self.open_connection)
         return self._pool
 
     def _rollback(self) -> None:

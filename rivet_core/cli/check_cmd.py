@@ -1,8 +1,11 @@
 """``rivet check``: validate the config and the plan, and optionally map every column.
 
 Without ``--type-report`` nothing is touched: the config is loaded, the plan built and every
-diagnostic printed. With ``--type-report`` the source is built as ``rivet run`` builds it and
-each export's query is described by a zero-row probe (:meth:`Source.describe`): per column,
+diagnostic printed, with the source's effective TLS mode (what it encrypts and checks, and
+which setting chose it) and the warning a connection to another machine without
+``[source.tls]`` gets; the source is built to resolve its settings, never connected. With
+``--type-report`` the source is built as ``rivet run`` builds it and each export's query is
+described by a zero-row probe (:meth:`Source.describe`): per column,
 the source type, the Arrow type, the fidelity and the notes, overrides from
 ``[exports.columns]`` applied. Nothing is exported and nothing is written.
 """
@@ -15,9 +18,11 @@ import attrs
 
 from rivet_core.backends import Query, ReadOptions, Source, SourceContext
 from rivet_core.cli.common import Console, add_config_arguments, plan_for
+from rivet_core.config.connection import ConnectionConfig
 from rivet_core.errors import ExitCode, RivetError, UnsupportedTypeError, UsageError
 from rivet_core.planner import ExportPlan, Plan, Severity
 from rivet_core.redact import redact
+from rivet_core.sources import SqlSource
 from rivet_core.types import ColumnInfo, Fidelity
 
 BAD = frozenset({Fidelity.LOSSY, Fidelity.UNSUPPORTED})
@@ -77,14 +82,19 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     if args.strict and not args.type_report:
         raise UsageError("--strict applies to the type report", hint="add --type-report")
     plan = plan_for(args.config, args.params, args.exports)
+    tls = source_tls(plan)
     report = type_report(plan) if args.type_report else None
     if args.json:
         result = as_json(plan)
+        if tls is not None:
+            result["source"] = tls.as_dict()
         if report is not None:
             result["type_report"] = {"source": report.source,
                                      "exports": [e.as_dict() for e in report.exports]}
         console.json(result)
     else:
+        if tls is not None:
+            print_source_tls(console, tls)
         print_plan(console, plan)
         if report is not None:
             print_type_report(console, report, strict=args.strict)
@@ -95,6 +105,66 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     if report is not None and args.strict and report.bad():
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
+
+
+# ----------------------------------------------------------------------------------- TLS
+
+
+@attrs.frozen(kw_only=True)
+class SourceTLS:
+    """The source's effective TLS, from its resolved settings (nothing is connected)."""
+
+    type: str
+    location: str
+    mode: str | None = None
+    """``disable``, ``require``, ``verify-ca``, ``verify-full``, or ``prefer`` (no TLS
+    settings); None when the source has no network connection settings."""
+    summary: str | None = None
+    origin: str | None = None
+    ca_file: str | None = None
+    warning: str | None = None
+    error: str | None = None
+    """Why the settings could not be resolved."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"type": self.type, "location": self.location,
+                "tls": {"mode": self.mode, "summary": self.summary, "origin": self.origin,
+                        "ca_file": self.ca_file, "warning": self.warning,
+                        "error": self.error}}
+
+
+def source_tls(plan: Plan) -> SourceTLS | None:
+    """The effective TLS of the source the exports read, or None without exports."""
+    if not plan.exports:
+        return None
+    first = plan.exports[0]
+    context = SourceContext(config_dir=plan.loaded.config.directory)
+    with first.source.spec.factory(first.source_options, context) as source:
+        kind = first.source.spec.name
+        if not (isinstance(source, SqlSource)
+                and isinstance(first.source_options, ConnectionConfig)):
+            return SourceTLS(type=kind, location=source.display_name())
+        try:
+            params = source.connection_params()
+        except RivetError as exc:
+            return SourceTLS(type=kind, location=source.display_name(),
+                             error=redact(exc.message))
+        return SourceTLS(
+            type=kind, location=source.display_name(), mode=params.tls_mode or "prefer",
+            summary=params.tls_summary(),
+            origin=params.tls_origin if params.tls_mode else None,
+            ca_file=params.ca_file if params.tls_verified() else None,
+            warning=params.unverified_warning(kind))
+
+
+def print_source_tls(console: Console, tls: SourceTLS) -> None:
+    console.print(f"source: {tls.type} {tls.location}")
+    if tls.error is not None:
+        console.print(f"  TLS: unknown ({tls.error})")
+    elif tls.summary is not None:
+        console.print(f"  TLS: {tls.summary}")
+    if tls.warning is not None:
+        console.print(f"  [warning] {tls.warning}")
 
 
 # ---------------------------------------------------------------------------- type report

@@ -4,11 +4,24 @@ Four ways to say where the database is, exactly one of them: ``url``, ``url_env`
 an env var holding the URL), ``url_file`` (a file holding it), or structured fields
 (``host``, ``port``, ``user``, ``password`` / ``password_env``, ``database``). Resolving them
 registers the password with :mod:`rivet_core.redact` so it can never be printed.
+
+TLS is described here once for every database source (``[source.tls]``, :class:`TLSConfig`),
+and the resolved :class:`ConnectionParams` say what each mode promises, so that every plugin
+builds its drivers' TLS settings from the same meaning: ``require`` encrypts and never falls
+back to plaintext, ``verify-ca`` also checks the certificate chain against ``ca_file`` (or the
+system CA store), ``verify-full`` also checks the host name. Without ``[source.tls]`` the
+drivers encrypt when the server offers TLS and check nothing; a connection to another machine
+is then warned about once per process (:meth:`ConnectionParams.warn_if_unverified`). Not
+here: the drivers' own settings (each source plugin).
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import logging
 import os
+import ssl
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -16,9 +29,16 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import attrs
 
 from rivet_core.config.models import doc
-from rivet_core.redact import MASK, register_secret
+from rivet_core.errors import SourceError
+from rivet_core.redact import MASK, redact, register_secret
 
 TLSMode = Literal["disable", "require", "verify-ca", "verify-full"]
+ENCRYPTED_MODES = ("require", "verify-ca", "verify-full")
+"""Modes that refuse a plaintext connection."""
+VERIFYING_MODES = ("verify-ca", "verify-full")
+"""Modes that check the server's certificate (and so read a CA file or the system store)."""
+
+_log = logging.getLogger("rivet.source")
 
 
 @attrs.frozen(kw_only=True)
@@ -26,12 +46,18 @@ class TLSConfig:
     """``[source.tls]``: encryption and verification of the database connection."""
 
     mode: TLSMode = doc(
-        "`disable`, `require` (encrypt, no verification), `verify-ca` (check the chain) or "
-        "`verify-full` (chain and host name; the default when the table is present).",
+        "`disable` (plaintext), `require` (encrypted, never plaintext; the certificate is "
+        "not checked), `verify-ca` (encrypted; the certificate chain is checked against "
+        "`ca_file`, or the system CA store without it) or `verify-full` (as `verify-ca`, and "
+        "the certificate must name the host connected to; the default when the table is "
+        "present). Without the table the connection is encrypted only if the server offers "
+        "TLS, and nothing is checked.",
         default="verify-full",
     )
-    ca_file: str | None = doc("PEM file of the CA to trust, relative to the config file.",
-                              default=None)
+    ca_file: str | None = doc(
+        "PEM file of the CA(s) to trust instead of the system CA store, relative to the "
+        "config file. Only `verify-ca` and `verify-full` check a certificate.",
+        default=None)
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +109,12 @@ class ConnectionConfig:
                                              "connection"))
         if self.password is not None and self.password_env is not None:
             issues.append(("password_env", "specify 'password' or 'password_env', not both"))
+        if self.tls is not None and self.tls.ca_file is not None \
+                and self.tls.mode not in VERIFYING_MODES:
+            issues.append(("tls.ca_file", f'tls.mode = "{self.tls.mode}" checks no '
+                                          "certificate, so a CA file would be ignored: set "
+                                          'mode = "verify-ca" (chain) or "verify-full" '
+                                          "(chain and host name), or remove ca_file"))
         return issues
 
     def reference_issues(self, config_dir: Path) -> list[tuple[str, str]]:
@@ -129,8 +161,23 @@ class ConnectionConfig:
         register_secret(params.password)
         if self.tls is not None:
             ca = str(config_dir / self.tls.ca_file) if self.tls.ca_file else None
-            params = attrs.evolve(params, tls_mode=self.tls.mode, ca_file=ca)
+            params = attrs.evolve(params, tls_mode=self.tls.mode, ca_file=ca,
+                                  tls_origin="[source.tls]")
         return params
+
+    def read_url(self, config_dir: Path) -> str | None:
+        """The URL this config names (read from its variable or file), or None for the
+        structured form or a URL that cannot be read yet (unset variable, missing file)."""
+        if self.url is not None:
+            return self.url
+        if self.url_env is not None:
+            return os.environ.get(self.url_env)
+        if self.url_file is not None:
+            try:
+                return (config_dir / self.url_file).read_text().strip()
+            except OSError:
+                return None
+        return None
 
 
 @attrs.frozen(kw_only=True)
@@ -144,9 +191,15 @@ class ConnectionParams:
     password: str | None = attrs.field(repr=False)
     database: str
     query: dict[str, str]
-    """Extra URL query parameters (``sslmode=require``...)."""
+    """Extra URL query parameters (libpq keywords such as ``options``...)."""
     tls_mode: str | None = None
+    """``disable``, ``require``, ``verify-ca`` or ``verify-full``; None without TLS
+    settings: encrypted only when the server offers TLS, nothing checked."""
     ca_file: str | None = None
+    """The CA file a verifying mode checks the chain against (None: the system store)."""
+    tls_origin: str = "[source.tls]"
+    """Which setting chose ``tls_mode``, for messages (``[source.tls]``, ``sslmode in the
+    URL``)."""
 
     @classmethod
     def from_url(cls, url: str, *, default_port: int) -> ConnectionParams:
@@ -163,9 +216,125 @@ class ConnectionParams:
             query=dict(parse_qsl(parts.query)),
         )
 
+    def tls_required(self) -> bool:
+        """The mode refuses plaintext: every connection must prove it is encrypted."""
+        return self.tls_mode in ENCRYPTED_MODES
+
+    def tls_verified(self) -> bool:
+        """The mode checks the server's certificate chain."""
+        return self.tls_mode in VERIFYING_MODES
+
+    def local(self) -> bool:
+        """The server is on this machine: a loopback address, ``localhost``, or a Unix
+        socket directory. Names are not resolved."""
+        host = self.host.strip("[]")
+        if host.startswith("/") or host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @staticmethod
+    def system_ca_file() -> str | None:
+        """The system CA bundle file OpenSSL loads by default (``SSL_CERT_FILE`` when set),
+        or None when there is no such file."""
+        return ssl.get_default_verify_paths().cafile
+
+    def trust_file(self) -> str | None:
+        """The file a verifying mode trusts: ``ca_file``, else the system bundle."""
+        return self.ca_file or self.system_ca_file()
+
+    def trust_description(self) -> str:
+        """Which CAs a verifying mode trusts, for messages."""
+        if self.ca_file is not None:
+            return f"the CA file {self.ca_file}"
+        bundle = self.system_ca_file()
+        return f"the system CA store ({bundle})" if bundle else "the system CA store"
+
+    def tls_summary(self) -> str:
+        """The effective TLS mode and what it checks, in one line."""
+        if self.tls_mode is None:
+            return ("prefer (no [source.tls]): encrypted only if the server offers TLS; the "
+                    "certificate is not checked")
+        origin = "" if self.tls_origin == "[source.tls]" else f" (from {self.tls_origin})"
+        if self.tls_mode == "disable":
+            return f"disable{origin}: plaintext"
+        if self.tls_mode == "require":
+            return f"require{origin}: encrypted, never plaintext; the certificate is not checked"
+        what = "chain" if self.tls_mode == "verify-ca" else f"chain and host name {self.host!r}"
+        return (f"{self.tls_mode}{origin}: encrypted, never plaintext; certificate {what} "
+                f"checked against {self.trust_description()}")
+
+    def tls_setting(self) -> str:
+        """The setting that chose the mode, as the user wrote it (for messages)."""
+        mode = self.tls_mode or "prefer"
+        if self.tls_origin == "[source.tls]" or self.tls_mode is None:
+            return f'tls.mode = "{mode}"' if self.tls_mode else "no [source.tls]"
+        return f"sslmode={mode} in the URL"
+
+    def tls_failure(self, check: str, detail: str, label: str) -> SourceError:
+        """A TLS failure as a permanent error (retrying cannot change a certificate) whose
+        hint says which check failed and which CAs were trusted. ``check``: ``chain``,
+        ``host``, ``no-tls`` (the server offers none), ``ca-file`` (the CA file is
+        unusable), ``not-encrypted`` (the connection came back in plaintext) or
+        ``handshake``."""
+        setting = self.tls_setting()
+        trust = self.trust_description()
+        what, hint = {
+            "chain": ("certificate chain check failed",
+                      f"{setting} checks that the server's certificate is signed by "
+                      f"{trust}, and it is not: set tls.ca_file to the CA that signed the "
+                      "server's certificate"),
+            "host": ("certificate host name check failed",
+                     f"{setting} checks that the server's certificate names the host "
+                     f"{self.host!r} (chain checked against {trust}), and it names other "
+                     "hosts: connect with a name the certificate lists, or use mode = "
+                     "\"verify-ca\" to check the chain only"),
+            "no-tls": ("required, but the server does not offer it",
+                       f"{setting} refuses plaintext: turn TLS on at the server, or set "
+                       "tls.mode = \"disable\" if plaintext is acceptable on this network"),
+            "ca-file": ("CA file cannot be used",
+                        f"{setting} checks the chain against {trust}: give a readable PEM "
+                        "file of CA certificates"),
+            "not-encrypted": ("required, but the connection is not encrypted",
+                              f"{setting} refuses plaintext, and the server reports this "
+                              "connection as unencrypted; Rivet closed it"),
+            "handshake": ("handshake failed",
+                          f"the server and Rivet could not agree on TLS under {setting} "
+                          f"(trusting {trust}); check the server's TLS settings"),
+        }[check]
+        lines = detail.strip().splitlines()
+        first = lines[0].strip() if lines else ""
+        return SourceError(redact(f"{label}: TLS {what}" + (f" ({first})" if first else "")),
+                           hint=hint)
+
+    def unverified_warning(self, kind: str) -> str | None:
+        """The warning for a connection to another machine without TLS settings, or None."""
+        if self.tls_mode is not None or self.local():
+            return None
+        return (f"{kind} source: no [source.tls] for {self.host}: the connection is encrypted "
+                "only if the server offers TLS, and the server's certificate is not checked, "
+                "so credentials and rows may cross the network in plaintext or to an "
+                "impostor; set [source.tls] mode = \"verify-full\" (or mode = \"disable\" "
+                "to say plaintext is intended)")
+
+    def warn_if_unverified(self, kind: str) -> None:
+        """Log :meth:`unverified_warning`, once per process for each message."""
+        message = self.unverified_warning(kind)
+        if message is not None:
+            _warn_once(message)
+
     def safe_url(self, scheme: str) -> str:
         """``scheme://user:REDACTED@host:port/db`` (no password part when there is none)."""
         userinfo = quote(self.user, safe="")
         if self.password:
             userinfo += f":{MASK}"
         return f"{scheme}://{userinfo}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    # One warning per process, however many connections or exports: the reference tool's
+    # behaviour, and what keeps the warning readable.
+    _log.warning(message)

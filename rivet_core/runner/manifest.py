@@ -148,11 +148,13 @@ class RunManifest:
         try:
             destination.delete_file(success_name(self.plan.name))
         except DestinationError as exc:
-            raise DestinationError(
+            # The first request a run sends: the destination's own hint (a TLS failure, a
+            # missing bucket) says more than a guess about permissions would.
+            raise type(exc)(
                 f"cannot remove the previous run's {success_name(self.plan.name)} before "
                 f"writing: {exc.message}",
-                hint="Rivet needs delete permission on the destination so a stale marker "
-                     "never vouches for an incomplete run",
+                hint=exc.hint or "Rivet needs delete permission on the destination so a "
+                                 "stale marker never vouches for an incomplete run",
             ) from exc
         self.touched = True
 

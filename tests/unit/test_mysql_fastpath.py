@@ -164,11 +164,11 @@ def test_connectorx_errors_keep_the_server_error_number(text, cls, code):
         assert str(error).endswith(f"(MySQL error {code})")
 
 
-def test_connection_url_encodes_credentials_and_sets_the_connect_timeout():
+def test_connection_url_encodes_credentials_and_never_prefers_a_socket():
     params = ConnectionParams(host="db", port=3307, user="r@t", password="p:w/x", database="d",
                               query={})
     assert cxread.connection_url(params, 5) == (
-        "mysql://r%40t:p%3Aw%2Fx@db:3307/d?tcp_connect_timeout_ms=5000")
+        "mysql://r%40t:p%3Aw%2Fx@db:3307/d?tcp_connect_timeout_ms=5000&prefer_socket=false")
 
 
 def test_session_statements_set_utc_timeouts_then_a_read_only_transaction():

@@ -321,19 +321,3 @@ def test_session_statements_set_and_restore_only_what_the_read_changes():
         "SET SESSION time_zone = %s, SESSION max_execution_time = %s", ("+00:00", 2500))
     bare = Session(False, ReadOptions())
     assert bare.save_sql() == "SELECT @@session.time_zone"
-
-
-@pytest.mark.parametrize(("mode", "ca", "expected"), [
-    ("disable", None, None),
-    ("require", "/ca.pem", {"check_hostname": False, "verify_mode": 0}),
-    ("verify-ca", "/ca.pem", {"check_hostname": False, "verify_mode": 2, "ca": "/ca.pem"}),
-    ("verify-full", None, {"check_hostname": True, "verify_mode": 2}),
-])
-def test_tls_modes_map_to_pymysql_ssl_settings(mode, ca, expected):
-    from rivet_mysql.driver import ssl_settings
-
-    from rivet_core.config.connection import ConnectionParams
-
-    params = ConnectionParams(host="h", port=3306, user="u", password=None, database="d",
-                              query={}, tls_mode=mode, ca_file=ca)
-    assert ssl_settings(params) == expected

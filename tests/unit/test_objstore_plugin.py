@@ -84,3 +84,39 @@ def test_s3_cross_field_rules(keys, key, monkeypatch):
     monkeypatch.setenv("T", "t")
     issues = S3Options(bucket="b", **keys).config_issues(Path("."))
     assert key in [k for k, _ in issues], issues
+
+
+RUSTLS_DUMP = ("Generic S3 error: Error performing PUT https://127.0.0.1:9/b/k in 2ms - HTTP "
+               "error: error sending request\n\nDebug source:\nGeneric {{ source: RetryError("
+               "RetryErrorImpl {{ inner: Http(HttpError {{ kind: Connect, source: reqwest::"
+               "Error {{ error: Custom {{ kind: InvalidData, error: InvalidCertificate(\n"
+               "    {kind},\n) }} }} }}) }}) }}")
+
+
+@pytest.mark.parametrize(("kind", "words"), [
+    ("UnknownIssuer", "not signed by a trusted CA"),
+    ("NotValidForNameContext {\n expected: IpAddress(V4(..)) }",
+     "does not name the endpoint's host"),
+    ("ExpiredContext { time: .. }", "has expired"),
+])
+def test_certificate_failures_are_permanent_tls_errors_naming_the_cas_trusted(kind, words):
+    # obstore words them "error sending request", which reads as a transient network error.
+    handle = StoreHandle(store=None, scheme="s3", bucket="b", prefix="p", credential_source="x",
+                         trust="the system CAs and the CA file /etc/rivet/minio-ca.pem")
+    error = map_error(GenericError(RUSTLS_DUMP.format(kind=kind)), "uploading", handle)
+    assert type(error) is DestinationError
+    assert error.message.startswith("uploading: TLS certificate check failed: ")
+    assert words in error.message
+    assert "(trusted: the system CAs and the CA file /etc/rivet/minio-ca.pem)" in error.message
+    assert "ca_file" in (error.hint or "")
+
+
+def test_ca_file_must_exist_and_suits_https_endpoints_only(tmp_path):
+    missing = S3Options(bucket="b", endpoint="https://minio:9000", ca_file="ca.pem")
+    assert ("ca_file", "file 'ca.pem' does not exist") in missing.config_issues(tmp_path)
+    (tmp_path / "ca.pem").write_text("")
+    plain = S3Options(bucket="b", endpoint="http://minio:9000", allow_http=True,
+                      ca_file="ca.pem")
+    assert [k for k, _ in plain.config_issues(tmp_path)] == ["ca_file"]
+    assert S3Options(bucket="b", endpoint="https://minio:9000",
+                     ca_file="ca.pem").config_issues(tmp_path) == []
