@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from rivet_core.cli.common import Console
+from rivet_core.config.loader import load_export_names
 from rivet_core.config.values import format_bytes
-from rivet_core.errors import ConfigError, ConfigIssue, ExitCode, UsageError
+from rivet_core.errors import ExitCode, UsageError
 from rivet_core.runner import cursor as cursors
 from rivet_core.state import StateStore, open_store
 
@@ -49,16 +49,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def export_names(config_path: str) -> tuple[Path, list[str]]:
     """The config's directory and export names, without resolving anything else (so state
-    can be inspected where the source's secrets are not available)."""
-    path = Path(config_path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([ConfigIssue(str(path), "", "config file not found")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigIssue(path.name, "", f"invalid TOML: {exc}")]) from None
-    names = [e.get("name") for e in raw.get("exports", []) if isinstance(e, dict)]
-    return path.resolve().parent, [n for n in names if isinstance(n, str)]
+    can be inspected where the source's secrets are not available). A file ``rivet check``
+    could not read, or whose ``source`` or ``exports`` have the wrong shape, is the same
+    config error here."""
+    return load_export_names(config_path)
 
 
 def _open(args: argparse.Namespace) -> tuple[StateStore, list[str]]:

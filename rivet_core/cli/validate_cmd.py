@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 from typing import Any
 
 from rivet_core.backends import Destination, DestinationContext, SupportsListing
@@ -16,7 +17,13 @@ from rivet_core.cli.common import Console, add_config_arguments, plan_for
 from rivet_core.errors import DestinationError, ExitCode, UsageError
 from rivet_core.planner import ExportPlan
 from rivet_core.state.store import STATE_FILE, StateStore
-from rivet_core.validation import RUN_ID, ExportValidation, Finding, validate_export
+from rivet_core.validation import (
+    RUN_ID,
+    ExportValidation,
+    Finding,
+    printable,
+    validate_export,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -86,11 +93,15 @@ def validate_one(export: ExportPlan, config_dir: Any, run_id: str | None) -> Exp
 
 
 def _parse_run_id(run_id: str | None) -> dt.datetime | None:
-    import re
-
+    """The start time a run id encodes, or None if it is not a run id (``99999999T…``
+    has the shape of one but no time)."""
     if not run_id or not re.fullmatch(RUN_ID, run_id):
         return None
-    return dt.datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    try:
+        started = dt.datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+    return started.replace(tzinfo=dt.UTC)
 
 
 def _latest_runs(path: Any) -> dict[str, str]:
@@ -114,5 +125,7 @@ def _print(console: Console, report: ExportValidation) -> None:
         console.print(f"    run {report.run_id} ({report.run_status}), "
                       f"{report.files_checked} file(s) checked")
     for finding in report.findings:
-        where = f"{finding.name}: " if finding.name else ""
+        # A name may come from the destination's listing: a file named with a newline or
+        # with bytes that are not UTF-8 must not break the line or the stream.
+        where = f"{printable(finding.name)}: " if finding.name else ""
         console.print(f"    {finding.severity}: {finding.kind}: {where}{finding.message}")

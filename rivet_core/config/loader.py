@@ -1,14 +1,19 @@
 """Reading ``rivet.toml``: parse, substitute ``${VAR}``, structure, check, report all at once.
 
-The pipeline is: TOML (``tomllib``) → ``${NAME}`` substitution inside string values (a
-``--param`` wins over the environment; an unset name is an error) → structuring with the one
-converter, plugin tables in two steps (core keys, then the plugin's ``config_cls``) → the
-cross-field rules of :mod:`rivet_core.config.rules`. Every problem found along the way is
-collected and raised together as one :class:`~rivet_core.errors.ConfigError`.
+The pipeline is: bytes → UTF-8 text → TOML (``tomllib``), nested at most
+:data:`MAX_DEPTH` levels → ``${NAME}`` substitution inside string values (a ``--param`` wins
+over the environment; an unset name is an error; no value may hold a NUL character) →
+structuring with the one converter, plugin tables in two steps (core keys, then the plugin's
+``config_cls``) → the cross-field rules of :mod:`rivet_core.config.rules`. Every problem found
+along the way is collected and raised together as one :class:`~rivet_core.errors.ConfigError`.
+
+Commands that only read state use :func:`load_export_names`: the same reading and the same
+shape checks of ``source`` and ``exports``, without resolving anything else.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -18,10 +23,17 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.errors import AttributeValidationNote
 
 from rivet_core.config import rules
 from rivet_core.config.connection import ConnectionConfig
-from rivet_core.config.converter import KeyProblem, did_you_mean, flatten, make_converter
+from rivet_core.config.converter import (
+    KeyProblem,
+    did_you_mean,
+    flatten,
+    join,
+    make_converter,
+)
 from rivet_core.config.models import (
     ChecksConfig,
     ChecksReferences,
@@ -38,6 +50,10 @@ from rivet_core.plugins import Registry
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _TOP_LEVEL = ("source", "exports")
 _TUNING_KEYS = {f.name for f in attrs.fields(Tuning)}
+MAX_DEPTH = 32
+"""How deep tables and arrays may nest. Rivet's own keys nest four levels
+(``exports[0].destination.path``); the cap keeps every later walk of the document
+(substitution, structuring, error messages) far from the interpreter's recursion limit."""
 
 
 @attrs.frozen(kw_only=True)
@@ -77,26 +93,19 @@ def load_config(
     issues = _Issues(path.name)
     params = dict(params or {})
     environ = os.environ if environ is None else environ
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            [ConfigIssue(str(path), "", "config file not found")],
-            hint="check the path given to -c/--config",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigIssue(str(path), "", f"cannot read config file: {exc}")]) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigIssue(path.name, "", f"invalid TOML: {exc}")]) from None
+    raw = _read_document(path)
 
     used: set[str] = set()
     # Unset ${VAR}s inside [source] only matter to a command that connects.
     unused_source = _Issues(path.name)
+    nul = _Issues(path.name)
     raw = {key: _substitute(value, key, params, environ, used,
-                            unused_source if key == "source" and not connect else issues)
+                            unused_source if key == "source" and not connect else issues, nul)
            for key, value in raw.items()}
+    if nul.items:
+        # Stop before any check or plugin sees the value: a path, a URL or SQL holding a NUL
+        # is refused by the OS and the drivers with an exception far from the config.
+        raise ConfigError([*issues.items, *nul.items])
     warnings = [
         f"--param {name!r} was not referenced by any ${{{name}}} placeholder in {path.name}"
         for name in sorted(set(params) - used)
@@ -106,9 +115,7 @@ def load_config(
     converter = make_converter()
     _register_plugin_tables(converter, registry)
 
-    for key in raw:
-        if key not in _TOP_LEVEL:
-            issues.add(key, "unknown key", did_you_mean(key, list(_TOP_LEVEL)))
+    _check_top_level(raw, issues)
     source = _structure_source(raw, converter, issues, config_dir, connect)
     exports = _structure_exports(raw, converter, issues)
     queries: dict[str, str] = {}
@@ -119,7 +126,7 @@ def load_config(
             # Inline values were substituted with the rest of the file; a query file's
             # text is substituted here, once.
             sql = _substitute_text(
-                sql, f"exports[{index}].query_file", params, environ, used, issues
+                sql, f"exports[{index}].query_file", params, environ, used, issues, issues
             )
         if sql is not None:
             queries[export.name] = sql
@@ -136,6 +143,127 @@ def load_config(
     return LoadedConfig(config=config, queries=queries, warnings=warnings)
 
 
+def load_export_names(path: str | Path) -> tuple[Path, list[str]]:
+    """The config's directory and export names, for commands that read only state
+    (``rivet state``, ``journal``, ``metrics``): no ``${VAR}`` needs to be set and no
+    backend to be installed, but the file must be one :func:`load_config` could read —
+    readable, UTF-8, TOML, a ``[source]`` table, ``[[exports]]`` tables with string names,
+    no NUL — and each problem is reported with the message :func:`load_config` gives it."""
+    path = Path(path)
+    raw = _read_document(path)
+    issues = _Issues(path.name)
+    nul = _Issues(path.name)
+    # The substitution walk finds NULs; unset ${VAR}s do not matter here.
+    for key, value in raw.items():
+        _substitute(value, key, {}, {}, set(), _Issues(path.name), nul)
+    if nul.items:
+        raise ConfigError(nul.items)
+    _check_top_level(raw, issues)
+    if "source" not in raw:
+        _source_missing(issues)
+    elif not isinstance(raw["source"], dict):
+        issues.add("source", _not_a_table(raw["source"]))
+    converter = make_converter()
+    names = []
+    for index, entry in enumerate(_export_tables(raw, issues)):
+        if "name" not in entry:
+            issues.add(f"exports[{index}].name", "required field missing")
+            continue
+        try:
+            names.append(converter.structure(entry["name"], str))
+        except TypeError as exc:
+            issues.add(f"exports[{index}].name", str(exc))
+    if issues.items:
+        raise ConfigError(issues.items)
+    return path.resolve().parent, names
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    """The parsed TOML of a config file, or a :class:`ConfigError` naming the file: missing,
+    unreadable, not UTF-8, not TOML, or nested deeper than :data:`MAX_DEPTH`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigIssue(str(path), "", "config file not found")],
+            hint="check the path given to -c/--config",
+        ) from None
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), "", f"cannot read config file: {exc}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue(
+            path.name, "", f"cannot read config file: not UTF-8 text (byte "
+            f"{data[exc.start]:#04x} at offset {exc.start})")], hint="save it as UTF-8") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigIssue(path.name, "", f"invalid TOML: {exc}")]) from None
+    except ValueError:
+        # Not a TOMLDecodeError: int() refused an integer of more than 4300 digits.
+        raise ConfigError([ConfigIssue(path.name, "", "invalid TOML: an integer has too many "
+                                       "digits")]) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ConfigError([ConfigIssue(path.name, "", f"invalid TOML: nested more than "
+                                       f"{MAX_DEPTH} levels deep")]) from None
+    deep = _too_deep(raw)
+    if deep is not None:
+        raise ConfigError([ConfigIssue(path.name, deep,
+                                       f"nested more than {MAX_DEPTH} levels deep")])
+    return raw
+
+
+def _too_deep(document: dict[str, Any]) -> str | None:
+    """The TOML path of the first table or array nested deeper than :data:`MAX_DEPTH` (dotted
+    keys nest without limit in TOML), found without recursion; None if there is none."""
+    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict):
+            children = [(v, join(path, str(k))) for k, v in value.items()]
+        elif isinstance(value, list):
+            children = [(v, join(path, i)) for i, v in enumerate(value)]
+        else:
+            continue
+        if depth >= MAX_DEPTH and children:
+            return path
+        stack.extend((child, where, depth + 1) for child, where in children)
+    return None
+
+
+def _check_top_level(raw: dict[str, Any], issues: _Issues) -> None:
+    for key in raw:
+        if key not in _TOP_LEVEL:
+            issues.add(key, "unknown key", did_you_mean(key, list(_TOP_LEVEL)))
+
+
+def _source_missing(issues: _Issues) -> None:
+    issues.add("source", "required table missing", "add a [source] table with a type")
+
+
+def _not_a_table(value: Any) -> str:
+    return f"expected a table, got {type(value).__name__}"
+
+
+def _export_tables(raw: dict[str, Any], issues: _Issues) -> list[dict[str, Any]]:
+    """The ``[[exports]]`` tables, or [] with the problem reported."""
+    if "exports" not in raw:
+        issues.add("exports", "required: at least one [[exports]] entry", None)
+        return []
+    entries = raw["exports"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        issues.add("exports", "must be an array of tables: write [[exports]] entries")
+        return []
+    if not entries:
+        issues.add("exports", "at least one export must be defined")
+    return entries
+
+
 # ------------------------------------------------------------------------ substitution
 
 
@@ -146,17 +274,23 @@ def _substitute(
     environ: Mapping[str, str],
     used: set[str],
     issues: _Issues,
+    nul: _Issues,
 ) -> Any:
+    """``value`` with ``${NAME}`` replaced in every string (unset names reported to
+    ``issues``); every string and key holding a NUL is reported to ``nul``."""
     if isinstance(value, str):
-        return _substitute_text(value, path, params, environ, used, issues)
+        return _substitute_text(value, path, params, environ, used, issues, nul)
     if isinstance(value, dict):
-        return {
-            k: _substitute(v, f"{path}.{k}" if path else k, params, environ, used, issues)
-            for k, v in value.items()
-        }
+        out = {}
+        for k, v in value.items():
+            if "\x00" in k:
+                # json.dumps writes the key as TOML would quote it, with \u0000 visible.
+                nul.add(join(path, json.dumps(k)), "key contains a NUL character (\\u0000)")
+            out[k] = _substitute(v, join(path, k), params, environ, used, issues, nul)
+        return out
     if isinstance(value, list):
         return [
-            _substitute(v, f"{path}[{i}]", params, environ, used, issues)
+            _substitute(v, join(path, i), params, environ, used, issues, nul)
             for i, v in enumerate(value)
         ]
     return value
@@ -169,6 +303,7 @@ def _substitute_text(
     environ: Mapping[str, str],
     used: set[str],
     issues: _Issues,
+    nul: _Issues,
 ) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
@@ -186,7 +321,10 @@ def _substitute_text(
         )
         return match.group(0)
 
-    return _VAR.sub(replace, text)
+    result = _VAR.sub(replace, text)
+    if "\x00" in result:
+        nul.add(path, "contains a NUL character (\\u0000)")
+    return result
 
 
 # -------------------------------------------------------------------------- structuring
@@ -201,7 +339,7 @@ class _MissingBackend(KeyProblem):
 def _register_plugin_tables(converter: cattrs.Converter, registry: Registry) -> None:
     def plugin_options(value: Any, kind: str, core_keys: tuple[str, ...]) -> tuple[str, Any, dict]:
         if not isinstance(value, dict):
-            raise TypeError(f"expected a table, got {type(value).__name__}")
+            raise TypeError(_not_a_table(value))
         if "type" not in value:
             installed = ", ".join(registry.names(kind))
             raise KeyProblem("type", "required field missing", f"installed: {installed}")
@@ -219,7 +357,14 @@ def _register_plugin_tables(converter: cattrs.Converter, registry: Registry) -> 
 
     def source_hook(value: Any, _: Any) -> SourceConfig:
         name, options, core = plugin_options(value, "source", ("tuning",))
-        tuning = converter.structure(core["tuning"], Tuning) if "tuning" in core else None
+        tuning = None
+        if "tuning" in core:
+            if not isinstance(core["tuning"], dict):
+                raise KeyProblem("tuning", _not_a_table(core["tuning"]))
+            try:
+                tuning = converter.structure(core["tuning"], Tuning)
+            except cattrs.BaseValidationError as exc:
+                raise _under("tuning", exc, Tuning) from None
         return SourceConfig(type=name, tuning=tuning, options=options)
 
     def format_hook(value: Any, _: Any) -> FormatConfig:
@@ -235,6 +380,15 @@ def _register_plugin_tables(converter: cattrs.Converter, registry: Registry) -> 
     converter.register_structure_hook(SourceConfig, source_hook)
     converter.register_structure_hook(FormatConfig, format_hook)
     converter.register_structure_hook(DestinationConfig, destination_hook)
+
+
+def _under(key: str, exc: Exception, cls: type) -> cattrs.ClassValidationError:
+    """``exc``, raised structuring the table under ``key`` by hand in a hook, located under
+    ``key`` the way cattrs locates a field's errors, so :func:`flatten` names
+    ``source.tuning.batch_size`` and not ``source.batch_size``."""
+    exc.__notes__ = [*getattr(exc, "__notes__", []),
+                     AttributeValidationNote(f"Structuring {key}", key, cls)]
+    return cattrs.ClassValidationError(f"While structuring {key}", [exc], cls)
 
 
 def _misplaced_hint(key: str, cls: type) -> str | None:
@@ -266,7 +420,7 @@ def _structure_source(
     connect: bool,
 ) -> SourceConfig | None:
     if "source" not in raw:
-        issues.add("source", "required table missing", "add a [source] table with a type")
+        _source_missing(issues)
         return None
     value = raw["source"]
     if isinstance(value, dict):
@@ -291,17 +445,8 @@ def _structure_source(
 def _structure_exports(
     raw: dict[str, Any], converter: cattrs.Converter, issues: _Issues
 ) -> list[tuple[int, ExportConfig]]:
-    if "exports" not in raw:
-        issues.add("exports", "required: at least one [[exports]] entry", None)
-        return []
-    entries = raw["exports"]
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        issues.add("exports", "must be an array of tables: write [[exports]] entries")
-        return []
-    if not entries:
-        issues.add("exports", "at least one export must be defined")
     out: list[tuple[int, ExportConfig]] = []
-    for index, entry in enumerate(entries):
+    for index, entry in enumerate(_export_tables(raw, issues)):
         try:
             out.append((index, converter.structure(entry, ExportConfig)))
         except (cattrs.BaseValidationError, KeyProblem, TypeError, ValueError) as exc:

@@ -37,23 +37,49 @@ def base_sql(export: ExportConfig, config_dir: Path) -> str | None:
     if export.query is not None:
         return export.query.strip().rstrip(";").strip()
     if export.query_file is not None:
-        target = _query_file_path(export.query_file, config_dir)
-        if target is None or not target.is_file():
+        try:
+            text = read_query_file(export.query_file, config_dir)
+        except ValueError:
             return None
-        return target.read_text(encoding="utf-8").strip().rstrip(";").strip()
+        return text.strip().rstrip(";").strip()
     if export.table is not None and table_parts(export.table):
         return f"SELECT * FROM {export.table}"
     return None
 
 
-def _query_file_path(query_file: str, config_dir: Path) -> Path | None:
+def read_query_file(query_file: str, config_dir: Path) -> str:
+    """The text of ``query_file``; ``ValueError`` saying why it cannot be the export's SQL:
+    outside the config's directory, missing, unreadable, not UTF-8, or holding a NUL byte
+    (libpq and the MySQL protocol end the statement there, or refuse it)."""
     candidate = Path(query_file)
-    if candidate.is_absolute() or ".." in candidate.parts:
-        return None
-    resolved = (config_dir / candidate).resolve()
+    if "\x00" in query_file:
+        raise ValueError("contains a NUL character")
+    if candidate.is_absolute():
+        raise ValueError("must be a path relative to the config file's directory")
+    if ".." in candidate.parts:
+        raise ValueError("must not contain '..'")
+    try:
+        # Python 3.11 raises RuntimeError for a symlink loop.
+        resolved = (config_dir / candidate).resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ValueError(f"cannot be read: {exc}") from None
     if not resolved.is_relative_to(config_dir.resolve()):
-        return None
-    return resolved
+        raise ValueError("resolves outside the config file's directory")
+    try:
+        # is_file() lets some OSErrors through: a name too long, a directory denied.
+        if not resolved.is_file():
+            raise ValueError(f"file {query_file!r} does not exist")
+        data = resolved.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
+                         f"{exc.start})") from None
+    if "\x00" in text:
+        raise ValueError(f"contains a NUL byte at offset {data.index(0)}")
+    return text
 
 
 def check_export(
@@ -74,15 +100,10 @@ def check_export(
     if export.query is not None and not export.query.strip():
         add(f"{path}.query", "must not be empty")
     if export.query_file is not None:
-        candidate = Path(export.query_file)
-        if candidate.is_absolute():
-            add(f"{path}.query_file", "must be a path relative to the config file's directory")
-        elif ".." in candidate.parts:
-            add(f"{path}.query_file", "must not contain '..'")
-        elif _query_file_path(export.query_file, config_dir) is None:
-            add(f"{path}.query_file", "resolves outside the config file's directory")
-        elif not (config_dir / candidate).is_file():
-            add(f"{path}.query_file", f"file {export.query_file!r} does not exist")
+        try:
+            read_query_file(export.query_file, config_dir)
+        except ValueError as exc:
+            add(f"{path}.query_file", str(exc))
     if export.table is not None and table_parts(export.table) is None:
         add(f"{path}.table", f"{export.table!r} must be `name` or `schema.name` "
             "(letters, digits and '_')")

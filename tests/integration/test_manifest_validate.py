@@ -4,11 +4,19 @@ marker vouches for, what a failed run leaves, and every mismatch validate must f
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from rivet_core.errors import ExitCode
+from rivet_core.runner.crash import EXIT_CODE as CRASH_EXIT
+from rivet_core.runner.manifest import success_marker
 
 
 def config(pg_url: str, query: str, *, extra: str = "", path: str = "./output/{export}") -> str:
@@ -167,3 +175,173 @@ def test_validate_needs_no_source_credentials(rivet_project, pg_url, monkeypatch
     refused = rivet_project.run("check").assert_failed(ExitCode.CONFIG)
     assert "source.url_env: environment variable 'RIVET_TEST_VALIDATE_URL' is not set" \
         in refused.err
+
+
+# ------------------------------------------------------------- hostile manifests
+# Each gave a traceback and exit 1 (or passed) before validation became type-strict.
+
+
+def entry(**changes):
+    def mutate(doc):
+        doc["files"][0].update(changes)
+        return json.dumps(doc).encode()
+    return mutate
+
+
+def top(**changes):
+    def mutate(doc):
+        doc.update(changes)
+        return json.dumps(doc).encode()
+    return mutate
+
+
+def rows_true(doc):
+    # Python adds True as 1: totals that add up this way must not make it a row count.
+    doc["files"][0]["rows"] = True
+    doc["totals"]["rows"] = 1
+    return json.dumps(doc).encode()
+
+
+def raw(change):
+    """A change of the manifest's bytes rather than of its document."""
+    def mutate(doc):
+        return change(json.dumps(doc, indent=2).encode())
+    return mutate
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+# (id, new manifest bytes from the real document, new marker bytes, expected finding)
+HOSTILE = [
+    ("totals-is-an-array", top(totals=[1]), None, "inconsistent_manifest"),
+    ("rows-is-a-string", entry(rows="many"), None, "inconsistent_manifest"),
+    ("name-is-an-array", entry(name=["a"]), None, "inconsistent_manifest"),
+    ("sha256-is-a-number", entry(sha256=5), None, "inconsistent_manifest"),
+    ("run-id-is-an-object", top(run_id={}), None, "inconsistent_manifest"),
+    ("rows-is-true", rows_true, None, "inconsistent_manifest"),
+    ("bytes-is-negative", entry(bytes=-1), None, "inconsistent_manifest"),
+    ("manifest-nested-100k-deep", raw(lambda _: DEEP), None, "bad_manifest"),
+    ("manifest-in-utf16", raw(lambda b: b.decode().encode("utf-16")), None, "bad_manifest"),
+    ("rows-of-5000-digits",
+     raw(lambda b: re.sub(rb'"rows": \d+', b'"rows": ' + b"9" * 5000, b, count=1)), None,
+     "bad_manifest"),
+    ("marker-nested-100k-deep", None, DEEP, "stale_marker"),
+    ("marker-is-a-list", None, b"[1]", "stale_marker"),
+    ("marker-is-a-number", None, b"5", "stale_marker"),
+]
+
+
+@pytest.mark.parametrize(("change", "marker", "kind"),
+                         [pytest.param(c, m, k, id=i) for i, c, m, k in HOSTILE])
+def test_validate_reports_a_hostile_manifest_or_marker_and_exits_6(
+        rivet_project, pg_url, out, change, marker, kind):
+    rivet_project.write_config(config(pg_url, GOOD))
+    summary = rivet_project.run("run", "--json").assert_success().json()
+    run_id = summary["exports"][0]["run_id"]
+    if change is not None:
+        tampered = change(manifest(out))
+        (out / "_rivet/nums/manifest.json").write_bytes(tampered)
+        # A marker vouching for the new bytes: the manifest's own content is what is judged.
+        marker = marker or success_marker(run_id, tampered)
+    if marker is not None:
+        (out / "_rivet/nums/_SUCCESS").write_bytes(marker)
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    assert {k for k, _ in findings(outcome)} == {kind}, outcome.out
+    rivet_project.run("validate").assert_failed(ExitCode.CHECK_FAILED)
+
+
+# -------------------------------------------- the failure table of docs/manifest.md
+# One test per row the tests above do not cover: what an interrupted, a killed, and an
+# unvouchable run leave, and what validate then reports.
+
+SLOW = ("SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 40000) g "
+        "WHERE pg_sleep(0.0005) IS NOT NULL")
+"""About 20 s of rows; streamed in batches of 500, a 64 KB part is committed every second."""
+
+
+def streamed(text: str) -> str:
+    """The config with the cursor read path, so parts commit while rows still arrive."""
+    return text.replace('type = "postgres"', 'type = "postgres"\nread_path = "cursor"')
+
+
+def start_run(rivet_project, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rivet_core.cli.main", "run", "-c",
+                             str(rivet_project.config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **env})
+
+
+def wait_until(predicate, process: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended before {what}: "
+                                 f"{process.communicate()[1].decode()}")
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def parts(out: Path) -> list[str]:
+    return sorted(p.name for p in out.glob("nums_*") if p.is_file())
+
+
+def test_sigterm_after_writing_started_leaves_a_failed_manifest_validate_reports_run_failed(
+        rivet_project, pg_url, out):
+    rivet_project.write_config(streamed(config(
+        pg_url, SLOW, extra='max_file_size = "64KB"\n[exports.tuning]\nbatch_size = 500')))
+    process = start_run(rivet_project)
+    wait_until(lambda: parts(out), process, "a committed part")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.INTERRUPTED, err.decode()
+    written = manifest(out)
+    assert written["status"] == "failed" and "interrupted" in written["error"]
+    assert [f["name"] for f in written["files"]] == parts(out)
+    assert not (out / "_rivet/nums/_SUCCESS").exists()
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    assert findings(outcome) == [("run_failed", "_rivet/nums/manifest.json")]
+
+
+def test_sigterm_before_writing_leaves_the_destination_as_it_was(rivet_project, pg_url, out):
+    rivet_project.write_config(config(pg_url, GOOD))
+    first = rivet_project.run("run", "--json").assert_success().json()["exports"][0]["run_id"]
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    rivet_project.write_config(config(pg_url, "SELECT 1 AS id FROM pg_sleep(4)"))
+    process = start_run(rivet_project)
+    time.sleep(1.5)  # imports, config and plan done; the query is running
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.INTERRUPTED, err.decode()
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    report = rivet_project.run("validate", "--json", "--run-id", first).assert_success()
+    assert report.json()["exports"][0]["run_id"] == first
+
+
+def test_a_run_killed_after_writing_started_leaves_the_previous_manifest_without_marker(
+        rivet_project, pg_url, out):
+    rivet_project.write_config(config(pg_url, GOOD))
+    first = rivet_project.run("run", "--json").assert_success().json()["exports"][0]["run_id"]
+    process = start_run(rivet_project, RIVET_CRASH_AT="after_file_commit")
+    process.communicate(timeout=60)
+    assert process.returncode == CRASH_EXIT
+    assert manifest(out)["run_id"] == first, "the killed run wrote no manifest"
+    assert not (out / "_rivet/nums/_SUCCESS").exists(), "rule 1 removed the marker"
+    (orphan,) = [name for name in parts(out) if first not in name]
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    assert findings(outcome) == [("marker_missing", "_rivet/nums/_SUCCESS"), ("extra", orphan)]
+
+
+def test_a_complete_run_whose_manifest_cannot_be_written_fails_unvouched(
+        rivet_project, pg_url, out):
+    blocker = out / "_rivet/nums/manifest.json"
+    blocker.mkdir(parents=True)
+    (blocker / "in-the-way").write_text("a directory where the manifest goes")
+    rivet_project.write_config(config(pg_url, GOOD))
+    failed = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED).json()
+    (export,) = failed["exports"]
+    assert export["status"] == "failed" and "run manifest could not be written" in export["error"]
+    assert parts(out) == [f["name"] for f in export["files"]]
+    assert not (out / "_rivet/nums/_SUCCESS").exists()
+    outcome = rivet_project.run("validate", "--json").assert_failed(ExitCode.CHECK_FAILED)
+    assert outcome.json()["exports"][0]["status"] == "no_manifest"
