@@ -37,16 +37,19 @@ class LocalDestination(Destination):
         return LocalTarget(self.directory, name)
 
     def list_files(self, prefix: str = "") -> dict[str, int]:
-        if not self.directory.is_dir():
-            return {}
-        found = {}
-        for entry in self.directory.rglob("*"):
-            if not entry.is_file() or entry.name.endswith(TEMP_SUFFIX):
-                continue
-            name = entry.relative_to(self.directory).as_posix()
-            if name.startswith(prefix):
-                found[name] = entry.stat().st_size
-        return found
+        try:
+            if not self.directory.is_dir():
+                return {}
+            found = {}
+            for entry in self.directory.rglob("*"):
+                if not entry.is_file() or entry.name.endswith(TEMP_SUFFIX):
+                    continue
+                name = entry.relative_to(self.directory).as_posix()
+                if name.startswith(prefix):
+                    found[name] = entry.stat().st_size
+            return found
+        except OSError as exc:
+            raise DestinationError(f"listing {self.directory}: {exc}") from exc
 
     def read_file(self, name: str) -> bytes:
         try:

@@ -98,7 +98,8 @@ def _libpq_path() -> str:
 
     loaded: list[str] = []
     try:
-        with open("/proc/self/maps") as maps:
+        # Paths are bytes to the kernel: a non-UTF-8 directory name must not stop the read.
+        with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as maps:
             for line in maps:
                 path = line.split()[-1] if line.strip() else ""
                 if Path(path).name.startswith("libpq") and path not in loaded:

@@ -7,15 +7,17 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
-from rivet_core.config.loader import LoadedConfig, load_config
 from rivet_core.errors import ConfigError, ConfigIssue, RivetError, UsageError
-from rivet_core.planner import Plan, build_plan
-from rivet_core.plugins import Registry, build_registry
 from rivet_core.redact import redact
+
+if TYPE_CHECKING:
+    from rivet_core.config.loader import LoadedConfig
+    from rivet_core.planner import Plan
+    from rivet_core.plugins import Registry
 
 
 @attrs.define
@@ -55,6 +57,11 @@ def parse_params(items: Sequence[str] | None) -> dict[str, str]:
 
 def load(config_path: str, params: Sequence[str] | None, *,
          connect: bool = True) -> tuple[Registry, LoadedConfig]:
+    # Imported here: the config loader and the planner pull in the runner and pyarrow,
+    # which commands that never load a config (--version, --help) must not pay for.
+    from rivet_core.config.loader import load_config
+    from rivet_core.plugins import build_registry
+
     registry = build_registry()
     loaded = load_config(Path(config_path), registry, params=parse_params(params),
                          connect=connect)
@@ -77,6 +84,8 @@ def plan_for(config_path: str, params: Sequence[str] | None,
              connect: bool = True) -> Plan:
     """The checked plan. ``connect=False``: the command never opens the source, so the
     source's credentials need not be set (see :func:`load_config`)."""
+    from rivet_core.planner import build_plan
+
     registry, loaded = load(config_path, params, connect=connect)
     names = [e.name for e in loaded.config.exports]
     for name in exports or ():
@@ -95,3 +104,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, exports: bool = Tru
     parser.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", dest="params",
                         help="value for ${KEY} in the config; wins over the environment "
                              "(repeatable)")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

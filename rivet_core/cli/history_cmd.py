@@ -6,7 +6,7 @@ import argparse
 
 import attrs
 
-from rivet_core.cli.common import Console
+from rivet_core.cli.common import Console, positive_int
 from rivet_core.cli.state_cmd import _open
 from rivet_core.config.values import format_bytes
 from rivet_core.errors import ExitCode
@@ -20,7 +20,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     journal.add_argument("-c", "--config", default="rivet.toml", metavar="PATH")
     journal.add_argument("-e", "--export", metavar="NAME", help="only this export")
     journal.add_argument("--run-id", metavar="ID", help="only this run")
-    journal.add_argument("-l", "--last", type=int, default=5, metavar="N",
+    journal.add_argument("-l", "--last", type=positive_int, default=5, metavar="N",
                          help="the last N runs (default 5)")
     journal.add_argument("--json", action="store_true", help="print as JSON")
     journal.set_defaults(handler=show_journal)
@@ -30,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         description="One line per run, newest first.")
     metrics.add_argument("-c", "--config", default="rivet.toml", metavar="PATH")
     metrics.add_argument("-e", "--export", metavar="NAME", help="only this export")
-    metrics.add_argument("-l", "--last", type=int, default=20, metavar="N",
+    metrics.add_argument("-l", "--last", type=positive_int, default=20, metavar="N",
                          help="the last N runs (default 20)")
     metrics.add_argument("--json", action="store_true", help="print as JSON")
     metrics.set_defaults(handler=show_metrics)

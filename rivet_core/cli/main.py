@@ -7,13 +7,16 @@ traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from rivet_core import __version__
-from rivet_core.cli import check_cmd, history_cmd, plugins_cmd, run_cmd, state_cmd, validate_cmd
 from rivet_core.cli.common import Console
 from rivet_core.errors import ConfigError, ExitCode, RivetError
 from rivet_core.redact import redact
@@ -31,7 +34,29 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("rivet_core.cli.run_cmd", "run the exports of a config"),
+    "check": ("rivet_core.cli.check_cmd",
+              "validate the config and plan; with --type-report, map every column"),
+    "validate": ("rivet_core.cli.validate_cmd",
+                 "check each export's destination against its run manifest"),
+    "state": ("rivet_core.cli.state_cmd",
+              "inspect or reset cursors, files and chunk checkpoints"),
+    "journal": ("rivet_core.cli.history_cmd", "the step-by-step event log of recent runs"),
+    "metrics": ("rivet_core.cli.history_cmd",
+                "run history: status, rows, files, bytes, duration, peak memory"),
+    "plugins": ("rivet_core.cli.plugins_cmd",
+                "list installed backends and their declared capabilities"),
+}
+"""Every command: the module that registers and handles it, and its one-line help. Only the
+module of the command being run is imported, so ``rivet --version`` and ``rivet --help``
+load no pyarrow, no driver and no plugin, and a signal during start-up is already handled
+(:func:`main` installs the handlers before it imports the command)."""
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with every command listed and the one ``argv`` names fully defined
+    (every command fully defined when ``argv`` is None)."""
     parser = argparse.ArgumentParser(
         prog="rivet", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -40,30 +65,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output on stderr (-v info, -vv debug)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run_cmd, check_cmd, validate_cmd, state_cmd, history_cmd, plugins_cmd):
-        module.register(commands)
+    if argv is None:
+        wanted = set(home for home, _ in COMMANDS.values())
+    else:
+        chosen = next((arg for arg in argv if arg in COMMANDS), None)
+        wanted = {COMMANDS[chosen][0]} if chosen else set()
+    registered: set[str] = set()
+    for name, (home, help_text) in COMMANDS.items():
+        if home not in wanted:
+            commands.add_parser(name, help=help_text, add_help=False)
+        elif home not in registered:
+            registered.add(home)
+            importlib.import_module(home).register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
-    """Run the CLI; returns the exit code (the console script exits with it)."""
+    """Run the CLI; returns the exit code (the console script exits with it). SIGTERM and
+    SIGINT are handled from the first line to the last: exit 130, open files aborted."""
     console = console or Console()
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with stop_on_signals() as stop:
+        return _run(argv, console, stop)
+
+
+def _run(argv: list[str], console: Console, stop: threading.Event) -> int:
     try:
+        parser = build_parser(argv)
         args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+            format="rivet: %(levelname)s: %(message)s", stream=console.err, force=True,
+        )
+        if args.command is None:
+            parser.print_help(console.err)
+            return ExitCode.USAGE
+        args.stop = stop
+        return int(args.handler(args, console))
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="rivet: %(levelname)s: %(message)s", stream=console.err, force=True,
-    )
-    if args.command is None:
-        parser.print_help(console.err)
-        return ExitCode.USAGE
-    try:
-        with stop_on_signals() as stop:
-            args.stop = stop
-            return int(args.handler(args, console))
     except ConfigError as exc:
         for issue in exc.issues:
             console.err.write(f"rivet: config error: {redact(issue.render())}\n")
@@ -79,11 +119,23 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 
 
 def console_script() -> None:
-    # Outside main's own handling (while the interpreter winds down after the summary), a
-    # SIGTERM still ends the process the documented way: exit 130, output flushed.
+    """The ``rivet`` command. A signal outside :func:`main`'s own handling (just before it,
+    or after the summary) still ends the process the documented way, exit 130; and the
+    process ends as soon as its output is flushed, so no interpreter wind-down is left for a
+    signal to kill with the default action (-15)."""
     for sig in SIGNALS:
         signal.signal(sig, _exit_interrupted)
-    sys.exit(main())
+    try:
+        code = main()
+    except SystemExit as exc:  # a signal after main returned
+        code = int(exc.code or 0)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError):  # a reader that closed its pipe
+                stream.flush()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    os._exit(code)
 
 
 def _exit_interrupted(signum: int, frame: object) -> None:

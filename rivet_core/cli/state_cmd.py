@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from rivet_core.cli.common import Console
+from rivet_core.cli.common import Console, positive_int
 from rivet_core.config.loader import load_export_names
 from rivet_core.config.values import format_bytes
 from rivet_core.errors import ExitCode, UsageError
@@ -34,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         p.add_argument("--json", action="store_true", help="print as JSON")
         p.set_defaults(handler=handler)
         if name == "files":
-            p.add_argument("-l", "--last", type=int, default=50, metavar="N",
+            p.add_argument("-l", "--last", type=positive_int, default=50, metavar="N",
                            help="newest N files (default 50)")
 
     action("show", "cursor, last run, open chunk run and lock of each export", show)
@@ -55,14 +55,17 @@ def export_names(config_path: str) -> tuple[Path, list[str]]:
     return load_export_names(config_path)
 
 
-def _open(args: argparse.Namespace) -> tuple[StateStore, list[str]]:
+def _open(args: argparse.Namespace, *, inspect: bool = True
+          ) -> tuple[StateStore, list[str]]:
+    """The state store and the export names the command is about. ``inspect``: the
+    command only reads (a read-only state file is then fine)."""
     directory, names = export_names(args.config)
     export = getattr(args, "export", None)
     if export is not None and export not in names:
         raise UsageError(f"export {export!r} not found in {Path(args.config).name}",
                          hint=f"known exports: {', '.join(names) or 'none'}; "
                               "see `rivet state show`")
-    return open_store(directory), ([export] if export else names)
+    return open_store(directory, inspect=inspect), ([export] if export else names)
 
 
 def show(args: argparse.Namespace, console: Console) -> int:
@@ -105,7 +108,7 @@ def show(args: argparse.Namespace, console: Console) -> int:
 
 
 def reset(args: argparse.Namespace, console: Console) -> int:
-    store, _ = _open(args)
+    store, _ = _open(args, inspect=False)
     try:
         before = store.cursor(args.export)
         with store.transaction() as tx:
@@ -174,7 +177,7 @@ def chunks(args: argparse.Namespace, console: Console) -> int:
 
 
 def reset_chunks(args: argparse.Namespace, console: Console) -> int:
-    store, _ = _open(args)
+    store, _ = _open(args, inspect=False)
     try:
         with store.transaction() as tx:
             tx.refuse_while_running(args.export)

@@ -125,11 +125,15 @@ class ConnectionConfig:
         if self.password_env is not None and self.password_env not in os.environ:
             issues.append(("password_env",
                            f"environment variable {self.password_env!r} is not set"))
-        if self.url_file is not None and not (config_dir / self.url_file).is_file():
-            issues.append(("url_file", f"file {self.url_file!r} does not exist"))
+        if self.url_file is not None:
+            problem = _file_problem(config_dir, self.url_file)
+            if problem:
+                issues.append(("url_file", problem))
         ca_file = self.tls.ca_file if self.tls is not None else None
-        if ca_file is not None and not (config_dir / ca_file).is_file():
-            issues.append(("tls.ca_file", f"file {ca_file!r} does not exist"))
+        if ca_file is not None:
+            problem = _file_problem(config_dir, ca_file)
+            if problem:
+                issues.append(("tls.ca_file", problem))
         return issues
 
     def plaintext_password(self) -> bool:
@@ -338,3 +342,14 @@ def _warn_once(message: str) -> None:
     # One warning per process, however many connections or exports: the reference tool's
     # behaviour, and what keeps the warning readable.
     _log.warning(message)
+
+
+def _file_problem(config_dir: Path, name: str) -> str | None:
+    """Why the file a key names cannot be read, or None (a name the file system refuses is
+    a problem like a missing file, not an exception)."""
+    try:
+        if (config_dir / name).is_file():
+            return None
+    except (OSError, ValueError) as exc:
+        return f"file {name!r} cannot be used: {exc}"
+    return f"file {name!r} does not exist"

@@ -8,6 +8,8 @@ is not a bool, ``"10"`` is not an int), because silent coercion turns typos into
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -98,11 +100,26 @@ def did_you_mean(word: str, candidates: list[str]) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_TOML_TYPES = {"str": "a string", "int": "an integer", "float": "a float", "bool": "a boolean",
+               "list": "an array", "datetime": "a datetime", "date": "a date", "time": "a time"}
+
+
+def toml_kind(python_type: str) -> str:
+    """How a TOML user names the kind of value Python calls ``python_type``."""
+    return _TOML_TYPES.get(python_type, f"a {python_type}")
+
+
 def join(path: str, key: str | int) -> str:
+    """A TOML path: ``exports[1].destination.bucket``; a key that is not a bare TOML key is
+    quoted as TOML quotes it (``columns."order date"``), so control characters never reach
+    the terminal raw."""
     if isinstance(key, int):
         return f"{path}[{key}]"
     if not key:
         return path
+    if not _BARE_KEY.match(key):
+        key = json.dumps(key)
     return f"{path}.{key}" if path else key
 
 
@@ -133,5 +150,12 @@ def flatten(
         return [(join(path, exc.key), exc.message, exc.hint)]
     if isinstance(exc, KeyError):
         return [(path, "required field missing", None)]
+    given = _NOT_A_TABLE.match(str(exc)) if isinstance(exc, AttributeError) else None
+    if given is not None:
+        return [(path, f"expected a table, got {toml_kind(given.group(1))}", None)]
     message = str(exc) or type(exc).__name__
     return [(path, message, None)]
+
+
+_NOT_A_TABLE = re.compile(r"^'(\w+)' object has no attribute '(?:keys|items)'$")
+"""What structuring a table from a scalar raises (``tls = "x"``, ``tuning = 5``)."""

@@ -33,6 +33,7 @@ from rivet_core.config.converter import (
     flatten,
     join,
     make_converter,
+    toml_kind,
 )
 from rivet_core.config.models import (
     ChecksConfig,
@@ -247,7 +248,7 @@ def _source_missing(issues: _Issues) -> None:
 
 
 def _not_a_table(value: Any) -> str:
-    return f"expected a table, got {type(value).__name__}"
+    return f"expected a table, got {toml_kind(type(value).__name__)}"
 
 
 def _export_tables(raw: dict[str, Any], issues: _Issues) -> list[dict[str, Any]]:
@@ -433,6 +434,8 @@ def _structure_source(
     except (cattrs.BaseValidationError, KeyProblem, TypeError, ValueError) as exc:
         _record(exc, "source", issues)
         return None
+    if source.tuning is not None:
+        rules.check_tuning(source.tuning, "source.tuning", issues.add)
     if isinstance(source.options, ChecksConfig):
         for key, message in source.options.config_issues(config_dir):
             issues.add(f"source.{key}", message)

@@ -6,6 +6,7 @@ nothing here raises on bad input.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -123,7 +124,7 @@ def check_export(
             add(f"{path}.columns.{column}", str(exc))
 
     if export.tuning is not None:
-        _check_tuning(export.tuning, f"{path}.tuning", add)
+        check_tuning(export.tuning, f"{path}.tuning", add)
 
     _check_mode_keys(export, path, add)
 
@@ -185,14 +186,31 @@ def _check_mode_keys(export: ExportConfig, path: str, add: Add) -> None:
     mode.check(export, path, add)
 
 
-def _check_tuning(tuning: object, path: str, add: Add) -> None:
-    minimums = {"batch_size": 1, "throttle_ms": 0, "statement_timeout_s": 0,
-                "lock_timeout_s": 0, "max_retries": 0, "retry_backoff_ms": 0,
-                "max_batch_memory_mb": 1}
-    for key, minimum in minimums.items():
+TUNING_BOUNDS: dict[str, tuple[float, float]] = {
+    "batch_size": (1, 10_000_000),
+    "throttle_ms": (0, 3_600_000),
+    "statement_timeout_s": (0, 7 * 86_400),
+    "lock_timeout_s": (0, 7 * 86_400),
+    "max_retries": (0, 100),
+    "retry_backoff_ms": (0, 3_600_000),
+    "max_batch_memory_mb": (1, 1 << 16),
+}
+"""Inclusive bounds of each tuning value: beyond them a value is a mistake (a week-long
+statement timeout, an hour between batches), and a driver would overflow on it."""
+
+
+def check_tuning(tuning: object, path: str, add: Add) -> None:
+    """The values of a ``tuning`` table (``[source.tuning]`` or ``[exports.tuning]``)."""
+    for key, (low, high) in TUNING_BOUNDS.items():
         value = getattr(tuning, key)
-        if value is not None and value < minimum:
-            add(f"{path}.{key}", f"must be at least {minimum}, got {value}")
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            add(f"{path}.{key}", f"must be a finite number, got {value}")
+        elif value < low:
+            add(f"{path}.{key}", f"must be at least {low:,}, got {value:,}")
+        elif value > high:
+            add(f"{path}.{key}", f"must be at most {high:,}, got {value:,}")
 
 
 def check_export_set(exports: list[tuple[int, ExportConfig]], add: Add) -> None:

@@ -562,13 +562,15 @@ def _statements(script: str) -> list[str]:
 
 
 def open_store(config_dir: Path, *, init: bool = False,
-               readonly: bool = False) -> StateStore:
+               inspect: bool = False) -> StateStore:
     """The state store beside the config. An existing state file that is empty or corrupt
     is refused (its cursors and checkpoints would silently be lost) unless ``init`` (``rivet
     run --init-state``) says to start over, which keeps the old file beside it as
-    ``.rivet_state.db.empty-<time>`` or ``.corrupt-<time>``. ``readonly`` opens it for
-    inspection only."""
+    ``.rivet_state.db.empty-<time>`` or ``.corrupt-<time>``. ``inspect`` is for commands
+    that only read: a state file on a read-only file system is then opened read-only."""
     path = config_dir / STATE_FILE
+    if inspect and path.exists() and not os.access(path.parent, os.W_OK):
+        return StateStore(path, readonly=True)
     if path.exists() and path.stat().st_size == 0:
         if not init:
             raise StateError(
@@ -578,7 +580,7 @@ def open_store(config_dir: Path, *, init: bool = False,
                      "with empty state (incremental exports then export everything again)")
         _set_aside(path, "empty")
     try:
-        return StateStore(path, readonly=readonly)
+        return StateStore(path)
     except StateError:
         if not (init and path.exists() and _corrupt(path)):
             raise

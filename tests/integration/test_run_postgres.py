@@ -258,3 +258,32 @@ def test_peak_memory_does_not_grow_with_row_count(rivet_project):
     large = peak_rss_mb(rivet_project, 1_000_000)
     # Five times the rows: memory is bounded by batch and row group, not by the result.
     assert large < small * 1.3 + 20, (small, large)
+
+
+def test_a_config_in_a_directory_whose_name_is_not_utf8_runs(tmp_path, pg_url):
+    """Paths are bytes to the kernel: a non-UTF-8 directory name (surrogate-escaped by
+    Python) once stopped the COPY path with a UnicodeDecodeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    project = tmp_path / os.fsdecode(b"d\xff")
+    project.mkdir()
+    (project / "rivet.toml").write_text(f"""
+[source]
+type = "postgres"
+url = "{pg_url}"
+
+[[exports]]
+name = "one"
+query = "SELECT g AS id FROM generate_series(1, 10) g"
+format = "csv"
+[exports.destination]
+type = "local"
+path = "out"
+""")
+    done = subprocess.run([sys.executable, "-m", "rivet_core.cli.main", "run", "-c",
+                           "rivet.toml"], cwd=project, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "binary COPY" in done.stderr and "Traceback" not in done.stderr

@@ -422,9 +422,9 @@ def test_a_query_file_name_too_long_for_the_file_system_is_a_config_error(rivet_
 
 
 @pytest.mark.parametrize(("tuning", "message"), [
-    pytest.param('tuning = "postgres"', "rivet.toml: source.tuning: expected a table, got str",
+    pytest.param('tuning = "postgres"', "rivet.toml: source.tuning: expected a table, got a string",
                  id="a-string"),
-    pytest.param("tuning = [1]", "rivet.toml: source.tuning: expected a table, got list",
+    pytest.param("tuning = [1]", "rivet.toml: source.tuning: expected a table, got an array",
                  id="an-array"),
     pytest.param('[source.tuning]\nbatch_size = "x"',
                  "rivet.toml: source.tuning.batch_size: expected an integer, got a string ('x')",
@@ -446,3 +446,72 @@ def test_validate_refuses_a_run_id_with_an_impossible_time_as_a_usage_error(
     outcome = site.cli("validate", "--run-id", run_id)
     assert outcome.code == ExitCode.USAGE, outcome
     assert f"--run-id {run_id!r} is not a run id" in outcome.err
+
+
+@pytest.mark.parametrize(("table", "line", "key", "fragment"), [
+    ("[exports.tuning]", "statement_timeout_s = inf", "exports[0].tuning.statement_timeout_s",
+     "finite"),
+    ("[exports.tuning]", "statement_timeout_s = nan", "exports[0].tuning.statement_timeout_s",
+     "finite"),
+    ("[exports.tuning]", "throttle_ms = 9223372036854775807", "exports[0].tuning.throttle_ms",
+     "at most"),
+    ("[source.tuning]", "batch_size = 0", "source.tuning.batch_size", "at least 1"),
+    ("[source.tuning]", "lock_timeout_s = -inf", "source.tuning.lock_timeout_s", "finite"),
+])
+def test_a_tuning_value_out_of_bounds_is_a_config_error_at_its_key(rivet_project, table, line,
+                                                                   key, fragment):
+    """`statement_timeout_s = inf` passed check and overflowed in the driver at run time;
+    `[source.tuning]` values were not checked at all."""
+    text = GOOD_SOURCE + GOOD_EXPORT
+    text = (text + f"\n{table}\n{line}\n" if table.startswith("[exports")
+            else text.replace("[[exports]]", f"{table}\n{line}\n\n[[exports]]", 1))
+    rivet_project.write_config(text)
+    outcome = rivet_project.run("check").assert_failed(ExitCode.CONFIG)
+    assert f"{key}: " in outcome.err and fragment in outcome.err, outcome.err
+    assert "Traceback" not in outcome.err
+
+
+@pytest.mark.parametrize(("keys", "where"), [
+    ('tls = "x"', "source.tls: expected a table, got a string"),
+    ('tuning = 5', "source.tuning: expected a table, got an integer"),
+])
+def test_a_scalar_where_a_table_belongs_says_so(rivet_project, keys, where):
+    """`tls = "x"` printed Python internals: "'str' object has no attribute 'keys'"."""
+    rivet_project.write_config(GOOD_SOURCE.replace('type = "postgres"',
+                                                   f'type = "postgres"\n{keys}', 1)
+                               + GOOD_EXPORT)
+    outcome = rivet_project.run("check").assert_failed(ExitCode.CONFIG)
+    assert where in outcome.err, outcome.err
+    assert "object has no attribute" not in outcome.err
+
+
+def test_a_key_with_a_control_character_is_quoted_in_the_message(rivet_project):
+    rivet_project.write_config(GOOD_SOURCE + GOOD_EXPORT.replace(
+        "[exports.destination]", '"a\\nb" = 1\n[exports.destination]', 1))
+    outcome = rivet_project.run("check").assert_failed(ExitCode.CONFIG)
+    assert 'exports[0]."a\\nb": unknown key' in outcome.err
+    assert len(outcome.err.strip().splitlines()) == 1
+
+
+def test_a_url_file_name_too_long_for_the_file_system_is_a_config_error(rivet_project):
+    rivet_project.write_config(GOOD_SOURCE.replace(
+        'url = "postgresql://nobody@127.0.0.1:1/never-connected"',
+        f'url_file = "{"u" * 300}"') + GOOD_EXPORT)
+    outcome = rivet_project.run("check").assert_failed(ExitCode.CONFIG)
+    assert "source.url_file: file" in outcome.err and "Traceback" not in outcome.err
+
+
+def test_validate_of_a_destination_path_too_long_for_the_file_system_is_a_clean_error(
+        rivet_project):
+    rivet_project.write_config(GOOD_SOURCE + GOOD_EXPORT.replace(
+        'path = "out"', f'path = "{"o" * 300}"'))
+    outcome = rivet_project.run("validate")
+    assert outcome.code in (ExitCode.RUN_FAILED, ExitCode.CHECK_FAILED), outcome.err
+    assert "Traceback" not in outcome.err
+
+
+@pytest.mark.parametrize("command", [["journal"], ["metrics"], ["state", "files"]])
+def test_a_negative_count_of_last_entries_is_a_usage_error(rivet_project, command):
+    rivet_project.write_config(GOOD_SOURCE + GOOD_EXPORT)
+    outcome = rivet_project.run(*command, "-l", "-3")
+    assert outcome.code == ExitCode.USAGE, outcome.err
