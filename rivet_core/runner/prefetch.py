@@ -49,8 +49,8 @@ def prefetch(batches: Iterable[pa.RecordBatch], depth: int = 2, *,
             put(exc)
 
     reader = threading.Thread(target=pump, name="rivet-prefetch", daemon=True)
-    reader.start()
     try:
+        reader.start()
         while True:
             item = _take(handoff, interrupt)
             if item is _DONE:
@@ -63,7 +63,8 @@ def prefetch(batches: Iterable[pa.RecordBatch], depth: int = 2, *,
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        reader.join()
+        if reader.ident is not None:
+            _join(reader)
 
 
 def _take(handoff: queue.Queue[object], interrupt: threading.Event | None) -> object:
@@ -76,3 +77,17 @@ def _take(handoff: queue.Queue[object], interrupt: threading.Event | None) -> ob
             return handoff.get(timeout=0.05)
         except queue.Empty:
             continue
+
+
+def _join(reader: threading.Thread) -> None:
+    """Wait for the reader to leave the stream, even when a signal's KeyboardInterrupt lands
+    in the wait (the caller closes the stream next, which must not race the reader); the
+    interrupt is raised once the reader is out."""
+    interrupted: KeyboardInterrupt | None = None
+    while reader.is_alive():
+        try:
+            reader.join()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted

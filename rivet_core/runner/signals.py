@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,9 +49,19 @@ def stop_on_signals() -> Iterator[threading.Event]:
                     signal.Signals(signum).name)
         raise KeyboardInterrupt
 
+    def unraisable(info: sys.UnraisableHookArgs) -> None:
+        # The interrupt can land in a finalizer (a driver's __del__), where Python reports
+        # and drops it; the stop event still carries it to every loop that checks.
+        if info.exc_type is KeyboardInterrupt and stop.is_set():
+            return
+        previous_hook(info)
+
+    previous_hook = sys.unraisablehook
     previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    sys.unraisablehook = unraisable
     try:
         yield stop
     finally:
+        sys.unraisablehook = previous_hook
         for sig, old in previous.items():
             signal.signal(sig, old)
