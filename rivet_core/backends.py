@@ -78,6 +78,13 @@ class BatchStream(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the server-side cursor early (after an error downstream)."""
 
+    def cancel(self) -> None:  # noqa: B027 - optional hook
+        """Ask the server to stop the statement in flight. Called from another thread than
+        the one reading, when the run is interrupted (a signal), while a read may be
+        blocked waiting for rows: the read then ends (with an error the runner ignores) and
+        the stream is closed. Never raises. Without it, a signal waits for the statement's
+        next rows, or its end."""
+
     def __enter__(self) -> BatchStream:
         return self
 

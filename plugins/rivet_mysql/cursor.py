@@ -61,6 +61,11 @@ class UnbufferedBatchStream(FetchingBatchStream):
                   for values, col in zip(columns, self._plan, strict=True)]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
+    def cancel(self) -> None:
+        """Stop the statement from another thread: ``KILL QUERY`` on a connection of its
+        own (the read's connection is busy receiving rows)."""
+        self._source.kill_query(self.cursor.connection)
+
     def finish(self) -> None:
         self._source.end_read(self, ok=True)
 

@@ -271,6 +271,11 @@ class CxBatchStream(BatchStream):
                 reader.close()
         self._kill(self._token)
 
+    def cancel(self) -> None:
+        """End ConnectorX's server sessions from another thread: its reader then fails,
+        and the stream is closed by its reader's thread."""
+        self._kill(self._token)
+
     def close(self) -> None:
         if self._open:
             self._open = False

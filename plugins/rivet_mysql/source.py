@@ -220,6 +220,17 @@ class MysqlSource(SqlSource["Connection[Any]"]):
         return cxplan.plan(conn, sql, fields, columns, plan, query, options,
                            native_dates=self.config.zero_dates == "error")
 
+    def kill_query(self, busy: Connection[Any]) -> None:
+        """``KILL QUERY`` the statement ``busy`` runs, from a connection of its own (any
+        thread; never raises)."""
+        with contextlib.suppress(*_FAILED, SourceError):
+            thread_id = busy.thread_id()
+            killer = self.connect()
+            try:
+                driver.rows(killer, f"KILL QUERY {int(thread_id)}", ())
+            finally:
+                killer.close()
+
     def _kill_tagged(self, token: str) -> None:
         """End ConnectorX's sessions of a read that stops early (see :mod:`.cxread`)."""
         with contextlib.suppress(*_FAILED, SourceError):

@@ -125,26 +125,56 @@ Convert = Callable[[pa.RecordBatch], Iterator[pa.RecordBatch]]
 """Turns one decoded batch into the batches the stream yields (converted, sliced)."""
 
 
-def single_copy(pool: CopyPool, conninfo: str, sql: str, *, layout: Layout,
-                begin: Sequence[str], batch_bytes: int, convert: Convert, label: str,
-                throttle_s: float) -> Generator[pa.RecordBatch, None, None]:
-    """The batches of one COPY inside the ``begin`` transaction, read in the caller's
-    thread."""
-    conn = _begin(pool, conninfo, begin, label)
-    finished = False
-    try:
-        for raw in conn.batches(sql, layout, batch_bytes):
-            for batch in convert(raw):
-                yield batch
-                if throttle_s > 0:
-                    time.sleep(throttle_s)
-        conn.execute("COMMIT")
-        finished = True
-    except _ERRORS as exc:
-        raise wrap_error(exc, label) from None
-    finally:
-        conn.broken = conn.broken or not finished
-        pool.release(conninfo, conn)
+class SingleCopy:
+    """The batches of one COPY inside the ``begin`` transaction, read in the iterating
+    thread; :meth:`cancel` stops the statement from any thread."""
+
+    def __init__(self, pool: CopyPool, conninfo: str, sql: str, *, layout: Layout,
+                 begin: Sequence[str], batch_bytes: int, convert: Convert, label: str,
+                 throttle_s: float) -> None:
+        self._pool = pool
+        self._conninfo = conninfo
+        self._sql = sql
+        self._layout = layout
+        self._begin = begin
+        self._batch_bytes = batch_bytes
+        self._convert = convert
+        self._label = label
+        self._throttle_s = throttle_s
+        self._conn: CopyConnection | None = None
+        self._batches = self._read()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return self._batches
+
+    def _read(self) -> Generator[pa.RecordBatch, None, None]:
+        conn = self._conn = _begin(self._pool, self._conninfo, self._begin, self._label)
+        finished = False
+        try:
+            for raw in conn.batches(self._sql, self._layout, self._batch_bytes):
+                for batch in self._convert(raw):
+                    yield batch
+                    if self._throttle_s > 0:
+                        time.sleep(self._throttle_s)
+            conn.execute("COMMIT")
+            finished = True
+        except _ERRORS as exc:
+            raise wrap_error(exc, self._label) from None
+        finally:
+            self._conn = None
+            conn.broken = conn.broken or not finished
+            self._pool.release(self._conninfo, conn)
+
+    def cancel(self) -> None:
+        """Ask the server to stop the COPY (from any thread); its connection is not
+        reused."""
+        conn = self._conn
+        if conn is not None:
+            conn.broken = True
+            conn.cancel()
+
+    def close(self) -> None:
+        self._batches.close()
 
 
 def _begin(pool: CopyPool, conninfo: str, begin: Sequence[str], label: str
@@ -274,15 +304,19 @@ class RangedCopy:
             self._put(exc)
         self._stop.set()
 
-    def close(self) -> None:
-        """Stop every worker: running statements are cancelled, their connections closed."""
+    def cancel(self) -> None:
+        """Stop every worker's statement (from any thread, without waiting for them)."""
         self._stop.set()
         with self._lock:
             active = list(self._active)
         for conn in active:
             conn.cancel()
+
+    def close(self) -> None:
+        """Stop every worker: running statements are cancelled, their connections closed."""
+        self.cancel()
         for thread in self._threads:
             thread.join()
 
 
-__all__ = ["CopyPool", "RangedCopy", "single_copy"]
+__all__ = ["CopyPool", "RangedCopy", "SingleCopy"]

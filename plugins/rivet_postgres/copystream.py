@@ -16,7 +16,7 @@ Not here: the statements' text (:mod:`.copyplan`), converting batches
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -102,21 +102,19 @@ def start(source: PostgresSource, conn: psycopg.Connection[Any], opened: Opened,
             noun = "connection" if workers == 1 else "connections"
             path = (f"binary COPY, {workers} {noun} over {len(ranges)} ctid ranges "
                     f"of {name}")
-            stream = CopyBatchStream(source, opened.columns, iter(reader),
-                                     closer=reader.close, label=query.label)
+            stream = CopyBatchStream(source, opened.columns, reader, label=query.label)
         else:
             sql = query.sql
             if query.params:
                 sql = copyplan.render_params(conn, query.sql, query.params)
             source.close_cursor(opened.cursor)
-            generator = copyreader.single_copy(
+            single = copyreader.SingleCopy(
                 pool, settings, copyplan.select_sql(sql, columns), layout=layout,
                 begin=begin_statements(options),
                 batch_bytes=batch_bytes, convert=convert, label=query.label,
                 throttle_s=throttle_s)
             path = "binary COPY"
-            stream = CopyBatchStream(source, opened.columns, generator,
-                                     closer=generator.close, label=query.label)
+            stream = CopyBatchStream(source, opened.columns, single, label=query.label)
     except psycopg.Error as exc:
         error = wrap_error(exc, query.label)
         source.close_cursor(opened.cursor)
@@ -130,30 +128,33 @@ def start(source: PostgresSource, conn: psycopg.Connection[Any], opened: Opened,
 
 class CopyBatchStream(BatchStream):
     """Batches of a binary COPY read (one statement, or ctid ranges over several
-    connections). Iterate once; ``close()`` stops the readers and ends the transactions."""
+    connections). Iterate once; ``close()`` stops the readers and ends the transactions;
+    ``cancel()`` stops the statements from another thread."""
 
     def __init__(self, source: PostgresSource, columns: list[ColumnInfo],
-                 batches: Iterator[pa.RecordBatch], *, closer: Callable[[], None],
+                 reader: copyreader.SingleCopy | copyreader.RangedCopy, *,
                  label: str) -> None:
         self.columns = columns
         self.schema = schema_of(columns)
         self.label = label
         self._source = source
-        self._inner = batches
-        self._closer = closer
+        self._reader = reader
         self._open = True
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         try:
-            yield from self._inner
+            yield from self._reader
         finally:
             self.close()
+
+    def cancel(self) -> None:
+        self._reader.cancel()
 
     def close(self) -> None:
         if self._open:
             self._open = False
             try:
-                self._closer()
+                self._reader.close()
             finally:
                 self._source.end_copy(self)
 

@@ -16,6 +16,7 @@ The source ends the transaction: the stream tells it how the read ended.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,12 @@ class CursorBatchStream(FetchingBatchStream):
             for values, col in zip(columns, self._plan, strict=True)
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def cancel(self) -> None:
+        """Ask the server to stop the FETCH in flight (libpq's cancel request is safe from
+        any thread)."""
+        with contextlib.suppress(Exception):
+            self.cursor.connection.cancel()
 
     def finish(self) -> None:
         self._source.end_cursor(self, ok=True)

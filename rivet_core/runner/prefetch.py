@@ -77,6 +77,11 @@ def _take(handoff: queue.Queue[object], interrupt: threading.Event | None) -> ob
             return handoff.get(timeout=0.05)
         except queue.Empty:
             continue
+        except KeyboardInterrupt:
+            # The signal handler raised it here, in the waiting thread: hand it to the
+            # caller as the interruption it is, before this generator waits for the reader.
+            interrupt.set()
+            return _INTERRUPTED
 
 
 def _join(reader: threading.Thread) -> None:

@@ -136,7 +136,10 @@ class _Attempt:
             try:
                 for batch in batches:
                     if batch is None or run.ctx.stop.is_set():
-                        raise KeyboardInterrupt  # the invocation is stopping (a signal)
+                        # The invocation is stopping (a signal): the server stops the
+                        # statement, so the reader waiting on it lets go at once.
+                        stream.cancel()
+                        raise KeyboardInterrupt
                     if batch.num_rows == 0:
                         continue
                     if unit.on_batch is not None:

@@ -6,14 +6,14 @@ import datetime as dt
 import decimal
 
 import pytest
+from rivet_mysql.dialect import DIALECT as MYSQL
+from rivet_postgres.dialect import DIALECT as POSTGRES
 
 from rivet_core.dialect import CursorSpec
 from rivet_core.runner import chunks
 from rivet_core.runner import cursor as cursors
 from rivet_core.runner.chunks import Bucket, KeyStats
 from rivet_core.runner.modes.time_window import window_start
-from rivet_mysql.dialect import DIALECT as MYSQL
-from rivet_postgres.dialect import DIALECT as POSTGRES
 
 # --------------------------------------------------------------------------- SQL shapes
 
