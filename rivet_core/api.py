@@ -26,7 +26,8 @@ Sources
     :func:`unsupported_with_fixes`, :func:`decimal_type`, :data:`MAX_DECIMAL_PRECISION`)
     and of a mapping table (:class:`TypeRow`, :func:`type_table`, :data:`DocRow`).
 Formats
-    :class:`Format`, :class:`FormatWriter`, :class:`Compression`, :class:`SinkGate`.
+    :class:`Format`, :class:`FormatWriter`, :class:`Compression`, :class:`SinkGate`,
+    :class:`SupportsRowCount`.
 Destinations
     :class:`Destination`, :class:`WriteTarget`, :class:`CommittedFile`,
     :class:`DestinationContext`, :class:`SupportsListing`.
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
         Source,
         SourceContext,
         SupportsListing,
+        SupportsRowCount,
         WriteTarget,
     )
     from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
@@ -115,7 +117,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rivet_core.backends": (
         "BatchStream", "CommittedFile", "Compression", "Destination", "DestinationContext",
         "Format", "FormatWriter", "ReadOptions", "SinkGate", "Source", "SourceContext",
-        "SupportsListing", "WriteTarget"),
+        "SupportsListing", "SupportsRowCount", "WriteTarget"),
     "rivet_core.capabilities": ("DestinationCapabilities", "WriteCommitProtocol"),
     "rivet_core.config.connection": ("ConnectionConfig", "ConnectionParams", "TLSConfig"),
     "rivet_core.config.models": ("ChecksConfig", "ChecksReferences", "doc"),
@@ -181,6 +183,7 @@ __all__ = [
     "SupportsExplain",
     "SupportsListing",
     "SupportsPrimaryKey",
+    "SupportsRowCount",
     "SupportsServerTime",
     "TLSConfig",
     "TransientDestinationError",

@@ -237,6 +237,21 @@ class Format(abc.ABC):
         writer can keep its internal buffers (row groups) well below it."""
 
 
+@runtime_checkable
+class SupportsRowCount(Protocol):
+    """A format that can count the rows of one of its finished files, as a reader would
+    (``rivet run --validate`` re-reads every committed file with it). Tested with
+    ``isinstance``; a format without it is validated by checksum only.
+
+    .. versionadded:: 0.2
+    """
+
+    def count_rows(self, data: bytes) -> int:
+        """The number of data rows in the whole file ``data`` (its header not counted);
+        raises :class:`~rivet_core.errors.FormatError` when ``data`` is not a readable file
+        of this format."""
+
+
 # ---------------------------------------------------------------------------- destinations
 
 

@@ -14,7 +14,9 @@ anything runs.
 Every statement wraps the export's query as a derived table (``(<query>) AS _rivet``), so a
 mode's predicate applies to any query; a ``table`` export is the same shape with
 ``SELECT * FROM <table>`` inside, which databases flatten, so an index on the key column is
-used. Values are always bound parameters, never spliced into the text.
+used. :meth:`Dialect.count` wraps a whole statement once more, as ``_rivet`` again, so it
+counts exactly the rows that statement (the query, or one chunk's) returns. Values are
+always bound parameters, never spliced into the text.
 
 The statements the runner sends, by mode (each is one short read-only statement; the
 *small* ones go through :meth:`~rivet_core.backends.Source.fetch_rows`, the others through
@@ -31,6 +33,7 @@ chunked       primary key of ``table`` (small)            :meth:`SupportsPrimary
 chunked       min, max, count and NULLs of the key        :meth:`Dialect.key_stats`
 chunked       rows per key window, sparse keys (small)    :meth:`Dialect.key_histogram`
 chunked       the rows of one chunk                       :meth:`Dialect.chunk`
+(reconcile)   rows of the query or of a chunk (small)     :meth:`Dialect.count`
 ============  ==========================================  =====================================
 """
 
@@ -212,9 +215,27 @@ class Dialect:
         return self._where(base, f"{col} >= {p} AND {col} < {p}",
                            (self.bind(lo), self.bind(hi)), label)
 
+    def count(self, query: Query, *, cursor: CursorSpec | None = None,
+              until: Any = None) -> Query:
+        """One row, column ``n``: how many rows ``query`` (the export's, a chunk's, any
+        statement built here) returns, with its parameters (``rivet reconcile``, ``rivet
+        run --reconcile``). With ``cursor`` and ``until``: only the rows whose cursor is at
+        most ``until`` (and those whose cursor is NULL, which ``query`` returns only when
+        asked to), so an incremental run's count stops at the newest row it read."""
+        inner, params = query.sql, query.params
+        where = ""
+        if cursor is not None:
+            if not params and self.placeholder == "%s":
+                inner = inner.replace("%", "%%")  # the count now has a parameter
+            expr = self.cursor_expression(cursor)
+            where = f" WHERE {expr} <= {self.placeholder} OR {expr} IS NULL"
+            params = (*params, self.bind(until))
+        return Query(sql=f"SELECT COUNT(*) AS n FROM ({inner}) AS {ALIAS}{where}",
+                     params=params, label=f"{query.label} row count", table=query.table)
+
     def row_count(self, base: str) -> Query:
         """One row, column ``n``: how many rows the query returns."""
-        return Query(sql=f"SELECT COUNT(*) AS n FROM {self.derived(base)}", label="row count")
+        return self.count(self.full(base))
 
 
 # ------------------------------------------------------------------------ optional pieces

@@ -21,6 +21,8 @@ class ExitCode(enum.IntEnum):
     PLAN_REJECTED = 4  # the planner rejected an export; nothing was touched
     PLUGIN = 5  # a backend named by the config is not installed, failed to load or is unusable
     CHECK_FAILED = 6  # a check asked for strictness found a problem (check --strict, validate)
+    NOT_TRUSTED = 7  # an export's output failed a trust check: a quality gate, schema drift
+    # (on_schema_drift = "fail") or --reconcile; nothing of it was certified
     INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT
 
 
@@ -121,6 +123,14 @@ class FormatError(RivetError):
 
 class DestinationError(RivetError):
     """The destination could not store, commit or list files."""
+
+
+class TrustError(RivetError):
+    """The output of an export failed a check it must pass to be certified: a quality gate
+    of severity ``fail``, schema drift with ``on_schema_drift = "fail"``, or a
+    ``--reconcile`` mismatch. Never retried."""
+
+    exit_code = ExitCode.NOT_TRUSTED
 
 
 class StateError(RivetError):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rivet_core.api import Compression, Format, FormatWriter, SinkGate
+from rivet_core.api import Compression, Format, FormatError, FormatWriter, SinkGate
 from rivet_csv.render import ColumnPlan, plan_columns
 
 if TYPE_CHECKING:
@@ -44,6 +44,32 @@ class CsvFormat(Format):
     @property
     def extension(self) -> str:
         return EXTENSIONS[self.compression.codec]
+
+    def count_rows(self, data: bytes) -> int:
+        """The records a CSV reader finds (quoted line breaks kept inside their field),
+        after decompression, the header not counted."""
+        import pyarrow.csv as pcsv
+
+        codec = {"none": None, "gzip": "gzip", "zstd": "zstd"}[self.compression.codec]
+        raw: pa.NativeFile = pa.BufferReader(data)
+        if codec is not None:
+            raw = pa.CompressedInputStream(raw, codec)
+        try:
+            reader = pcsv.open_csv(
+                raw,
+                read_options=pcsv.ReadOptions(autogenerate_column_names=True,
+                                              skip_rows=1 if self.options.header else 0),
+                parse_options=pcsv.ParseOptions(delimiter=self.options.delimiter,
+                                                newlines_in_values=True),
+                convert_options=pcsv.ConvertOptions(include_columns=["f0"],
+                                                    column_types={"f0": pa.string()}))
+            return sum(batch.num_rows for batch in reader)
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                return 0
+            raise FormatError(f"not a readable CSV file: {exc}") from exc
+        except (pa.ArrowException, OSError) as exc:
+            raise FormatError(f"not a readable CSV file: {exc}") from exc
 
     def open(
         self, sink: pa.NativeFile, schema: pa.Schema, *, max_file_bytes: int | None = None

@@ -50,6 +50,13 @@ class ParquetFormat(Format):
     def extension(self) -> str:
         return "parquet"
 
+    def count_rows(self, data: bytes) -> int:
+        """The row count a reader sees: the footer's, after the footer is read whole."""
+        try:
+            return int(pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise FormatError(f"not a readable Parquet file: {exc}") from exc
+
     def writer_properties(self, schema: pa.Schema | None = None) -> dict[str, Any]:
         """Keyword arguments for ``pyarrow.parquet.ParquetWriter`` (for files of
         ``schema``, which decides the dictionary-encoded columns)."""

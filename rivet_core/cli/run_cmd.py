@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import datetime as dt
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,12 @@ from rivet_core.capabilities import WriteCommitProtocol
 from rivet_core.cli.common import Console, add_config_arguments, plan_for
 from rivet_core.config.values import format_bytes
 from rivet_core.errors import ExitCode, PlanRejected, UsageError
+from rivet_core.naming import new_run_id
 from rivet_core.planner import Plan, Severity
-from rivet_core.redact import redact
+from rivet_core.report import redacted, summary_document, write_reports, write_summary_output
 from rivet_core.runner import ExportResult, RunContext, run_exports
 from rivet_core.state import open_store
+from rivet_core.state.store import utc_now
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,6 +34,14 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run of chunked exports with "
                              "chunk_checkpoint = true (completed chunks are not redone)")
+    parser.add_argument("--reconcile", action="store_true",
+                        help="count the export's rows on the source after the run and "
+                             "compare with the rows committed; a mismatch fails the run "
+                             "before it is certified (exit 7)")
+    parser.add_argument("--validate", action="store_true",
+                        help="re-read every committed file (checksum and row count) before "
+                             "certifying the run, and check the destination against the "
+                             "manifest after writing it")
     parser.add_argument("--init-state", action="store_true",
                         help="start with empty state when the state file is empty or "
                              "corrupt (it is kept aside; its cursors and checkpoints are not "
@@ -59,28 +69,70 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             hint=f"rivet check -c {args.config} shows every diagnostic",
         )
     config_dir = plan.loaded.config.directory
+    started_at = utc_now()
     state = open_store(config_dir, init=args.init_state)
     try:
         # The CLI's signal handler sets `stop`: writers abort their open files and stop.
         stop = getattr(args, "stop", None) or threading.Event()
         results = run_exports(plan.exports, RunContext(config_dir=config_dir, state=state,
                                                        progress=args.progress,
-                                                       resume=args.resume, stop=stop))
+                                                       resume=args.resume, stop=stop,
+                                                       reconcile=args.reconcile,
+                                                       validate=args.validate))
     finally:
         state.close()
     summary = summarize(plan, results)
     print_summary(console, results)
+    _write_reports(console, plan, results, started_at, config_dir)
+    notifications = plan.loaded.config.notifications
+    if notifications is not None and results:
+        from rivet_core.notify import notify
+
+        for warning in notify(notifications, summary, config_dir=config_dir):
+            console.say(f"warning: {warning}")
     if args.json:
-        console.json(summary)
+        console.json(redacted(summary))
     if args.summary_output:
-        Path(args.summary_output).write_text(redact(json.dumps(summary, indent=2)) + "\n")
+        try:
+            write_summary_output(Path(args.summary_output), summary)
+        except OSError as exc:
+            console.say(f"warning: --summary-output {args.summary_output}: {exc.strerror or exc}")
     if stop.is_set():
         left = [p.name for p in plan.exports][len(results):]
         console.say("rivet: interrupted" + (f"; not started: {', '.join(left)}" if left
                                             else ""))
         return ExitCode.INTERRUPTED
+    return exit_code(results)
+
+
+def exit_code(results: list[ExportResult]) -> ExitCode:
+    """1 when an export failed at run time; else 7 when one failed a trust check (a gate,
+    drift, reconcile); else 0."""
     failed = [r for r in results if r.status == "failed"]
-    return ExitCode.RUN_FAILED if failed else ExitCode.OK
+    if any(not r.untrusted for r in failed):
+        return ExitCode.RUN_FAILED
+    return ExitCode.NOT_TRUSTED if failed else ExitCode.OK
+
+
+def _write_reports(console: Console, plan: Plan, results: list[ExportResult],
+                   started_at: dt.datetime, config_dir: Path) -> None:
+    """``.rivet/runs/<run_id>/summary.json`` and ``summary.md`` beside the config, per
+    export; a report that cannot be written is a warning, never a failed run."""
+    if not results:
+        return
+    document = summary_document(
+        [r.as_dict() for r in results], config_path=str(plan.loaded.config.path),
+        started_at=started_at, finished_at=utc_now(),
+        invocation_id=new_run_id(started_at))
+    try:
+        paths = write_reports(config_dir, document)
+    except (OSError, ValueError) as exc:
+        console.say(f"warning: the run reports could not be written under "
+                    f"{config_dir / '.rivet' / 'runs'}: {exc}")
+        return
+    for path in paths:
+        if path.suffix == ".md":
+            console.say(f"report: {path}")
 
 
 def summarize(plan: Plan, results: list[ExportResult]) -> dict[str, Any]:
@@ -101,6 +153,33 @@ def summarize(plan: Plan, results: list[ExportResult]) -> dict[str, Any]:
 
 
 _MARK = {"success": "✓", "failed": "✗", "skipped": "•"}
+
+
+def trust_lines(r: ExportResult) -> list[str]:
+    """The summary lines of the trust checks: quality, schema, reconcile, validation."""
+    lines = []
+    if r.quality:
+        failed = [g for g in r.quality if not g["passed"]]
+        verdict = "pass" if not failed else (
+            "FAIL" if any(g["severity"] == "fail" for g in failed) else "warn")
+        lines.append(f"quality: {verdict} ({len(r.quality) - len(failed)}/{len(r.quality)} "
+                     "gates passed)")
+        lines += [f"  {'✗' if g['severity'] == 'fail' else '!'} {g['message']}"
+                  for g in failed]
+    if r.schema_drift is not None:
+        drift = r.schema_drift
+        lines.append(f"schema: CHANGED since run {drift['since_run']} ({drift['summary']})"
+                     if drift["changed"] else "schema: unchanged")
+    if r.reconcile is not None:
+        c = r.reconcile
+        verdict = "MATCH" if c["match"] else "MISMATCH"
+        lines.append(f"reconcile: {verdict} (source {c['source_rows']:,}, exported "
+                     f"{c['exported_rows']:,})")
+    if r.validation is not None:
+        v = r.validation
+        lines.append(f"validated: {'pass' if v['passed'] else 'FAIL'} "
+                     f"({v['files']} file(s) re-read)")
+    return lines
 
 
 def print_summary(console: Console, results: list[ExportResult]) -> None:
@@ -127,6 +206,8 @@ def print_summary(console: Console, results: list[ExportResult]) -> None:
                         f"failed{resumed}")
         if r.read_paths:
             console.say(f"    read: {'; '.join(r.read_paths)}")
+        for line in trust_lines(r):
+            console.say(f"    {line}")
         for warning in r.warnings:
             console.say(f"    warning: {warning}")
         if r.note:

@@ -84,6 +84,10 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(
         lambda t: {str, int} <= set(typing.get_args(t)), _str_or_int
     )
+    # The quality table's shorthand forms (a value, or a table with its severity).
+    from rivet_core.config.quality import register_structure_hooks
+
+    register_structure_hooks(converter)
     return converter
 
 

@@ -49,7 +49,7 @@ from rivet_core.errors import ConfigError, ConfigIssue
 from rivet_core.plugins import Registry
 
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
-_TOP_LEVEL = ("source", "exports")
+_TOP_LEVEL = ("source", "exports", "notifications")
 _TUNING_KEYS = {f.name for f in attrs.fields(Tuning)}
 MAX_DEPTH = 32
 """How deep tables and arrays may nest. Rivet's own keys nest four levels
@@ -119,6 +119,15 @@ def load_config(
     _check_top_level(raw, issues)
     source = _structure_source(raw, converter, issues, config_dir, connect)
     exports = _structure_exports(raw, converter, issues)
+    notifications = None
+    if "notifications" in raw:
+        from rivet_core.notify import check_notification_references, structure_notifications
+
+        notifications = structure_notifications(raw["notifications"], converter,
+                                                "notifications", issues.add)
+        if connect and notifications is not None:
+            check_notification_references(notifications, "notifications", issues.add,
+                                          config_dir)
     queries: dict[str, str] = {}
     for index, export in exports:
         rules.check_export(export, f"exports[{index}]", registry, config_dir, issues.add)
@@ -135,7 +144,8 @@ def load_config(
     if issues.items:
         raise ConfigError(issues.items)
     assert source is not None
-    config = Config(path=path.resolve(), source=source, exports=[e for _, e in exports])
+    config = Config(path=path.resolve(), source=source, exports=[e for _, e in exports],
+                    notifications=notifications)
     if isinstance(source.options, ConnectionConfig) and source.options.plaintext_password():
         warnings.append(
             f"{path.name}: source holds a plaintext password; prefer password_env, url_env "

@@ -10,20 +10,22 @@ Cross-field rules live in :mod:`rivet_core.config.rules`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
+
+from rivet_core.config.fields import doc
+from rivet_core.config.quality import QualityConfig
+
+if TYPE_CHECKING:
+    from rivet_core.notify import NotificationsConfig
 
 CursorMode = Literal["single_column", "coalesce"]
 NullCursorPolicy = Literal["fail", "include", "exclude"]
 TimeColumnType = Literal["timestamp", "unix"]
 Profile = Literal["fast", "balanced", "safe"]
 CompressionProfile = Literal["none", "fast", "balanced", "compact"]
-
-
-def doc(text: str, **kwargs: Any) -> Any:
-    """An attrs field documented for the config reference."""
-    return attrs.field(metadata={"doc": text}, **kwargs)
+DriftPolicy = Literal["warn", "continue", "fail"]
 
 
 @runtime_checkable
@@ -158,6 +160,37 @@ class DestinationConfig:
     options: Any = doc("The destination's own keys (path, bucket, ...).", default=None)
 
 
+# ---------------------------------------------------------------------------------- trust
+
+
+@attrs.frozen(kw_only=True)
+class MetaColumns:
+    """``meta_columns`` table of an export: columns appended after the query's, in the
+    order `_rivet_exported_at`, `_rivet_row_hash`, `_rivet_run_id`. A query column with
+    one of these names is an error when that column is on."""
+
+    exported_at: bool = doc(
+        "Append `_rivet_exported_at` (timestamp[us, tz=UTC]): when the run started, the same "
+        "value in every row the run writes.",
+        default=False,
+    )
+    row_hash: bool = doc(
+        "Append `_rivet_row_hash` (int64): a 64-bit hash of the row's query columns, in "
+        "order, the same on every run and machine (algorithm in docs/row-hash.md). The "
+        "unsigned XXH64 is stored as the int64 with the same bits, since most warehouses "
+        "have no unsigned 64-bit type.",
+        default=False,
+    )
+    run_id: bool = doc(
+        "Append `_rivet_run_id` (string): the id of the run that wrote the row.",
+        default=False,
+    )
+
+    def any(self) -> bool:
+        """Whether any meta column is on."""
+        return self.exported_at or self.row_hash or self.run_id
+
+
 # ---------------------------------------------------------------------------------- export
 
 
@@ -206,6 +239,28 @@ class ExportConfig:
     destination: DestinationConfig = doc("Where files go; see the destination pages.")
     tuning: Tuning | None = doc("Tuning for this export; wins over `[source.tuning]`.",
                                 default=None)
+    quality: QualityConfig | None = doc(
+        "Quality gates the run's rows must pass before the run is certified (see "
+        "docs/trust.md): `row_count_min`, `row_count_max`, `null_ratio_max`, "
+        "`unique_columns`, `bounds`, `freshness`, each `fail` or `warn`.",
+        default=None,
+    )
+    meta_columns: MetaColumns | None = doc(
+        "Columns Rivet appends to every row: `{ exported_at = true, row_hash = true, "
+        "run_id = true }` (see docs/trust.md).",
+        default=None,
+    )
+    on_schema_drift: DriftPolicy = doc(
+        "When the query's columns differ from the last successful run's (added, removed, "
+        "retyped, nullability), checked before the first file: `warn` (default: reported, "
+        "the run goes on), `continue` (recorded only) or `fail` (nothing is written).",
+        default="warn",
+    )
+    shape_drift_factor: float = doc(
+        "Warn when a text or binary column's widest value grows past this factor of the "
+        "widest seen before (0 turns it off).",
+        default=2.0,
+    )
     columns: dict[str, str] = doc(
         "Column → type overrides for types the catalog cannot decide, e.g. "
         "`amount = \"decimal(18,4)\"`.",
@@ -296,6 +351,8 @@ class Config:
     path: Path
     source: SourceConfig
     exports: list[ExportConfig]
+    notifications: NotificationsConfig | None = None
+    """``[notifications]``: where a run's outcome is sent (:mod:`rivet_core.notify`)."""
 
     @property
     def directory(self) -> Path:

@@ -12,7 +12,16 @@ from typing import Any
 
 import attrs
 
-from rivet_core.config.models import ExportConfig, SourceConfig, Tuning
+from rivet_core.config.models import ExportConfig, MetaColumns, SourceConfig, Tuning
+from rivet_core.config.quality import (
+    BoundsGate,
+    CountGate,
+    FreshnessGate,
+    QualityConfig,
+    RatioGate,
+    UniqueKey,
+)
+from rivet_core.notify import SlackTarget, WebhookTarget
 from rivet_core.plugins import KINDS, Registry, build_registry
 from rivet_core.runner.modes import MODES
 
@@ -38,6 +47,8 @@ def _default(field: attrs.Attribute) -> str:  # type: ignore[type-arg]
         return "true" if value else "false"
     if isinstance(value, str):
         return f'`"{value}"`'
+    if isinstance(value, tuple):
+        return "`[" + ", ".join(f'"{v}"' for v in value) + "]`"
     return f"`{value}`"
 
 
@@ -75,8 +86,10 @@ def _describe_type(tp: Any) -> str:
         return " or ".join(_describe_type(a) for a in args)
     if origin is dict:
         return "table"
-    if origin is list:
+    if origin in (list, tuple):
         return "array"
+    if tp is Any:
+        return "value"
     names = {str: "string", int: "integer", float: "number", bool: "boolean"}
     if tp in names:
         return names[tp]
@@ -107,6 +120,38 @@ def render(registry: Registry) -> str:
         "## `tuning` (`[source.tuning]`, `[exports.tuning]`)",
         "",
         *table(Tuning),
+        "",
+        "## `[exports.quality]`",
+        "",
+        "Quality gates ([trust.md](trust.md)). Each gate takes its plain value or a table with",
+        "that value and its own `severity`.",
+        "",
+        *table(QualityConfig, "quality."),
+        "",
+    ]
+    for title, cls in (("`row_count_min`, `row_count_max` as a table", CountGate),
+                       ("an entry of `null_ratio_max` as a table", RatioGate),
+                       ("an entry of `unique_columns` as a table", UniqueKey),
+                       ("an entry of `bounds`", BoundsGate),
+                       ("`freshness`", FreshnessGate)):
+        out += [f"### {title}", "", *table(cls), ""]
+    out += [
+        "## `meta_columns` (of an export)",
+        "",
+        *table(MetaColumns, "meta_columns."),
+        "",
+        "## `[[notifications.webhook]]`, `[[notifications.slack]]`",
+        "",
+        "Where a run's outcome is sent ([trust.md](trust.md#notifications)); any number of",
+        "each. A webhook gets the run summary as JSON; Slack gets a message.",
+        "",
+        "### `[[notifications.webhook]]`",
+        "",
+        *table(WebhookTarget),
+        "",
+        "### `[[notifications.slack]]`",
+        "",
+        *table(SlackTarget),
         "",
     ]
     titles = {"source": "Source `{name}`: keys of `[source]`",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rivet_core.config.converter import did_you_mean
 from rivet_core.config.models import ChecksConfig, ExportConfig
+from rivet_core.config.quality import check_quality_config
 from rivet_core.config.values import parse_size
 from rivet_core.plugins import Registry
 from rivet_core.runner.modes import MODES
@@ -110,6 +111,11 @@ def check_export(
             "(letters, digits and '_')")
 
     _check_compression(export, path, registry, add)
+    if export.quality is not None:
+        check_quality_config(export.quality, f"{path}.quality", add)
+    if not (math.isfinite(export.shape_drift_factor) and export.shape_drift_factor >= 0):
+        add(f"{path}.shape_drift_factor", "must be a finite number of at least 0 (0 turns "
+            f"the check off), got {export.shape_drift_factor}")
 
     if export.max_file_size is not None:
         try:

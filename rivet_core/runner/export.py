@@ -2,7 +2,7 @@
 
 :class:`ExportRun` holds what a mode needs while it runs: the plan, the result being built,
 the state store, the destination (built once, guarded so the old ``_SUCCESS`` is retired
-before the first file), the format, fresh sources, the runner's small statements
+at the first commit), the format, fresh sources, the runner's small statements
 (:meth:`ExportRun.fetch_rows`), counting and progress, retries and the journal. The one
 write path is :func:`rivet_core.runner.unit.write_unit`; what a mode does with it is in
 :mod:`rivet_core.runner.modes`; the order around a mode (lock, status, manifest, run metric)
@@ -31,6 +31,7 @@ from rivet_core.errors import RivetError
 from rivet_core.naming import file_name, new_run_id
 from rivet_core.redact import redact
 from rivet_core.runner import crash
+from rivet_core.runner.checks import RunChecks
 from rivet_core.runner.files import FileRoller
 from rivet_core.runner.manifest import RunManifest
 from rivet_core.runner.progress import Progress
@@ -74,6 +75,10 @@ class ExportRun:
         self.lock = threading.Lock()
         self.progress: Progress | None = None
         self.manifest = RunManifest(plan, self.result)
+        self.checks = RunChecks(self)
+        self.count_statement: Query | None = None
+        """What ``--reconcile`` counts on the source: the rows this run read (set by the
+        mode once it knows them)."""
         self.schema: pa.Schema | None = None
         """The schema of the first stream opened (for the manifest)."""
         self._format: Format | None = None
@@ -130,8 +135,8 @@ class ExportRun:
         return self._destination
 
     def target_destination(self) -> Destination:
-        """The destination files are opened on: it retires the previous ``_SUCCESS`` before
-        the run's first file, so no marker vouches for a run that has not finished."""
+        """The destination files are opened on: it retires the previous ``_SUCCESS`` at
+        the run's first commit, so no marker vouches for a run that has not finished."""
         if self._guarded is None:
             self._guarded = self.manifest.guard(self.destination())
         return self._guarded
@@ -143,22 +148,24 @@ class ExportRun:
         return self._format
 
     def roller(self, schema: pa.Schema, *, chunk: int | None,
-               on_commit: Callable[[FileResult], None]) -> FileRoller:
+               on_commit: Callable[[FileResult], None], hold: bool = False) -> FileRoller:
         """A file roller for one unit's stream: parts named for the run (and the chunk)."""
         extension = self.fmt().extension
         return FileRoller(
             destination=self.target_destination(), fmt=self.fmt(), schema=schema,
             name_for=lambda part: file_name(self.plan.name, self.result.run_id, extension,
                                             chunk=chunk, part=part),
-            max_file_bytes=self.plan.max_file_bytes, on_commit=on_commit, chunk=chunk)
+            max_file_bytes=self.plan.max_file_bytes, on_commit=on_commit, chunk=chunk,
+            hold=hold)
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def stream_opened(self, stream: BatchStream) -> None:
-        """Note the schema (for the manifest) and how the source reads (for the summary)."""
+    def stream_opened(self, stream: BatchStream, schema: pa.Schema) -> None:
+        """Note the schema files are written with (for the manifest) and how the source
+        reads (for the summary)."""
         with self.lock:
             if self.schema is None:
-                self.schema = stream.schema
+                self.schema = schema
             if stream.read_path and stream.read_path not in self.result.read_paths:
                 self.result.read_paths.append(stream.read_path)
 

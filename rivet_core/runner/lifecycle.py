@@ -17,11 +17,12 @@ import logging
 from collections.abc import Iterable
 
 from rivet_core.backends import SupportsListing
-from rivet_core.errors import DestinationError, RivetError
-from rivet_core.naming import file_stem
+from rivet_core.errors import DestinationError, RivetError, TrustError
 from rivet_core.plan import ExportPlan
 from rivet_core.redact import redact
+from rivet_core.runner import verify
 from rivet_core.runner.export import ExportRun
+from rivet_core.runner.manifest import COMPLETE, success_name
 from rivet_core.runner.modes import MODES
 from rivet_core.runner.progress import PeakMemory, Progress
 from rivet_core.runner.results import ExportResult, RunContext
@@ -65,10 +66,16 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
                             destination=plan.destination.spec.name,
                             format=plan.format.spec.name)
                 mode.run(run)
+                run.checks.decide()
                 _finish_status(run)
-                _verify_destination(run)
+                verify.destination_holds_the_run(run)
+                if ctx.reconcile:
+                    verify.reconcile(run)
+                if ctx.validate:
+                    verify.reread(run)
             except RivetError as exc:
                 _failed(result, exc)
+                result.untrusted = isinstance(exc, TrustError)
             except Exception as exc:
                 result.status = "failed"
                 result.error = redact(f"{type(exc).__name__}: {exc}")
@@ -76,6 +83,7 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
                 log.exception("export %s failed unexpectedly", plan.name)
             finally:
                 run.release_control_source()
+                run.checks.close()
         result.peak_rss_mb = memory.peak_mb
     except KeyboardInterrupt:
         # SIGINT/SIGTERM: the open files were aborted on the way out; the run is recorded
@@ -91,6 +99,8 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
             result.rows = sum(f.rows for f in result.files)
         # After every commit, before the run metric: the destination's manifest.
         run.manifest.write(run.destination, run.schema)
+        if ctx.validate and result.status in COMPLETE:
+            _validate_after_manifest(run)
         _close_record(run)
     return result
 
@@ -139,26 +149,37 @@ def _finish_status(run: ExportRun) -> None:
         result.status = "success"
 
 
-def _verify_destination(run: ExportRun) -> None:
-    """Certify only what the destination holds: before the manifest and ``_SUCCESS``, its
-    files of this run must be exactly the committed ones, each of the committed size."""
+def _validate_after_manifest(run: ExportRun) -> None:
+    """``--validate``, last step: the destination checked against the manifest just written,
+    as ``rivet validate`` does. A failure withdraws the marker and fails the run."""
+    from rivet_core.validation import validate_export
+
+    result = run.result
     destination = run.destination()
-    if not isinstance(destination, SupportsListing) or not run.result.files:
+    if not isinstance(destination, SupportsListing):
         return
-    stem = file_stem(run.plan.name, run.result.run_id)
-    held = {name: size for name, size in destination.list_files(stem).items()
-            if "/" not in name}
-    committed = {f.name: f.bytes for f in run.result.files}
-    problems = [f"{name} is missing" for name in sorted(committed.keys() - held.keys())]
-    problems += [f"{name} holds {held[name]} bytes, {committed[name]} were committed"
-                 for name in sorted(committed.keys() & held.keys())
-                 if held[name] != committed[name]]
-    problems += [f"{name} is there but was not committed by this run"
-                 for name in sorted(held.keys() - committed.keys())]
-    if problems:
-        raise DestinationError(
-            f"the destination does not hold what this run committed: {'; '.join(problems)}",
-            hint="the run is not certified (no _SUCCESS); run the export again")
+    try:
+        report = validate_export(run.plan.name, destination, destination.location())
+        ok = report.ok and report.run_id == result.run_id
+        problems = [f.message for f in report.findings if f.severity == "error"]
+        if report.run_id != result.run_id:
+            problems.append(f"the manifest names run {report.run_id}")
+    except DestinationError as exc:
+        ok, problems = False, [exc.message]
+    if result.validation is not None:
+        result.validation["manifest"] = "pass" if ok else "FAIL"
+    run.journal("validated_manifest", passed=ok, problems=problems)
+    if ok:
+        return
+    result.status = "failed"
+    result.untrusted = True
+    result.error = redact("--validate: the destination does not match the manifest just "
+                          "written: " + "; ".join(problems[:5]))
+    result.hint = "the run is not certified; run the export again"
+    try:
+        destination.delete_file(success_name(run.plan.name))
+    except DestinationError as exc:
+        log.error("export %s: could not withdraw _SUCCESS: %s", run.plan.name, exc.message)
 
 
 def _record_abandoned_runs(run: ExportRun) -> None:
@@ -189,6 +210,8 @@ def _record_run(run: ExportRun) -> None:
             files=len(result.files), bytes=result.bytes, duration_ms=result.duration_ms,
             peak_rss_mb=result.peak_rss_mb, retries=result.retries, error=result.error,
         ))
+        if result.status in ("success", "skipped"):
+            run.checks.record(tx)
         tx.journal(result.run_id, result.export, "run_finished", status=result.status,
                    rows=result.rows, files=len(result.files), bytes=result.bytes,
                    error=result.error)

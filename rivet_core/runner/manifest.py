@@ -9,7 +9,8 @@ Layout, relative to the destination's location (so exports sharing a prefix neve
 
 Order within a run (:class:`RunManifest`):
 
-1. before the run opens its first file, the old ``_SUCCESS`` is deleted, so from then on no
+1. just before the run's first file becomes visible (its first commit), the old ``_SUCCESS`` is
+   deleted, so from then on no
    marker can vouch for the destination until this run finishes (a killed run leaves the
    previous manifest without a marker: ``rivet validate`` reports it incomplete);
 2. the files are written and committed (the runner's own order);
@@ -18,7 +19,7 @@ Order within a run (:class:`RunManifest`):
    SHA-256 of the exact manifest bytes. A failed run writes its manifest with
    ``status: failed`` and no marker.
 
-A run that fails before touching the destination leaves it as it was. Only destinations that
+A run that fails before its first commit leaves the destination as it was. Only destinations that
 implement :class:`~rivet_core.backends.SupportsListing` get a manifest (not stdout). The
 checks that read all this back live in :mod:`rivet_core.validation`.
 """
@@ -34,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from rivet_core import __version__
-from rivet_core.backends import Destination, SupportsListing, WriteTarget
+from rivet_core.backends import CommittedFile, Destination, SupportsListing, WriteTarget
+from rivet_core.drift import schema_record
 from rivet_core.errors import DestinationError
 from rivet_core.redact import redact
 from rivet_core.state.store import iso, utc_now
@@ -74,20 +76,9 @@ def success_marker(run_id: str, manifest_bytes: bytes) -> bytes:
 
 def schema_json(schema: pa.Schema | None) -> list[dict[str, Any]] | None:
     """The Arrow schema as JSON: name, Arrow type, nullability, and the source's own type
-    (field metadata ``rivet.source_type``) where the source recorded one."""
-    if schema is None:
-        return None
-    fields = []
-    for field in schema:
-        metadata = field.metadata or {}
-        source_type = metadata.get(b"rivet.source_type")
-        fields.append({
-            "name": field.name,
-            "type": str(field.type),
-            "nullable": field.nullable,
-            "source_type": source_type.decode() if source_type is not None else None,
-        })
-    return fields
+    (field metadata ``rivet.source_type``) where the source recorded one. The same record
+    the drift check stores (:func:`rivet_core.drift.schema_record`)."""
+    return None if schema is None else schema_record(schema)
 
 
 def build_manifest(plan: ExportPlan, result: ExportResult, *, schema: pa.Schema | None,
@@ -136,8 +127,31 @@ class RunManifest:
         self.touched = False
         """Whether this run has started writing to the destination."""
 
+    def last_complete_schema(self, destination: Destination
+                             ) -> tuple[str, list[dict[str, Any]]] | None:
+        """``(run_id, schema)`` from the destination's manifest when it describes a complete
+        run: what a drift check compares with when the state store is new. None when there
+        is none, it is not complete, or it is not a manifest; the destination's own failures
+        (access denied) are raised: the run could not write there either."""
+        from rivet_core.validation import parse_json
+
+        name = manifest_name(self.plan.name)
+        if not isinstance(destination, SupportsListing) or name not in destination.list_files(
+                manifest_dir(self.plan.name)):
+            return None
+        try:
+            manifest = parse_json(destination.read_file(name))
+        except ValueError:
+            return None
+        if not isinstance(manifest, dict) or manifest.get("status") not in COMPLETE:
+            return None
+        schema, run_id = manifest.get("schema"), manifest.get("run_id")
+        if not isinstance(schema, list) or not isinstance(run_id, str):
+            return None
+        return run_id, schema
+
     def guard(self, destination: Destination) -> Destination:
-        """``destination``, made to retire the old ``_SUCCESS`` before its first file."""
+        """``destination``, made to retire the old ``_SUCCESS`` at its first commit."""
         if not isinstance(destination, SupportsListing):
             return destination
         return _RetireMarkerFirst(destination, self)
@@ -200,19 +214,40 @@ class RunManifest:
 
 
 class _RetireMarkerFirst(Destination):
-    """Delegates to a listing destination, retiring the old ``_SUCCESS`` on first open."""
+    """Delegates to a listing destination, retiring the old ``_SUCCESS`` just before the
+    run's first file becomes visible (its first commit). Until then the destination shows
+    exactly the previous run, whose marker still vouches for it: a run that fails before
+    committing anything (a failed quality gate, a drift check) leaves it untouched."""
 
     def __init__(self, inner: Destination, manifest: RunManifest) -> None:
         self.inner = inner
         self.manifest = manifest
 
     def open(self, name: str) -> WriteTarget:
+        return _RetireOnCommit(self.inner.open(name), self)
+
+    def retire(self) -> None:
         assert isinstance(self.inner, SupportsListing)
         self.manifest.retire_marker(self.inner)
-        return self.inner.open(name)
 
     def location(self) -> str:
         return self.inner.location()
 
     def close(self) -> None:
         self.inner.close()
+
+
+class _RetireOnCommit(WriteTarget):
+    def __init__(self, inner: WriteTarget, guard: _RetireMarkerFirst) -> None:
+        self.inner = inner
+        self.guard = guard
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.inner.write(data)
+
+    def commit(self) -> CommittedFile:
+        self.guard.retire()
+        return self.inner.commit()
+
+    def abort(self) -> None:
+        self.inner.abort()

@@ -50,6 +50,16 @@ class ExportResult:
     chunks: dict[str, int] | None = None
     resumed: bool = False
     read_paths: list[str] = attrs.field(factory=list)
+    quality: list[dict[str, Any]] = attrs.field(factory=list)
+    """Every quality gate's outcome (gate, severity, passed, observed, expected, message)."""
+    schema_drift: dict[str, Any] | None = None
+    """How the schema differs from the last successful run's (None: nothing to compare)."""
+    reconcile: dict[str, Any] | None = None
+    """``--reconcile``: source_rows, exported_rows, match."""
+    validation: dict[str, Any] | None = None
+    """``--validate``: passed, and what each re-read found."""
+    untrusted: bool = False
+    """The run failed a trust check (a gate, drift, reconcile): exit code 7."""
 
     @property
     def bytes(self) -> int:
@@ -81,6 +91,10 @@ class ExportResult:
             "chunks": self.chunks,
             "resumed": self.resumed,
             "read_paths": self.read_paths,
+            "quality": self.quality,
+            "schema_drift": self.schema_drift,
+            "reconcile": self.reconcile,
+            "validation": self.validation,
             "error": self.error,
             "hint": self.hint,
             "note": self.note,
@@ -99,6 +113,10 @@ class RunContext:
     resume: bool = False
     """``rivet run --resume``: continue an interrupted checkpointed chunk run."""
     sleep: Callable[[float], None] = time.sleep
+    reconcile: bool = False
+    """``rivet run --reconcile``: count the source's rows and compare before certifying."""
+    validate: bool = False
+    """``rivet run --validate``: re-read every committed file before certifying."""
     stop: threading.Event = attrs.field(factory=threading.Event)
     """Set when the invocation must stop (SIGTERM/SIGINT): every thread that writes checks
     it between batches, aborts its open file and stops."""

@@ -53,6 +53,10 @@ class Unit:
     """Sees every non-empty batch before it is written (an incremental cursor)."""
     crash_point: str = "after_source_read"
     """The test crash point reached after each batch is written."""
+    decide: bool = False
+    """The unit is the whole run: the run's checks are decided once it is read, and its
+    files are held uncommitted until they pass when the checks ask for it
+    (:mod:`rivet_core.runner.checks`)."""
 
 
 class SourceHolder:
@@ -130,8 +134,11 @@ class _Attempt:
         options = attrs.evolve(run.options, parallel=unit.parallel)
         with source.read(unit.query, options) as stream:
             _refuse_duplicate_names(stream.schema.names, unit.query.label)
-            run.stream_opened(stream)
-            roller = run.roller(stream.schema, chunk=unit.chunk, on_commit=self._committed)
+            schema = run.checks.opened(stream.schema)
+            run.stream_opened(stream, schema)
+            checks = run.checks.attempt()
+            roller = run.roller(schema, chunk=unit.chunk, on_commit=self._committed,
+                                hold=unit.decide and run.checks.holds)
             batches = prefetch(stream, interrupt=run.ctx.stop)
             try:
                 for batch in batches:
@@ -144,14 +151,19 @@ class _Attempt:
                         continue
                     if unit.on_batch is not None:
                         unit.on_batch(batch)
-                    roller.write(batch)
+                    roller.write(checks.observe(batch))
                     self.rows += batch.num_rows
                     run.count(batch.num_rows, roller, detail)
                     crash.point(unit.crash_point)
                 roller.finish()
+                checks.done()
+                if unit.decide:
+                    run.checks.decide()
+                roller.release()
             except BaseException:
                 # Abort the open file first; closing the reader may wait for a slow read.
                 self.emitted = roller.emitted_bytes
+                checks.discard()
                 roller.abort()
                 raise
             finally:

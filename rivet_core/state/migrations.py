@@ -99,3 +99,16 @@ MIGRATIONS.append(
     ALTER TABLE files ADD COLUMN chunk_index INTEGER
     """
 )
+
+MIGRATIONS.append(
+    # 3: the schema (and text widths) of each export's last successful run, for drift checks
+    """
+    CREATE TABLE export_schemas (
+        export_name  TEXT PRIMARY KEY,
+        run_id       TEXT NOT NULL,
+        columns      TEXT NOT NULL,
+        widths       TEXT NOT NULL,
+        recorded_at  TEXT NOT NULL
+    )
+    """
+)

@@ -176,6 +176,17 @@ class StateTx:
             (run_id, export_name, iso(utc_now()), event, payload),
         )
 
+    def record_schema(self, export_name: str, run_id: str, columns: list[dict[str, Any]],
+                      widths: dict[str, int]) -> None:
+        """The schema (and text widths) of the export's latest successful run: what the
+        next run's drift check compares with."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO export_schemas (export_name, run_id, columns, widths, "
+            "recorded_at) VALUES (?,?,?,?,?)",
+            (export_name, run_id, json.dumps(columns), json.dumps(widths, sort_keys=True),
+             iso(utc_now())),
+        )
+
     # ---------------------------------------------------------------------- cursors
 
     def set_cursor(self, export_name: str, value: str, run_id: str) -> None:
@@ -239,6 +250,19 @@ class StateTx:
         if changed != 1:
             raise StateError(f"chunk {idx} of run {run_id} is no longer recorded as running: "
                              "the chunk state was changed outside this run")
+
+    def replace_chunk_files(self, export_name: str, run_id: str, idx: int,
+                            records: list[FileRecord], *, rows: int) -> None:
+        """``rivet repair``: a completed chunk's file records become ``records``, and its
+        task's totals theirs."""
+        self.db.execute("DELETE FROM files WHERE run_id = ? AND export_name = ? "
+                        "AND chunk_index = ?", (run_id, export_name, idx))
+        for record in records:
+            self.record_file(record)
+        self.db.execute("UPDATE chunk_tasks SET rows = ?, files = ?, bytes = ?, updated_at = ? "
+                        "WHERE run_id = ? AND idx = ?",
+                        (rows, len(records), sum(r.bytes for r in records), iso(utc_now()),
+                         run_id, idx))
 
     def fail_chunk(self, run_id: str, idx: int, error: str) -> None:
         self.db.execute(
@@ -442,6 +466,15 @@ class StateStore:
         rows = self._read("SELECT export_name, value, run_id, updated_at FROM cursors "
                           "WHERE export_name = ?", (export_name,))
         return _cursor(rows[0]) if rows else None
+
+    def export_schema(self, export_name: str
+                      ) -> tuple[str, list[dict[str, Any]], dict[str, int]] | None:
+        """``(run_id, columns, widths)`` of the export's latest successful run, or None."""
+        rows = self._read("SELECT run_id, columns, widths FROM export_schemas "
+                          "WHERE export_name = ?", (export_name,))
+        if not rows:
+            return None
+        return rows[0][0], json.loads(rows[0][1]), json.loads(rows[0][2])
 
     def cursors(self) -> list[CursorRecord]:
         return [_cursor(r) for r in self._read(

@@ -1,4 +1,6 @@
-"""A database-neutral fixture for tests that run the same scenario on PostgreSQL and MariaDB.
+"""Fixtures of the integration tests: ``cloud`` (an S3 or GCS test server with a fresh bucket,
+as destination TOML), and ``database``, for tests that run the same scenario on PostgreSQL
+and MariaDB.
 
 ``database`` is parametrized over both servers; each gives a URL for configs, a way to run
 SQL, a qualified table name inside this session's own schema/database, and the column types
@@ -12,6 +14,7 @@ from typing import Any
 
 import attrs
 import pytest
+from servers.clouds import S3_ENV, Cloud
 
 
 @attrs.define
@@ -100,3 +103,29 @@ def database(request: pytest.FixtureRequest) -> Iterator[Database]:
         yield Database(kind="mysql", url=url, namespace=name, conn=conn)
     finally:
         conn.close()
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def cloud(request, monkeypatch) -> Cloud:
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("moto_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        for name, value in S3_ENV.items():
+            monkeypatch.setenv(name, value)
+        lines = (f'type = "s3"\nbucket = "{bucket}"\nendpoint = "{endpoint}"\n'
+                 'allow_http = true\nregion = "us-east-1"\npart_size = "5MB"\n'
+                 'access_key_env = "RIVET_T_S3_KEY"\nsecret_key_env = "RIVET_T_S3_SECRET"')
+    else:
+        endpoint = request.getfixturevalue("gcs_endpoint")
+        bucket = request.getfixturevalue("gcs_bucket")
+        credentials = request.getfixturevalue("gcs_credentials")
+        lines = (f'type = "gcs"\nbucket = "{bucket}"\nendpoint = "{endpoint}"\n'
+                 f'allow_http = true\npart_size = "5MB"\ncredentials_file = "{credentials}"')
+    return Cloud(kind=request.param, endpoint=endpoint, bucket=bucket, destination=lines)
+
+
+@pytest.fixture
+def gcs(gcs_endpoint, gcs_bucket, gcs_credentials) -> Cloud:
+    lines = (f'type = "gcs"\nbucket = "{gcs_bucket}"\nendpoint = "{gcs_endpoint}"\n'
+             f'allow_http = true\npart_size = "5MB"\ncredentials_file = "{gcs_credentials}"')
+    return Cloud(kind="gcs", endpoint=gcs_endpoint, bucket=gcs_bucket, destination=lines)

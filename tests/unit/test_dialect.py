@@ -68,6 +68,34 @@ def test_time_window_binds_an_instant_or_epoch_seconds():
     assert d.time_window("SELECT 1", "ts", start=start, unix=False).params == (start,)
 
 
+def test_count_wraps_a_whole_statement_and_keeps_its_placeholders():
+    d = Dialect()  # placeholder "%s"
+    chunk = d.chunk("SELECT * FROM t WHERE s LIKE 'a%'", "id", 1, 9, label="chunk 0 [1..9)")
+    counted = d.count(chunk)
+    # The chunk's text, its doubled % included, goes in unchanged, so its parameters bind
+    # to it as they are.
+    assert counted.sql == f"SELECT COUNT(*) AS n FROM ({chunk.sql}) AS _rivet"
+    assert counted.params == (1, 9) and counted.label == "chunk 0 [1..9) row count"
+    assert d.count(d.full("SELECT * FROM t", table="t")).table == "t"
+    whole = QmarkDialect().count(Query(sql="SELECT 1"))
+    assert whole.sql == "SELECT COUNT(*) AS n FROM (SELECT 1) AS _rivet" and whole.params == ()
+
+
+def test_an_incremental_count_stops_at_the_newest_cursor_read():
+    d = Dialect()
+    spec = CursorSpec(column="ts")
+    first = d.incremental("SELECT * FROM t WHERE s LIKE 'a%'", spec, after=None,
+                          lag_seconds=None, include_nulls=False)
+    assert first.params == ()
+    counted = d.count(first, cursor=spec, until=7)
+    # The first run's statement had no parameter, so its % is doubled now that it has one.
+    assert "LIKE 'a%%'" in counted.sql
+    assert counted.sql.endswith('WHERE _rivet."ts" <= %s OR _rivet."ts" IS NULL')
+    assert counted.params == (7,)
+    later = d.incremental("SELECT 1", spec, after=3, lag_seconds=None, include_nulls=True)
+    assert d.count(later, cursor=spec, until=9).params == (3, 9)
+
+
 def test_a_missing_piece_is_a_plan_rejection_not_a_traceback():
     d = QmarkDialect()
     with pytest.raises(DialectMissing) as caught:

@@ -95,6 +95,7 @@ class Chunked(Mode):
                 max_attempts = 1
         finally:
             run.release_control_source()
+        run.count_statement = run.dialect.count(run.dialect.full(run.plan.sql))
         run.journal("chunks_planned", column=column, total=len(tasks),
                     pending=sum(t.status != "completed" for t in tasks),
                     plan_hash=fingerprint)

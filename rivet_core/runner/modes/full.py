@@ -18,8 +18,9 @@ class Full(Mode):
     def run(self, run: ExportRun) -> None:
         plan = run.plan
         query = run.dialect.full(plan.sql, table=plan.config.table)
+        run.count_statement = run.dialect.count(query)
         sources = SourceHolder(run)
         try:
-            write_unit(run, Unit(query=query, parallel=plan.config.parallel), sources)
+            write_unit(run, Unit(query=query, parallel=plan.config.parallel, decide=True), sources)
         finally:
             sources.close()

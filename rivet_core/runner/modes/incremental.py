@@ -80,9 +80,13 @@ class Incremental(Mode):
 
         sources = SourceHolder(run)
         try:
-            write_unit(run, Unit(query=query, on_batch=track), sources)
+            write_unit(run, Unit(query=query, on_batch=track, decide=True), sources)
         finally:
             sources.close()
+        if newest[0] is not None:
+            # What the run read: the rows after the old cursor up to the newest it saw
+            # (rows arriving later are the next run's).
+            run.count_statement = run.dialect.count(query, cursor=spec, until=newest[0])
         if newest[0] is None or (after is not None and newest[0] <= after):
             result.cursor_after = result.cursor_before
             return

@@ -43,8 +43,9 @@ class TimeWindow(Mode):
         run.result.window_start = iso(start)
         query = run.dialect.time_window(run.plan.sql, str(config.time_column), start=start,
                                         unix=config.time_column_type == "unix")
+        run.count_statement = run.dialect.count(query)
         sources = SourceHolder(run)
         try:
-            write_unit(run, Unit(query=query), sources)
+            write_unit(run, Unit(query=query, decide=True), sources)
         finally:
             sources.close()
