@@ -39,6 +39,16 @@ VARIANTS: dict[str, Variant] = {
     "rivet-chunked-p2": Variant(
         "chunked by id (one file per 100,000-key chunk), 2 chunks in parallel",
         export_lines=('mode = "chunked"', 'chunk_column = "id"', "parallel = 2")),
+    "rivet-trust": Variant(
+        "defaults plus every trust check: quality gates (row count, a null ratio, unique id, "
+        "bounds, freshness; the files are held until they pass), schema drift, and all three "
+        "meta columns (row hash included)",
+        export_lines=(
+            "meta_columns = { exported_at = true, row_hash = true, run_id = true }",
+            "quality = { row_count_min = 1, null_ratio_max = { score = 0.5 }, "
+            'unique_columns = ["id"], bounds = { amount = { min = 0 } }, '
+            'freshness = { column = "created_at", max_age = "36500d" } }',
+        )),
 }
 
 DEFAULT_VARIANTS = ("rivet",)

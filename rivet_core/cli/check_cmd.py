@@ -198,7 +198,19 @@ def _probe(source: Source, plan: ExportPlan) -> ExportTypes:
     except RivetError as exc:
         return ExportTypes(export=plan.name, columns=[], error=redact(exc.message),
                            hint=exc.hint)
-    return ExportTypes(export=plan.name, columns=columns)
+    return ExportTypes(export=plan.name, columns=columns + _meta_columns(plan))
+
+
+def _meta_columns(plan: ExportPlan) -> list[ColumnInfo]:
+    """The columns ``meta_columns`` appends, as the files will carry them."""
+    meta = plan.config.meta_columns
+    if meta is None or not meta.any():
+        return []
+    from rivet_core.meta import meta_fields
+
+    return [ColumnInfo(name=f.name, source_type="(meta column)", arrow_type=f.type,
+                       fidelity=Fidelity.EXACT, note="appended by meta_columns")
+            for f in meta_fields(meta)]
 
 
 _MARKS = {Fidelity.EXACT: "exact", Fidelity.WIDENED: "widened", Fidelity.LOSSY: "✗ lossy",

@@ -149,6 +149,8 @@ class RunChecks:
         finally:
             self.quality.close()
         run.result.quality = [o.as_dict() for o in outcomes]
+        run.journal("quality_checked", passed=all(o.passed for o in outcomes),
+                    gates=run.result.quality)
         failed = [o for o in outcomes if not o.passed and o.severity == "fail"]
         for o in outcomes:
             if not o.passed:

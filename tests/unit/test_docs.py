@@ -48,3 +48,20 @@ def test_cli_reference_covers_every_command_and_exit_code():
         assert f"## `rivet {name}" in text, f"docs/cli.md lacks a section for `rivet {name}`"
     for code in ExitCode:
         assert f"| {code.value} | `{code.name}` |" in text, f"exit code {code.name} undocumented"
+
+
+def test_the_trust_page_example_is_the_example_file_and_loads(monkeypatch):
+    """docs/trust.md quotes examples/trust/rivet.toml, which is a valid config."""
+    from rivet_core.config.loader import load_config
+
+    text = (DOCS / "trust.md").read_text()
+    block = text.split("# excerpt: examples/trust/rivet.toml\n", 1)[1].split("```", 1)[0]
+    example = DOCS.parent / "examples" / "trust" / "rivet.toml"
+    assert example.read_text().split("\n", 1)[1] == block
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    monkeypatch.setenv("RIVET_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    loaded = load_config(example, registry=build_registry())
+    (export,) = loaded.config.exports
+    assert export.quality is not None and export.quality.has_fail_gates()
+    assert export.on_schema_drift == "fail" and export.meta_columns is not None
+    assert loaded.config.notifications is not None
