@@ -30,7 +30,7 @@ Formats
     :class:`SupportsRowCount`.
 Destinations
     :class:`Destination`, :class:`WriteTarget`, :class:`CommittedFile`,
-    :class:`DestinationContext`, :class:`SupportsListing`.
+    :class:`DestinationContext`, :class:`SupportsListing`, :class:`SupportsCredentialSource`.
 Errors
     :class:`RivetError`, :class:`SourceError`, :class:`TransientSourceError`,
     :func:`source_error`, :class:`UnsupportedTypeError`, :class:`FormatError`,
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         SinkGate,
         Source,
         SourceContext,
+        SupportsCredentialSource,
         SupportsListing,
         SupportsRowCount,
         WriteTarget,
@@ -74,8 +75,12 @@ if TYPE_CHECKING:
         SupportsCatalog,
         SupportsDayArithmetic,
         SupportsExplain,
+        SupportsIntrospection,
+        SupportsPlanSteps,
         SupportsPrimaryKey,
+        SupportsServerInfo,
         SupportsServerTime,
+        SupportsTableStats,
     )
     from rivet_core.errors import (
         DestinationError,
@@ -117,14 +122,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rivet_core.backends": (
         "BatchStream", "CommittedFile", "Compression", "Destination", "DestinationContext",
         "Format", "FormatWriter", "ReadOptions", "SinkGate", "Source", "SourceContext",
-        "SupportsListing", "SupportsRowCount", "WriteTarget"),
+        "SupportsCredentialSource", "SupportsListing", "SupportsRowCount", "WriteTarget"),
     "rivet_core.capabilities": ("DestinationCapabilities", "WriteCommitProtocol"),
     "rivet_core.config.connection": ("ConnectionConfig", "ConnectionParams", "TLSConfig"),
     "rivet_core.config.models": ("ChecksConfig", "ChecksReferences", "doc"),
     "rivet_core.config.values": ("parse_size",),
     "rivet_core.dialect": (
         "CursorSpec", "Dialect", "Query", "SupportsCatalog", "SupportsDayArithmetic",
-        "SupportsExplain", "SupportsPrimaryKey", "SupportsServerTime"),
+        "SupportsExplain", "SupportsIntrospection", "SupportsPlanSteps", "SupportsPrimaryKey",
+        "SupportsServerInfo", "SupportsServerTime", "SupportsTableStats"),
     "rivet_core.errors": (
         "DestinationError", "FormatError", "RivetError", "SourceError",
         "TransientDestinationError", "TransientError", "TransientSourceError",
@@ -179,12 +185,17 @@ __all__ = [
     "SourceSpec",
     "SqlSource",
     "SupportsCatalog",
+    "SupportsCredentialSource",
     "SupportsDayArithmetic",
     "SupportsExplain",
+    "SupportsIntrospection",
     "SupportsListing",
+    "SupportsPlanSteps",
     "SupportsPrimaryKey",
     "SupportsRowCount",
+    "SupportsServerInfo",
     "SupportsServerTime",
+    "SupportsTableStats",
     "TLSConfig",
     "TransientDestinationError",
     "TransientError",

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
 from rivet_core.dialect import Query
+from rivet_core.errors import DestinationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -238,6 +240,20 @@ class Format(abc.ABC):
 
 
 @runtime_checkable
+class SupportsCredentialSource(Protocol):
+    """A destination that can say which credentials it uses (``rivet doctor``
+    prints it). Tested with ``isinstance``.
+
+    .. versionadded:: 0.2
+    """
+
+    def credential_source(self) -> str:
+        """Where the credentials come from (``access key from environment variables A /
+        B``, ``service account file /x.json``, ``the default AWS chain``), never a
+        secret."""
+
+
+@runtime_checkable
 class SupportsRowCount(Protocol):
     """A format that can count the rows of one of its finished files, as a reader would
     (``rivet run --validate`` re-reads every committed file with it). Tested with
@@ -255,6 +271,10 @@ class SupportsRowCount(Protocol):
 # ---------------------------------------------------------------------------- destinations
 
 
+_BRACED = re.compile(r"(?<!\$)\{[^{}]*\}")
+"""A ``{...}`` of a path template; ``${NAME}`` is the config's own substitution."""
+
+
 @attrs.frozen(kw_only=True)
 class DestinationContext:
     """What a destination needs to resolve its location for one export run."""
@@ -264,9 +284,32 @@ class DestinationContext:
     started_at: dt.datetime
     config_dir: Path
 
+    PLACEHOLDERS: ClassVar[tuple[str, ...]] = ("{export}", "{date}", "{run_id}")
+    """What :meth:`render` fills in a path template."""
+
+    @classmethod
+    def template_problem(cls, template: str) -> str | None:
+        """Why ``template`` is not a path template :meth:`render` can fill (a ``{...}`` that
+        is not one of :attr:`PLACEHOLDERS`), or None. A destination's ``config_issues``
+        reports it under the key holding the template, so ``rivet check`` names it
+        before anything runs.
+
+        .. versionadded:: 0.2
+        """
+        unknown = [m for m in dict.fromkeys(_BRACED.findall(template))
+                   if m not in cls.PLACEHOLDERS]
+        if not unknown:
+            return None
+        return (f"unknown placeholder{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                f"(known: {', '.join(cls.PLACEHOLDERS)})")
+
     def render(self, template: str) -> str:
         """Fill the path placeholders ``{export}``, ``{date}`` (UTC ``YYYY-MM-DD``) and
-        ``{run_id}``; any other ``{...}`` is left as written."""
+        ``{run_id}``. Any other ``{...}`` is a :class:`DestinationError` (a directory named
+        ``{table}`` is never what was meant); see :meth:`template_problem`."""
+        problem = self.template_problem(template)
+        if problem is not None:
+            raise DestinationError(f"path template {template!r}: {problem}")
         values = {
             "{export}": self.export,
             "{date}": self.started_at.strftime("%Y-%m-%d"),

@@ -7,9 +7,10 @@ database quotes identifiers and spells parameters, and overrides what its databa
 differently. What standard SQL cannot say at all (the server's clock, date arithmetic, the
 catalog) is an optional piece, a ``runtime_checkable`` protocol the subclass implements when
 its database can: :class:`SupportsServerTime`, :class:`SupportsDayArithmetic`,
-:class:`SupportsPrimaryKey`, :class:`SupportsCatalog`, :class:`SupportsExplain`. The planner
-rejects an export whose mode needs a piece the dialect lacks, naming the plugin, before
-anything runs.
+:class:`SupportsPrimaryKey`, :class:`SupportsCatalog`, :class:`SupportsExplain`,
+:class:`SupportsTableStats`, :class:`SupportsPlanSteps`,
+:class:`SupportsIntrospection`, :class:`SupportsServerInfo`. The planner rejects an export
+whose mode needs a piece the dialect lacks, naming the plugin, before anything runs.
 
 Every statement wraps the export's query as a derived table (``(<query>) AS _rivet``), so a
 mode's predicate applies to any query; a ``table`` export is the same shape with
@@ -34,6 +35,8 @@ chunked       min, max, count and NULLs of the key        :meth:`Dialect.key_sta
 chunked       rows per key window, sparse keys (small)    :meth:`Dialect.key_histogram`
 chunked       the rows of one chunk                       :meth:`Dialect.chunk`
 (reconcile)   rows of the query or of a chunk (small)     :meth:`Dialect.count`
+(init)        indexed and generated columns (small)       :class:`SupportsIntrospection`
+(doctor)      server, time zone, session TLS (small)      :class:`SupportsServerInfo`
 ============  ==========================================  =====================================
 """
 
@@ -301,12 +304,88 @@ class SupportsExplain(Protocol):
         :meth:`explain`; None when the plan does not say."""
 
 
+@runtime_checkable
+class SupportsTableStats(Protocol):
+    """The database keeps a table's size in its statistics (``rivet check --preflight``,
+    the progress line's percentage), readable without reading the table."""
+
+    def table_stats(self, table: str) -> Query:
+        """At most one row: ``estimated_rows`` and ``data_bytes`` (the table's own data,
+        indexes excluded) of ``table`` (``name`` or ``schema.name``), each None when unknown
+        (a view, no statistics yet); no row, or Nones, for a table that does not exist."""
+
+
+@runtime_checkable
+class SupportsPlanSteps(Protocol):
+    """The dialect can read the steps of an :meth:`SupportsExplain.explain` plan
+    (``rivet check --preflight``: is an index used, or is a table read in full?)."""
+
+    def plan_steps(self, plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The plan's steps, outermost first, each a dict: ``text`` (the step as the
+        database words it, one line), ``depth`` (0 for the outermost), ``relation`` (the
+        table or derived table it reads, or None), ``full_scan`` (it reads every row of
+        ``relation``, or every entry of an index), ``index`` (the index it reads through,
+        or None) and ``rows`` (the planner's estimate, or None)."""
+
+
+@runtime_checkable
+class SupportsIntrospection(Protocol):
+    """The database can say which columns of a table lead an index and which it fills
+    itself, and cast a column it cannot map into one it can (``rivet init``: cursor and
+    chunk candidates, a scaffold that runs as written). Sizes come from
+    :class:`SupportsCatalog`, keys from :class:`SupportsPrimaryKey`."""
+
+    def column_traits(self, table: str) -> Query:
+        """Rows ``column_name``, ``indexed`` (a bool, or 0/1: the column is the first
+        column of a usable index, so a range or an ORDER BY on it can read the index) and
+        ``generated`` (how the database fills the column: ``"identity"``, ``"sequence"``
+        (a serial default), ``"auto_increment"``, ``"now"`` (defaults to the current
+        time), ``"now_on_update"`` (set to the current time by every update), or None) of
+        ``table``'s columns (``name`` or ``schema.name``, quoted as the dialect quotes), in
+        table order."""
+
+    def faithful_cast(self, column: str, source_type: str) -> str | None:
+        """An expression of the column named ``column``, whose type ``source_type`` (as
+        :meth:`~rivet_core.backends.Source.describe` names it) has no faithful Arrow
+        mapping, cast to a type the source maps exactly (its exact text, or a wider type);
+        None when no cast keeps every value."""
+
+
+@runtime_checkable
+class SupportsServerInfo(Protocol):
+    """The database can describe itself and the session a source opened, and name what a
+    permission error refers to (``rivet doctor``)."""
+
+    def server_info(self) -> Query:
+        """One row: ``server_version`` (text), ``time_zone`` (the server's default zone, not
+        the one the source sets for its session) and ``read_only`` (whether the transaction
+        the statement runs in is read-only: a bool or 0/1; None where the server does not
+        say)."""
+
+    def session_tls(self) -> Query:
+        """Rows describing the encryption of the session the statement runs on, read by
+        :meth:`tls_in_use`."""
+
+    def tls_in_use(self, rows: list[dict[str, Any]]) -> str | None:
+        """From the rows of :meth:`session_tls`: the session's TLS protocol and cipher
+        (``"TLSv1.3 TLS_AES_256_GCM_SHA384"``) when it is encrypted, None when not."""
+
+    def denied_relation(self, message: str) -> str | None:
+        """The object a missing grant is on (``"table orders"``), read from the message of
+        the :class:`~rivet_core.errors.SourceError` a statement failed with; None when the
+        message is not about a missing grant."""
+
+
 PIECES: dict[type, str] = {
     SupportsServerTime: "the server's current time (now minus a lag)",
     SupportsDayArithmetic: "whole days between two dates",
     SupportsPrimaryKey: "a table's primary key",
     SupportsCatalog: "the catalog of tables and columns",
     SupportsExplain: "an EXPLAIN of a statement",
+    SupportsTableStats: "a table's size from the server's statistics",
+    SupportsPlanSteps: "the steps of an EXPLAIN plan",
+    SupportsIntrospection: "a table's indexed and generated columns, and faithful casts",
+    SupportsServerInfo: "the server's version, time zone, session TLS and grant errors",
 }
 """Every optional piece and what it computes, as planner messages name it."""
 

@@ -24,6 +24,8 @@ class ExitCode(enum.IntEnum):
     NOT_TRUSTED = 7  # an export's output failed a trust check: a quality gate, schema drift
     # (on_schema_drift = "fail") or --reconcile; nothing of it was certified
     INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT
+    BROKEN_PIPE = 141  # the reader of stdout closed it early (`rivet state files | head`):
+    # output stopped quietly; 128 + SIGPIPE, what a shell reports for `yes | head`
 
 
 class RivetError(Exception):

@@ -18,7 +18,7 @@ from rivet_core.backends import Compression
 from rivet_core.capabilities import WriteCommitProtocol
 from rivet_core.config.loader import LoadedConfig
 from rivet_core.config.models import ExportConfig, effective_tuning
-from rivet_core.config.values import parse_size
+from rivet_core.config.values import format_bytes, parse_size
 from rivet_core.dialect import PIECES
 from rivet_core.plan import ExportPlan
 from rivet_core.plugins import Registry
@@ -128,6 +128,7 @@ def build_plan(loaded: LoadedConfig, registry: Registry, *, only: list[str] | No
                 "--resume only continues chunked exports with chunk_checkpoint = true; this "
                 "export runs normally", "set chunk_checkpoint = true to make it resumable"))
     diagnostics.extend(_single_stdout(plans))
+    diagnostics.extend(parallel_connections(plans, config.parallel_exports))
     return Plan(loaded=loaded, exports=plans, diagnostics=diagnostics)
 
 
@@ -208,6 +209,21 @@ def _retries_on_unsafe(plan: ExportPlan) -> list[Diagnostic]:
                   plan.destination.plugin.origin())]
 
 
+def _part_below_granularity(plan: ExportPlan) -> list[Diagnostic]:
+    """The format cuts parts in blocks (Parquet: row groups): a smaller ``max_file_size``
+    cannot be honoured, and the parts silently come out larger."""
+    floor, fmt = plan.format.spec.min_part_bytes, plan.format.spec.name
+    if plan.max_file_bytes is None or plan.max_file_bytes >= floor:
+        return []
+    return [_diag(plan, Severity.WARNING, "max-file-size-below-granularity", "max_file_size",
+                  f"max_file_size {format_bytes(plan.max_file_bytes)} is below the finest "
+                  f"part format {fmt!r} can cut ({format_bytes(floor)} of data at a time, "
+                  "before compression): parts will be larger than the limit; the effective "
+                  f"minimum is about {format_bytes(floor)}",
+                  f"set max_file_size to at least {format_bytes(floor)}",
+                  plan.format.plugin.origin())]
+
+
 def _dialect_pieces(plan: ExportPlan) -> list[Diagnostic]:
     """The statements of the export's mode need pieces the source's dialect may lack."""
     dialect, source = plan.dialect, plan.source.spec.name
@@ -225,6 +241,7 @@ RULES: list[Rule] = [
     _format_destination,
     _streaming_state,
     _retries_on_unsafe,
+    _part_below_granularity,
 ]
 
 
@@ -242,3 +259,35 @@ def _single_stdout(plans: list[ExportPlan]) -> list[Diagnostic]:
                              "run them separately with -e NAME",
                              plan.destination.plugin.origin()))
     return out
+
+
+CONNECTIONS_WARNING = 16
+"""Source connections one invocation may hold at once before the planner warns. A sixth of
+PostgreSQL's default ``max_connections`` (100) and about a tenth of MySQL's (151): the
+server has other clients (the applications it serves, the replicas, the operators), and
+more concurrent scans than that rarely make the export faster (they compete for the same
+disks and cores). A server sized for more is a reason to accept the warning, not to raise
+the number."""
+
+
+def parallel_connections(plans: list[ExportPlan], parallel_exports: int, *,
+                         key: str = "parallel_exports") -> list[Diagnostic]:
+    """A warning when the exports run at once may hold more than
+    :data:`CONNECTIONS_WARNING` source connections: each running export holds its own, up to
+    its ``parallel`` (a chunked or ranged read); at most ``parallel_exports`` run at once, so
+    at most the largest ``parallel`` values of that many exports add up. ``key`` names what
+    set the number (the config key, or the command line's ``--parallel-exports``)."""
+    running = min(parallel_exports, len(plans))
+    if running < 2:
+        return []
+    widest = sorted((p.config.parallel for p in plans), reverse=True)[:running]
+    bound = sum(widest)
+    if bound <= CONNECTIONS_WARNING:
+        return []
+    return [Diagnostic(
+        severity=Severity.WARNING, rule="parallel-connections", export=None, toml_path=key,
+        message=f"{running} exports run at once, each on its own source connection(s) (its "
+                f"`parallel`): up to {bound} connections to the source at once, more than "
+                f"{CONNECTIONS_WARNING}",
+        hint="lower parallel_exports or the exports' parallel, unless the source server is "
+             "sized for it (its max_connections, and its other clients)")]

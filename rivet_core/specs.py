@@ -64,6 +64,10 @@ class FormatSpec:
     """``compression_profile`` name → (codec, level)."""
     needs_seekable: bool = False
     """The writer seeks backwards in its output (so it cannot write to a pipe)."""
+    min_part_bytes: int = 0
+    """The finest a part can be cut, in bytes of data: the writer emits whole blocks of
+    about this size (Parquet: a row group), so a ``max_file_size`` below it yields larger
+    parts, which ``rivet check`` warns about. 0: bytes are written as they come."""
     description: str = ""
 
 

@@ -3,8 +3,10 @@
 Given a destination that can list and read its files, :func:`validate_export` re-lists it
 and compares with ``_rivet/<export>/manifest.json`` and ``_SUCCESS`` (layout and write
 order in :mod:`rivet_core.runner.manifest`). Every problem becomes a :class:`Finding`; an
-``error`` finding fails the export. No state store is needed: the destination is checked
-on its own, as a consumer would see it.
+``error`` finding fails the export. The destination is checked on its own, as a consumer
+would see it; the state store is asked one thing only: which files named like the export's
+but absent from the manifest were committed by an earlier run (:class:`StateRecords`).
+Anything else with such a name was put there by someone else, and is an error.
 
 The manifest and the marker are untrusted bytes: whoever can write to the destination can
 write them. They are parsed strictly (:func:`parse_json`) and every field the checks use is
@@ -48,7 +50,8 @@ class Finding:
     kind: str
     """Stable id: ``no_manifest``, ``bad_manifest``, ``inconsistent_manifest``,
     ``run_failed``, ``marker_missing``, ``stale_marker``, ``marker_checksum``, ``missing``,
-    ``size_mismatch``, ``checksum_mismatch``, ``extra``, ``previous_run``."""
+    ``size_mismatch``, ``checksum_mismatch``, ``extra``, ``unknown_file``,
+    ``previous_run``."""
     message: str
     name: str | None = None
     severity: str = "error"
@@ -56,6 +59,15 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
+class StateRecords:
+    """What the state store records of one export: the ids of its runs (finished, or
+    started and never finished) and the names of the files they committed."""
+
+    runs: frozenset[str] = frozenset()
+    files: frozenset[str] = frozenset()
 
 
 @attrs.define(kw_only=True)
@@ -248,11 +260,16 @@ def _consistency(manifest: dict[str, Any], export: str) -> list[str]:
     return problems
 
 
-def validate_export(export: str, destination: SupportsListing, location: str
-                    ) -> ExportValidation:
+def validate_export(export: str, destination: SupportsListing, location: str, *,
+                    recorded: StateRecords | None = None) -> ExportValidation:
     """Compare the destination's files with the export's manifest and marker. Whatever
     bytes the manifest and the marker hold, the result is findings; only the destination's
-    own failures (:class:`~rivet_core.errors.DestinationError`) are raised."""
+    own failures (:class:`~rivet_core.errors.DestinationError`) are raised.
+
+    ``recorded``: what the state store records of the export's runs (none when None). A
+    file named like a run's (``<export>_<run id>…``) that the manifest does not list is a
+    file of an earlier run only if the state store recorded it; its name alone proves
+    nothing."""
     report = ExportValidation(export=export, location=location)
     add = report.findings.append
     listing = destination.list_files()
@@ -305,7 +322,7 @@ def validate_export(export: str, destination: SupportsListing, location: str
                 add(Finding(kind="checksum_mismatch", name=name,
                             message=f"SHA-256 {digest} at the destination, "
                                     f"{entry['sha256']} in the manifest"))
-    _check_unlisted(export, listing, listed, manifest, add)
+    _check_unlisted(export, listing, listed, manifest, add, recorded or StateRecords())
     return report
 
 
@@ -360,21 +377,35 @@ def _check_marker(export: str, destination: SupportsListing, listing: dict[str, 
 
 
 def _check_unlisted(export: str, listing: dict[str, int], listed: dict[str, Any],
-                    manifest: dict[str, Any], add: Any) -> None:
+                    manifest: dict[str, Any], add: Any, recorded: StateRecords) -> None:
     pattern = re.compile(rf"^{re.escape(export)}_({RUN_ID})")
     snapshot = manifest["mode"] == "full"
     for name in sorted(listing):
         match = pattern.match(name)
         if "/" in name or match is None or name in listed:
             continue
-        if match.group(1) == manifest["run_id"]:
+        run_id = match.group(1)
+        if run_id == manifest["run_id"]:
             add(Finding(kind="extra", name=name,
                         message="a file of this run that the manifest does not list"))
+        elif name not in recorded.files and run_id in recorded.runs:
+            add(Finding(kind="extra", name=name,
+                        message=f"a file of run {run_id} that the state store does not "
+                                "record: the run committed it and ended before recording "
+                                "it (killed), so no manifest or cursor accounts for its "
+                                "rows; a reader of the prefix would read it (remove it)"))
+        elif name not in recorded.files:
+            add(Finding(kind="unknown_file", name=name,
+                        message=f"named like a file of run {run_id}, but the state store "
+                                "records neither the file nor the run: it was put here by "
+                                "something else (or the state store is not the one the "
+                                "runs used); a reader of the prefix would read it"))
         elif snapshot:
             add(Finding(kind="extra", name=name,
-                        message=f"a file of an earlier run ({match.group(1)}) beside this "
+                        message=f"a file of an earlier run ({run_id}) beside this "
                                 "full snapshot: a reader of the prefix would read both "
                                 "(put {run_id} or {date} in the path, or remove it)"))
         else:
             add(Finding(kind="previous_run", name=name, severity="info",
-                        message=f"a file of an earlier run ({match.group(1)})"))
+                        message=f"a file of an earlier run ({run_id}), recorded in the "
+                                "state store"))

@@ -48,6 +48,22 @@ class CsvFormat(Format):
     def count_rows(self, data: bytes) -> int:
         """The records a CSV reader finds (quoted line breaks kept inside their field),
         after decompression, the header not counted."""
+        # Arrow's reader needs each record inside one block: start at its default block
+        # and grow it until the largest record (a value may be far larger) fits.
+        block = 1 << 20
+        while True:
+            try:
+                records = self._count_records(data, block)
+                break
+            except _RecordTooLarge as exc:
+                if block >= _MAX_BLOCK:
+                    raise FormatError(f"not a readable CSV file: {exc.__cause__}") from exc
+                block = min(block * 8, _MAX_BLOCK)
+        # The header is counted as a record rather than skipped: skip_rows skips a line,
+        # not a record, so a column name holding a line break would shift every count.
+        return max(records - 1, 0) if self.options.header else records
+
+    def _count_records(self, data: bytes, block_size: int) -> int:
         import pyarrow.csv as pcsv
 
         codec = {"none": None, "gzip": "gzip", "zstd": "zstd"}[self.compression.codec]
@@ -58,14 +74,19 @@ class CsvFormat(Format):
             reader = pcsv.open_csv(
                 raw,
                 read_options=pcsv.ReadOptions(autogenerate_column_names=True,
-                                              skip_rows=1 if self.options.header else 0),
+                                              block_size=block_size),
                 parse_options=pcsv.ParseOptions(delimiter=self.options.delimiter,
                                                 newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(include_columns=["f0"],
                                                     column_types={"f0": pa.string()}))
             return sum(batch.num_rows for batch in reader)
         except pa.ArrowInvalid as exc:
-            if "Empty CSV file" in str(exc):
+            text = str(exc)
+            # A first block without a whole record reads as "empty ... or block"; a later
+            # record past a block boundary as "straddling".
+            if "straddling object" in text or "Empty CSV file or block" in text:
+                raise _RecordTooLarge from exc
+            if "Empty CSV file" in text:
                 return 0
             raise FormatError(f"not a readable CSV file: {exc}") from exc
         except (pa.ArrowException, OSError) as exc:
@@ -91,6 +112,13 @@ class CsvFormat(Format):
 
 ENCODER_THREADS = 2
 """Threads encoding batches into CSV text at once (the Arrow kernels release the GIL)."""
+
+_MAX_BLOCK = 2**31 - 1
+"""The largest block Arrow's CSV reader takes (an int32)."""
+
+
+class _RecordTooLarge(Exception):
+    """A record did not fit in one block of Arrow's CSV reader."""
 
 
 class CsvFormatWriter(FormatWriter):

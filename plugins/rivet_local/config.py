@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 
-from rivet_core.api import doc
+from rivet_core.api import DestinationContext, doc
 
 
 @attrs.frozen(kw_only=True)
@@ -16,3 +18,7 @@ class LocalOptions:
         "Placeholders: `{export}`, `{date}` (UTC `YYYY-MM-DD` of the run start), `{run_id}`.",
         default="./output/{export}",
     )
+
+    def config_issues(self, config_dir: Path) -> list[tuple[str, str]]:
+        problem = DestinationContext.template_problem(self.path)
+        return [("path", problem)] if problem else []

@@ -58,10 +58,20 @@ class LocalDestination(Destination):
             raise DestinationError(f"reading {self.directory / name}: {exc}") from exc
 
     def delete_file(self, name: str) -> None:
+        path = self._path(name)
         try:
-            self._path(name).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         except OSError as exc:
             raise DestinationError(f"deleting {self.directory / name}: {exc}") from exc
+        # A directory the delete left empty goes too, as a prefix does in a bucket (a run's
+        # destination probe leaves no _rivet/<export>/ behind); the location itself stays.
+        for parent in path.parents:
+            if parent == self.directory:
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty, or not ours to remove
+                break
 
     def write_small(self, name: str, data: bytes) -> None:
         path = self._path(name)

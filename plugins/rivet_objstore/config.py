@@ -10,7 +10,7 @@ from pathlib import Path
 
 import attrs
 
-from rivet_core.api import doc, parse_size
+from rivet_core.api import DestinationContext, doc, parse_size
 
 MIN_PART = 5 << 20
 """S3 and GCS refuse multipart parts below 5 MiB (except the last)."""
@@ -85,6 +85,9 @@ class ObjectStoreOptions:
 
     def config_issues(self, config_dir: Path) -> list[tuple[str, str]]:
         issues: list[tuple[str, str]] = []
+        placeholders = DestinationContext.template_problem(self.prefix)
+        if placeholders:
+            issues.append(("prefix", placeholders))
         if not self.bucket or "/" in self.bucket or "://" in self.bucket:
             issues.append(("bucket", f"{self.bucket!r} is not a bucket name "
                                      "(write the name only, the path goes in `prefix`)"))

@@ -95,10 +95,20 @@ def _headline(exc: BaseException) -> str:
     return str(exc).split("\n\nDebug source", 1)[0]
 
 
+_XML_ERROR = re.compile(r"<\?xml[^>]*\?>\s*<Error>(.*?)</Error>", re.DOTALL)
+
+
+def _xml_error(found: re.Match[str]) -> str:
+    """An S3/GCS XML error body as ``Code: Message`` (request ids and host ids dropped)."""
+    parts = [m.group(1).strip() for tag in ("Code", "Message")
+             if (m := re.search(rf"<{tag}>(.*?)</{tag}>", found.group(1), re.DOTALL))]
+    return ": ".join(parts) or "an XML error document"
+
+
 def describe_error(exc: BaseException) -> str:
     """obstore's message, redacted and cut to its first lines (it can carry a whole
-    response body)."""
-    text = redact(_headline(exc)).strip()
+    response body; an XML error document is cut to its code and message)."""
+    text = _XML_ERROR.sub(_xml_error, redact(_headline(exc))).strip()
     lines = text.splitlines()
     short = " ".join(line.strip() for line in lines[:3])
     return short[:600] + ("…" if len(short) > 600 else "")
@@ -119,7 +129,8 @@ def map_error(exc: BaseException, action: str, handle: StoreHandle) -> Destinati
             f"{action}: access denied ({detail}); credentials: {handle.credential_source}",
             hint=f"check that these credentials may write to bucket {handle.bucket!r}",
         )
-    if isinstance(exc, FileNotFoundError | oe.NotFoundError) and "NoSuchBucket" in headline:
+    # A write reports it as not found; a listing as a generic 404 naming the same code.
+    if "NoSuchBucket" in headline:
         return DestinationError(f"{action}: bucket {handle.bucket!r} not found ({detail})",
                                 hint="create the bucket, or fix `bucket`/`endpoint`")
     if _TRANSIENT.search(headline):
@@ -145,6 +156,10 @@ class ObjectStoreDestination(Destination):
     def location(self) -> str:
         prefix = f"/{self.handle.prefix}" if self.handle.prefix else ""
         return f"{self.handle.scheme}://{self.handle.bucket}{prefix}"
+
+    def credential_source(self) -> str:
+        """Which credentials are in use, never a secret (``rivet doctor``)."""
+        return self.handle.credential_source
 
     def open(self, name: str) -> WriteTarget:
         if "/" in name or name in ("", ".", ".."):

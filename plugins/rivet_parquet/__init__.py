@@ -76,6 +76,9 @@ PARQUET = FormatSpec(
         "balanced": ("zstd", 3),
         "compact": ("zstd", 9),
     },
+    # With max_file_size a row group is cut at 1 MiB of Arrow data at the least
+    # (rivet_parquet.writer), and a part holds at least one.
+    min_part_bytes=1 << 20,
     description="Apache Parquet (format 2.6), row groups streamed as they fill.",
 )
 

@@ -6,6 +6,7 @@ written, so the planner refuses what needs one (several files, cursors, retries)
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import attrs
@@ -16,6 +17,7 @@ from rivet_core.api import (
     Destination,
     DestinationCapabilities,
     DestinationContext,
+    DestinationError,
     DestinationSpec,
     WriteCommitProtocol,
     WriteTarget,
@@ -52,15 +54,31 @@ class StdoutTarget(WriteTarget):
         self.name = name
 
     def write(self, data: bytes | memoryview) -> None:
-        self.stream.write(data)
+        try:
+            self.stream.write(data)
+        except BrokenPipeError:
+            raise _closed() from None
 
     def commit(self) -> CommittedFile:
-        self.stream.flush()
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise _closed() from None
         return CommittedFile(name=self.name, uri="stdout")
 
     def abort(self) -> None:
-        # Nothing can be taken back from a stream; flush so the reader sees where it stopped.
-        self.stream.flush()
+        # Nothing can be taken back from a stream; flush so the reader sees where it stopped
+        # (unless the reader is gone: a closed pipe takes nothing more).
+        with contextlib.suppress(BrokenPipeError):
+            self.stream.flush()
+
+
+def _closed() -> DestinationError:
+    """The reader of the pipe closed it (``rivet run | head``): the file is incomplete."""
+    return DestinationError("stdout was closed by its reader before the whole file was "
+                            "written: the export is incomplete",
+                            hint="read the whole stream, or use a file destination to "
+                                 "read part of an export")
 
 
 @hookimpl

@@ -7,12 +7,17 @@ which setting chose it) and the warning a connection to another machine without
 ``--type-report`` the source is built as ``rivet run`` builds it and each export's query is
 described by a zero-row probe (:meth:`Source.describe`): per column,
 the source type, the Arrow type, the fidelity and the notes, overrides from
-``[exports.columns]`` applied. Nothing is exported and nothing is written.
+``[exports.columns]`` applied. With ``--preflight`` the source is asked, per export, how
+big the data is, which plan it would use for the statements the export's mode sends and
+whether an index serves the cursor or chunk column, and each export gets a verdict
+(``ok``, ``heavy``, ``dangerous``, ``unknown``) with recommendations
+(:mod:`rivet_core.runner.preflight`). Nothing is exported and nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import attrs
 
@@ -22,7 +27,14 @@ from rivet_core.config.connection import ConnectionConfig
 from rivet_core.errors import ExitCode, RivetError, UnsupportedTypeError, UsageError
 from rivet_core.planner import ExportPlan, Plan, Severity
 from rivet_core.redact import redact
+from rivet_core.runner.preflight import (
+    ExportPreflight,
+    describe_size,
+    preflight_export,
+    stored_cursors,
+)
 from rivet_core.sources import SqlSource
+from rivet_core.state.store import utc_now
 from rivet_core.types import ColumnInfo, Fidelity
 
 BAD = frozenset({Fidelity.LOSSY, Fidelity.UNSUPPORTED})
@@ -35,16 +47,25 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         description="Load the config, build the plan and print every diagnostic "
         "(rejected / warning / info). Exit status 4 when an export would be rejected. "
         "--type-report also connects to the source and maps each export's columns with a "
-        "zero-row probe of its query (nothing is exported).",
+        "zero-row probe of its query; --preflight asks the source for each export's size "
+        "and the plans of the statements its mode sends, and gives a verdict (nothing is "
+        "exported).",
     )
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--type-report", action="store_true",
                         help="connect to the source and report, per export and column, the "
                              "source type, Arrow type, fidelity and notes")
+    parser.add_argument("--preflight", action="store_true",
+                        help="connect to the source and report, per export, the estimated "
+                             "rows and bytes, the server's plan for the statements the "
+                             "mode sends, whether an index serves the cursor or chunk "
+                             "column, and a verdict (ok, heavy, dangerous, unknown) with "
+                             "recommendations")
     parser.add_argument("--strict", action="store_true",
                         help="with --type-report: exit 6 when a column is lossy or "
-                             "unsupported")
+                             "unsupported; with --preflight: exit 6 when an export is "
+                             "dangerous")
     parser.set_defaults(handler=handle)
 
 
@@ -79,11 +100,20 @@ class TypeReport:
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:
-    if args.strict and not args.type_report:
-        raise UsageError("--strict applies to the type report", hint="add --type-report")
+    if args.strict and not (args.type_report or args.preflight):
+        raise UsageError("--strict applies to the type report and the preflight",
+                         hint="add --type-report or --preflight")
     plan = plan_for(args.config, args.params, args.exports)
     tls = source_tls(plan)
     report = type_report(plan) if args.type_report else None
+    preflight = preflight_report(plan) if args.preflight else None
+    destinations = None
+    if args.preflight:
+        # What `rivet run` probes before reading: a wrong bucket or an unwritable
+        # directory fails here too.
+        from rivet_core.probe import Status, destination_checks
+
+        destinations = destination_checks(plan)
     if args.json:
         result = as_json(plan)
         if tls is not None:
@@ -91,6 +121,10 @@ def handle(args: argparse.Namespace, console: Console) -> int:
         if report is not None:
             result["type_report"] = {"source": report.source,
                                      "exports": [e.as_dict() for e in report.exports]}
+        if preflight is not None:
+            result["preflight"] = preflight.as_dict()
+        if destinations is not None:
+            result["destinations"] = [c.as_dict() for c in destinations]
         console.json(result)
     else:
         if tls is not None:
@@ -98,11 +132,22 @@ def handle(args: argparse.Namespace, console: Console) -> int:
         print_plan(console, plan)
         if report is not None:
             print_type_report(console, report, strict=args.strict)
+        if preflight is not None:
+            print_preflight(console, preflight, strict=args.strict)
+        if destinations is not None:
+            console.print()
+            console.print("destinations (a probe object written, read back and deleted):")
+            for check in destinations:
+                console.print("  " + check.render().replace("\n", "\n  "))
     if plan.rejected():
         return ExitCode.PLAN_REJECTED
-    if report is not None and report.failed():
+    if (report is not None and report.failed()) or (preflight is not None
+                                                      and preflight.failed()):
         return ExitCode.RUN_FAILED
-    if report is not None and args.strict and report.bad():
+    if destinations is not None and any(c.status is Status.FAIL for c in destinations):
+        return ExitCode.RUN_FAILED
+    if args.strict and ((report is not None and report.bad())
+                        or (preflight is not None and preflight.dangerous())):
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
 
@@ -252,6 +297,95 @@ def print_type_report(console: Console, report: TypeReport, *, strict: bool) -> 
     verdict = "OK" if not bad and not failed else ("FAILED" if strict or failed else "WARNING")
     console.print(f"type report {verdict}: {len(report.exports)} export(s), {lossy} lossy "
                   f"column(s), {unsupported} unsupported column(s), {failed} probe(s) failed")
+
+
+# ------------------------------------------------------------------------------ preflight
+
+
+@attrs.frozen(kw_only=True)
+class PreflightReport:
+    source: str
+    """Where the statements were planned, safe to print."""
+    exports: list[ExportPreflight]
+
+    def failed(self) -> bool:
+        return any(e.error is not None for e in self.exports)
+
+    def dangerous(self) -> list[ExportPreflight]:
+        return [e for e in self.exports if e.verdict == "dangerous"]
+
+    def counts(self) -> dict[str, int]:
+        verdicts = [e.verdict for e in self.exports if e.error is None]
+        counts = {v: verdicts.count(v) for v in ("ok", "heavy", "dangerous", "unknown")}
+        counts["failed"] = len(self.exports) - len(verdicts)
+        return counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "exports": [e.as_dict() for e in self.exports],
+                "summary": self.counts()}
+
+
+def preflight_report(plan: Plan) -> PreflightReport:
+    """The preflight of every planned export, on one source connection; an export the
+    planner rejected is not asked about."""
+    if not plan.exports:
+        return PreflightReport(source="", exports=[])
+    first = plan.exports[0]
+    config_dir = plan.loaded.config.directory
+    stored, now, rejected = stored_cursors(config_dir), utc_now(), plan.rejected_exports()
+    source: Source = first.source.spec.factory(first.source_options,
+                                               SourceContext(config_dir=config_dir))
+    with source:
+        return PreflightReport(source=source.display_name(), exports=[
+            ExportPreflight(export=p.name, mode=p.config.mode,
+                            error="rejected by the planner", hint="see the diagnostics")
+            if p.name in rejected else
+            preflight_export(source, p, stored_cursor=stored.get(p.name), now=now)
+            for p in plan.exports])
+
+
+_VERDICTS = {"ok": "ok", "heavy": "HEAVY", "dangerous": "DANGEROUS", "unknown": "unknown"}
+
+
+def print_preflight(console: Console, report: PreflightReport, *, strict: bool) -> None:
+    console.print()
+    console.print(f"preflight (plans from {report.source}):")
+    for export in report.exports:
+        console.print()
+        on = f" on {export.column}" if export.column else ""
+        console.print(f"{export.export}: {export.mode}{on}")
+        if export.error is not None:
+            console.print(f"  preflight failed: {export.error}")
+            if export.hint:
+                console.print(f"    hint: {export.hint}")
+            continue
+        estimate = export.estimate
+        origin = f" (from the {estimate.origin})" if estimate.origin else ""
+        console.print(f"  estimate: {describe_size(estimate)}{origin}")
+        for statement in export.statements:
+            console.print(f"  {statement.role}:")
+            if statement.steps is None:
+                console.print("    (no plan: the source's dialect cannot explain or read it)")
+            for step in statement.steps or ():
+                console.print("    " + "  " * step.depth + step.text)
+        assessment = export.assessment
+        assert assessment is not None
+        use = assessment.index
+        if export.column is not None:
+            found = ("unknown" if use.serves is None else use.index if use.serves
+                     else f"none (full scan of {', '.join(use.full_scans)})")
+            console.print(f"  index on {export.column}: {found}")
+        console.print(f"  verdict: {_VERDICTS[assessment.verdict]} — {assessment.reason}")
+        for recommendation in assessment.recommendations:
+            console.print(f"  recommend: {recommendation.render()}")
+        for note in assessment.notes:
+            console.print(f"  note: {note}")
+    counts = report.counts()
+    console.print()
+    verdict = ("FAILED" if counts["failed"] or (strict and counts["dangerous"])
+               else "WARNING" if counts["dangerous"] or counts["heavy"] else "OK")
+    console.print(f"preflight {verdict}: {len(report.exports)} export(s), "
+                  + ", ".join(f"{n} {v}" for v, n in counts.items()))
 
 
 # ---------------------------------------------------------------------------------- plan

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from rivet_core.planner import Plan
     from rivet_core.plugins import Registry
 
+log = logging.getLogger("rivet.config")
+plan_log = logging.getLogger("rivet.plan")
+
 
 @attrs.define
 class Console:
@@ -33,15 +38,58 @@ class Console:
 
     def print(self, text: str = "") -> None:
         """A line of the command's result (stdout)."""
-        self.out.write(redact(text) + "\n")
+        self._out(redact(text) + "\n")
 
     def json(self, value: Any) -> None:
-        self.out.write(redact(json.dumps(value, indent=2, default=str)) + "\n")
+        self._out(redact(json.dumps(value, indent=2, default=str)) + "\n")
+
+    def _out(self, text: str) -> None:
+        try:
+            self.out.write(text)
+        except BrokenPipeError:
+            raise StdoutClosed from None
 
     def error(self, exc: RivetError) -> None:
         self.err.write(f"rivet: error: {redact(exc.message)}\n")
         if exc.hint:
             self.err.write(f"  hint: {redact(exc.hint)}\n")
+
+    def error_json(self, exc: RivetError, *, exit_code: int | None = None) -> None:
+        """A handled error as one JSON object on one line of stderr, for commands run
+        with ``--json``: ``error``, ``hint``, ``exit_code``, and for a config error every
+        ``issue`` (``file``, ``path``, ``message``, ``hint``)."""
+        issues = getattr(exc, "issues", None)
+        document: dict[str, Any] = {
+            "error": redact("; ".join(i.render() for i in issues) if issues else exc.message),
+            "hint": redact(exc.hint) if exc.hint else None,
+            "exit_code": int(exc.exit_code if exit_code is None else exit_code),
+        }
+        if issues:
+            document["issues"] = [
+                {"file": i.file, "path": i.path, "message": redact(i.message),
+                 "hint": redact(i.hint) if i.hint else None} for i in issues]
+        self.err.write(redact(json.dumps(document, ensure_ascii=False)) + "\n")
+
+
+class StdoutClosed(Exception):
+    """The reader of stdout closed it before the command had written everything
+    (``rivet state files | head``): the command stops, and the CLI exits
+    :attr:`~rivet_core.errors.ExitCode.BROKEN_PIPE` without a traceback."""
+
+
+def release_stdout(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at /dev/null, so the bytes still buffered for the
+    closed pipe (flushed at exit) go nowhere instead of raising again. The pattern the
+    Python documentation recommends for SIGPIPE (see the ``signal`` module)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a real file (a test's StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def parse_params(items: Sequence[str] | None) -> dict[str, str]:
@@ -66,6 +114,10 @@ def load(config_path: str, params: Sequence[str] | None, *,
     loaded = load_config(Path(config_path), registry, params=parse_params(params),
                          connect=connect)
     _ensure_backends(registry, loaded)
+    config = loaded.config
+    log.info("config loaded: %s (source %s; %d export(s): %s)", config.path,
+             config.source.type, len(config.exports),
+             ", ".join(e.name for e in config.exports))
     return registry, loaded
 
 
@@ -92,7 +144,17 @@ def plan_for(config_path: str, params: Sequence[str] | None,
         if name not in names:
             raise UsageError(f"export {name!r} not found in {Path(config_path).name}",
                              hint=f"known exports: {', '.join(names)}")
-    return build_plan(loaded, registry, only=list(exports) if exports else None, resume=resume)
+    plan = build_plan(loaded, registry, only=list(exports) if exports else None,
+                      resume=resume)
+    plan_log.info("plan built: %d export(s), %d rejected, %d diagnostic(s)", len(plan.exports),
+             len(plan.rejected_exports()), len(plan.diagnostics))
+    for p in plan.exports:
+        plan_log.debug("export %s: mode %s, %s → %s (%s) → %s, batch_size %d, "
+                  "statement_timeout %gs, max_retries %d", p.name, p.config.mode,
+                  p.source.spec.name, p.format.spec.name, p.compression.codec,
+                  p.destination.spec.name, p.tuning.batch_size, p.tuning.statement_timeout_s,
+                  p.tuning.max_retries)
+    return plan
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, exports: bool = True) -> None:

@@ -1,7 +1,12 @@
-"""Entry point of the ``rivet`` command: argument parsing and error → exit code mapping.
+"""Entry point of the ``rivet`` command: argument parsing, the global options, and error →
+exit code mapping.
 
 Handled errors (:class:`~rivet_core.errors.RivetError`) print one line plus a hint and no
-traceback; anything else is a bug and keeps its traceback.
+traceback, or one JSON object when the command line asks for ``--json``; anything else is a
+bug and keeps its traceback. The global options (``-v``, ``--log-format``) are accepted
+before and after the command; the log setup itself is :mod:`rivet_core.cli.logs`. A reader
+that closes stdout early ends the command quietly with
+:attr:`~rivet_core.errors.ExitCode.BROKEN_PIPE`.
 """
 
 from __future__ import annotations
@@ -9,16 +14,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
 
 from rivet_core import __version__
-from rivet_core.cli.common import Console
-from rivet_core.errors import ConfigError, ExitCode, RivetError
+from rivet_core.cli import logs
+from rivet_core.cli.common import Console, StdoutClosed, release_stdout
+from rivet_core.errors import ConfigError, ExitCode, RivetError, UsageError
 from rivet_core.redact import redact
 from rivet_core.runner.signals import SIGNALS, stop_on_signals
 
@@ -31,13 +37,24 @@ examples:
   rivet run -c rivet.toml            run every export
   rivet run -c rivet.toml -e orders  run one export
   rivet plugins --json               installed backends and their capabilities
+  rivet -v run -c rivet.toml         log each step on stderr (-vv: every statement)
+  rivet completions bash             a shell completion script
 """
 
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("rivet_core.cli.run_cmd", "run the exports of a config"),
+    "plan": ("rivet_core.cli.plan_cmd",
+             "seal what a run would do now (chunk boundaries, cursors, windows) in a file"),
+    "apply": ("rivet_core.cli.plan_cmd",
+              "run a sealed plan exactly as planned; refuse it when it is stale"),
     "check": ("rivet_core.cli.check_cmd",
               "validate the config and plan; with --type-report, map every column"),
+    "init": ("rivet_core.cli.init_cmd",
+             "survey a database and write a config scaffold that runs as written"),
+    "doctor": ("rivet_core.cli.doctor_cmd",
+               "check that the source and every destination can be reached, read and "
+               "written"),
     "validate": ("rivet_core.cli.validate_cmd",
                  "check each export's destination against its run manifest"),
     "reconcile": ("rivet_core.cli.reconcile_cmd",
@@ -51,6 +68,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "run history: status, rows, files, bytes, duration, peak memory"),
     "plugins": ("rivet_core.cli.plugins_cmd",
                 "list installed backends and their declared capabilities"),
+    "completions": ("rivet_core.cli.completions_cmd",
+                    "print a shell completion script (bash, zsh or fish)"),
+    "schema": ("rivet_core.cli.schema_cmd",
+               "print the JSON Schema of rivet.toml, installed plugins' keys included"),
 }
 """Every command: the module that registers and handles it, and its one-line help. Only the
 module of the command being run is imported, so ``rivet --version`` and ``rivet --help``
@@ -58,16 +79,36 @@ load no pyarrow, no driver and no plugin, and a signal during start-up is alread
 (:func:`main` installs the handlers before it imports the command)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error of an invocation that asked for ``--json`` is
+    raised (and printed as one JSON object) instead of printed as usage text."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            raise UsageError(message, hint=f"see `{self.prog} --help`")
+        super().error(message)
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every parser below it (commands, and actions such as ``state show``)."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from all_parsers(child)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser, with every command listed and the one ``argv`` names fully defined
     (every command fully defined when ``argv`` is None)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rivet", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rivet {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output on stderr (-v info, -vv debug)")
+    _add_global_options(parser, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     if argv is None:
         wanted = set(home for home, _ in COMMANDS.values())
@@ -81,7 +122,34 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         elif home not in registered:
             registered.add(home)
             importlib.import_module(home).register(commands)
+    json_errors = argv is not None and "--json" in argv
+    for name, command in commands.choices.items():
+        if COMMANDS[name][0] not in wanted:
+            continue
+        for below in all_parsers(command):
+            below.json_errors = json_errors  # type: ignore[attr-defined]
+            if not any(isinstance(a, argparse._SubParsersAction) for a in below._actions):
+                # Also after the command (`rivet run -v`, `rivet state show -v`); given
+                # there, they win over the ones before it.
+                _add_global_options(below, argparse.SUPPRESS)
+    parser.json_errors = json_errors
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    group = parser.add_argument_group("global options")
+    options: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (("-v", "--verbose"), {"action": "count",
+                               "help": "log each step on stderr (-v info, -vv debug)"}),
+        (("--log-format",), {"choices": logs.FORMATS, "help": "log lines as text (default) "
+                             "or one JSON object per line"}),
+    ]
+    for names, kwargs in options:
+        # A command's own option of the same spelling keeps it there.
+        free = [n for n in names if n not in parser._option_string_actions]
+        if free:
+            group.add_argument(*free, dest=names[-1].lstrip("-").replace("-", "_"),
+                               default=default, **kwargs)
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
@@ -94,13 +162,12 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 
 
 def _run(argv: list[str], console: Console, stop: threading.Event) -> int:
+    as_json = "--json" in argv
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)
-        logging.basicConfig(
-            level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-            format="rivet: %(levelname)s: %(message)s", stream=console.err, force=True,
-        )
+        logs.setup(getattr(args, "verbose", 0), getattr(args, "log_format", "text"),
+                   console.err)
         if args.command is None:
             parser.print_help(console.err)
             return ExitCode.USAGE
@@ -108,17 +175,25 @@ def _run(argv: list[str], console: Console, stop: threading.Event) -> int:
         return int(args.handler(args, console))
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            console.err.write(f"rivet: config error: {redact(issue.render())}\n")
-        if exc.hint:
-            console.err.write(f"  hint: {redact(exc.hint)}\n")
-        return exc.exit_code
+    except StdoutClosed:
+        release_stdout(console.out)
+        return ExitCode.BROKEN_PIPE
     except RivetError as exc:
-        console.error(exc)
+        if as_json:
+            console.error_json(exc)
+        elif isinstance(exc, ConfigError):
+            for issue in exc.issues:
+                console.err.write(f"rivet: config error: {redact(issue.render())}\n")
+            if exc.hint:
+                console.err.write(f"  hint: {redact(exc.hint)}\n")
+        else:
+            console.error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        console.err.write("rivet: interrupted\n")
+        if as_json:
+            console.error_json(RivetError("interrupted"), exit_code=ExitCode.INTERRUPTED)
+        else:
+            console.err.write("rivet: interrupted\n")
         return ExitCode.INTERRUPTED
 
 
@@ -134,9 +209,15 @@ def console_script() -> None:
     except SystemExit as exc:  # a signal after main returned
         code = int(exc.code or 0)
     try:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError):  # a reader that closed its pipe
-                stream.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader closed the pipe before the last bytes
+            release_stdout(sys.stdout)
+            code = code or ExitCode.BROKEN_PIPE
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
     except SystemExit as exc:
         code = int(exc.code or 0)
     os._exit(code)

@@ -1,4 +1,6 @@
-"""``rivet run``: execute the exports of a config."""
+"""``rivet run``: execute the exports of a config, one after another or several at once
+(``--parallel-exports``), then print the summary (per export, and the aggregate of the
+invocation when more than one export ran) and choose the exit code."""
 
 from __future__ import annotations
 
@@ -6,18 +8,24 @@ import argparse
 import datetime as dt
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from rivet_core.capabilities import WriteCommitProtocol
 from rivet_core.cli.common import Console, add_config_arguments, plan_for
+from rivet_core.config.models import MAX_PARALLEL_EXPORTS
 from rivet_core.config.values import format_bytes
 from rivet_core.errors import ExitCode, PlanRejected, UsageError
 from rivet_core.naming import new_run_id
-from rivet_core.planner import Plan, Severity
+from rivet_core.planner import Plan, Severity, parallel_connections
 from rivet_core.report import redacted, summary_document, write_reports, write_summary_output
 from rivet_core.runner import ExportResult, RunContext, run_exports
 from rivet_core.state import open_store
-from rivet_core.state.store import utc_now
+from rivet_core.state.store import iso, utc_now
+
+if TYPE_CHECKING:
+    from rivet_core.sealed import SealedPlan
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,13 +54,37 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                         help="start with empty state when the state file is empty or "
                              "corrupt (it is kept aside; its cursors and checkpoints are not "
                              "used); without it such a file stops the run")
+    parser.add_argument("--parallel-exports", type=_parallel_count, metavar="N",
+                        help=f"run up to N exports at once (1-{MAX_PARALLEL_EXPORTS}), each on "
+                             "its own thread and its own source connection(s), started in "
+                             "config order; wins over the config's parallel_exports "
+                             "(default 1: one after another)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress line on stderr (default: when stderr is a terminal)")
+                        help="progress on stderr, a line per running export (default: when "
+                             "stderr is a terminal)")
     parser.set_defaults(handler=handle)
+
+
+def _parallel_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_PARALLEL_EXPORTS:
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {MAX_PARALLEL_EXPORTS}, got {value}")
+    return value
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:
     plan = plan_for(args.config, args.params, args.exports, resume=args.resume)
+    return execute(plan, args, console)
+
+
+def execute(plan: Plan, args: argparse.Namespace, console: Console,
+            sealed: SealedPlan | None = None) -> int:
+    """Run a built plan: the rest of ``rivet run``, and of ``rivet apply``, which passes the
+    plan it applies (``sealed``)."""
     streaming = [p.name for p in plan.exports
                  if p.capabilities.commit_protocol is WriteCommitProtocol.STREAMING]
     if args.json and streaming:
@@ -60,6 +92,13 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             f"--json prints to stdout, where export {streaming[0]!r} writes its data",
             hint="use --summary-output PATH for the JSON summary instead",
         )
+    requested = getattr(args, "parallel_exports", None)
+    if requested is not None:
+        # The command line wins over the config: its connection budget is the one to check.
+        plan = attrs.evolve(plan, diagnostics=[
+            *(d for d in plan.diagnostics if d.rule != "parallel-connections"),
+            *parallel_connections(plan.exports, requested, key="--parallel-exports")])
+    workers = max(1, min(requested or plan.loaded.config.parallel_exports, len(plan.exports)))
     for diagnostic in plan.diagnostics:
         if diagnostic.severity is not Severity.INFO:
             console.say(diagnostic.render())
@@ -78,12 +117,24 @@ def handle(args: argparse.Namespace, console: Console) -> int:
                                                        progress=args.progress,
                                                        resume=args.resume, stop=stop,
                                                        reconcile=args.reconcile,
-                                                       validate=args.validate))
+                                                       validate=args.validate,
+                                                       sealed=sealed),
+                              parallel_exports=workers)
     finally:
         state.close()
-    summary = summarize(plan, results)
+    aggregate = aggregate_summary(results, config_path=str(plan.loaded.config.path),
+                                  started_at=started_at, finished_at=utc_now(),
+                                  workers=workers)
+    summary = summarize(plan, results, aggregate)
+    if sealed is not None:
+        summary["applied_plan"] = sealed.summary()
+        console.say(sealed.headline())
     print_summary(console, results)
-    _write_reports(console, plan, results, started_at, config_dir)
+    if len(results) > 1:
+        print_aggregate(console, aggregate)
+    _write_reports(console, plan, results, started_at, config_dir,
+                   {"parallel_mode": aggregate["parallel_mode"],
+                    "parallel_exports": aggregate["parallel_exports"]})
     notifications = plan.loaded.config.notifications
     if notifications is not None and results:
         from rivet_core.notify import notify
@@ -115,7 +166,7 @@ def exit_code(results: list[ExportResult]) -> ExitCode:
 
 
 def _write_reports(console: Console, plan: Plan, results: list[ExportResult],
-                   started_at: dt.datetime, config_dir: Path) -> None:
+                   started_at: dt.datetime, config_dir: Path, extra: dict[str, Any]) -> None:
     """``.rivet/runs/<run_id>/summary.json`` and ``summary.md`` beside the config, per
     export; a report that cannot be written is a warning, never a failed run."""
     if not results:
@@ -123,7 +174,7 @@ def _write_reports(console: Console, plan: Plan, results: list[ExportResult],
     document = summary_document(
         [r.as_dict() for r in results], config_path=str(plan.loaded.config.path),
         started_at=started_at, finished_at=utc_now(),
-        invocation_id=new_run_id(started_at))
+        invocation_id=new_run_id(started_at), extra=extra)
     try:
         paths = write_reports(config_dir, document)
     except (OSError, ValueError) as exc:
@@ -135,7 +186,9 @@ def _write_reports(console: Console, plan: Plan, results: list[ExportResult],
             console.say(f"report: {path}")
 
 
-def summarize(plan: Plan, results: list[ExportResult]) -> dict[str, Any]:
+def summarize(plan: Plan, results: list[ExportResult],
+              aggregate: dict[str, Any]) -> dict[str, Any]:
+    """The JSON summary (``--json``, ``--summary-output``, notifications)."""
     return {
         "config": str(plan.loaded.config.path),
         "status": "failed" if any(r.status == "failed" for r in results) else "success",
@@ -149,7 +202,67 @@ def summarize(plan: Plan, results: list[ExportResult]) -> dict[str, Any]:
             "files": sum(len(r.files) for r in results),
             "bytes": sum(r.bytes for r in results),
         },
+        "aggregate": aggregate,
     }
+
+
+def aggregate_summary(results: list[ExportResult], *, config_path: str,
+                      started_at: dt.datetime, finished_at: dt.datetime,
+                      workers: int) -> dict[str, Any]:
+    """The invocation as a whole: when, how (one after another or ``workers`` at once),
+    the counts and totals, and one line per export."""
+    duration_ms = max(0, int((finished_at - started_at).total_seconds() * 1000))
+    rows = sum(r.rows for r in results)
+    return {
+        "run_aggregate_id": "agg_" + started_at.astimezone(dt.UTC).strftime(
+            "%Y%m%dT%H%M%S") + f"{started_at.microsecond // 1000:03d}",
+        "started_at": iso(started_at),
+        "finished_at": iso(finished_at),
+        "duration_ms": duration_ms,
+        "config_path": config_path,
+        "parallel_mode": "parallel-threads" if workers > 1 else "sequential",
+        "parallel_exports": workers,
+        "total_exports": len(results),
+        "success_count": sum(r.status == "success" for r in results),
+        "failed_count": sum(r.status == "failed" for r in results),
+        "skipped_count": sum(r.status == "skipped" for r in results),
+        "total_rows": rows,
+        "total_files": sum(len(r.files) for r in results),
+        "total_bytes": sum(r.bytes for r in results),
+        "rows_per_second": round(rows / (duration_ms / 1000)) if duration_ms else None,
+        "per_export": [{
+            "export_name": r.export, "status": r.status, "run_id": r.run_id, "mode": r.mode,
+            "rows": r.rows, "files": len(r.files), "bytes": r.bytes,
+            "started_at": iso(r.started_at),
+            "finished_at": iso(r.finished_at) if r.finished_at else None,
+            "duration_ms": r.duration_ms, "error_message": r.error, "hint": r.hint,
+        } for r in results],
+    }
+
+
+def print_aggregate(console: Console, aggregate: dict[str, Any]) -> None:
+    """The ``Run summary (N exports)`` block, after the exports' own."""
+    a = aggregate
+    seconds = a["duration_ms"] / 1000
+    how = (f"{a['parallel_exports']} exports at once" if a["parallel_mode"] != "sequential"
+           else "one export at a time")
+    rate = f"  {a['rows_per_second']:,} rows/s" if a["rows_per_second"] else ""
+    files = f"{a['total_files']} file" + ("" if a["total_files"] == 1 else "s")
+    console.say()
+    console.say(f"Run summary ({a['total_exports']} exports): {a['success_count']} success · "
+                f"{a['failed_count']} failed · {a['skipped_count']} skipped")
+    console.say(f"    {a['total_rows']:,} rows  {files}  {format_bytes(a['total_bytes'])}  "
+                f"{seconds:.1f}s wall{rate}")
+    console.say(f"    {a['run_aggregate_id']}  {a['parallel_mode']} ({how})  "
+                f"config {a['config_path']}")
+    for e in a["per_export"]:
+        if e["status"] != "failed":
+            continue
+        first = (e["error_message"] or "failed").splitlines()[0]
+        console.say(f"    ✗ {e['export_name']}: {first}")
+        if e["hint"]:
+            console.say(f"        hint: {e['hint']}")
+        console.say(f"        rerun: rivet run -c {a['config_path']} -e {e['export_name']}")
 
 
 _MARK = {"success": "✓", "failed": "✗", "skipped": "•"}
@@ -187,9 +300,11 @@ def print_summary(console: Console, results: list[ExportResult]) -> None:
         seconds = r.duration_ms / 1000
         rate = f"{r.rows / seconds:,.0f} rows/s" if seconds > 0 and r.rows else ""
         files = f"{len(r.files)} file" + ("" if len(r.files) == 1 else "s")
+        # Unknown when the run never started (the export was locked by another run).
+        memory = f"  peak RSS {r.peak_rss_mb} MiB" if r.peak_rss_mb is not None else ""
         console.say(
             f"{_MARK.get(r.status, '?')} {r.export}  {r.status}  {r.rows:,} rows  {files}  "
-            f"{format_bytes(r.bytes)}  {seconds:.1f}s  {rate}  peak RSS {r.peak_rss_mb} MiB"
+            f"{format_bytes(r.bytes)}  {seconds:.1f}s  {rate}{memory}"
         )
         console.say(f"    run {r.run_id} → {r.destination}")
         for f in r.files:

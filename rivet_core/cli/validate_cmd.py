@@ -2,7 +2,11 @@
 
 The destination's location is resolved the way the run resolved it: ``{run_id}`` and
 ``{date}`` come from ``--run-id``, else from the export's latest run in the state store,
-else (``{date}`` only) from today's UTC date.
+else (``{date}`` only) from today's UTC date. A location holds the manifest of the last run
+that wrote there: ``--run-id`` of an older run whose manifest a later run replaced (a path
+without ``{run_id}``) is reported as that run's manifest missing, never checked against the
+later run's. The state store also says which unlisted files earlier runs committed (see
+:func:`~rivet_core.validation.validate_export`).
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ from rivet_core.backends import Destination, DestinationContext, SupportsListing
 from rivet_core.cli.common import Console, add_config_arguments, plan_for
 from rivet_core.errors import DestinationError, ExitCode, UsageError
 from rivet_core.planner import ExportPlan
+from rivet_core.runner.manifest import manifest_name
 from rivet_core.state.store import STATE_FILE, StateStore
 from rivet_core.validation import (
     RUN_ID,
     ExportValidation,
     Finding,
+    StateRecords,
     printable,
     validate_export,
 )
+
+MAX_RECORDS = 1_000_000
+"""Runs and files of an export read from the state store to vouch for unlisted files."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,11 +57,13 @@ def handle(args: argparse.Namespace, console: Console) -> int:
                          hint="run ids look like 20261127T121530Z-a1b2c3")
     plan = plan_for(args.config, args.params, args.exports, connect=False)
     config_dir = plan.loaded.config.directory
-    latest = _latest_runs(config_dir / STATE_FILE)
+    latest, recorded = _state(config_dir / STATE_FILE, [e.name for e in plan.exports])
     reports = []
     for export in plan.exports:
         run_id = args.run_id or latest.get(export.name)
-        reports.append(validate_one(export, config_dir, run_id))
+        reports.append(validate_one(export, config_dir, run_id,
+                                    recorded=recorded.get(export.name),
+                                    requested=args.run_id))
     if args.json:
         console.json({"config": str(plan.loaded.config.path),
                       "ok": all(r.ok for r in reports),
@@ -64,7 +75,12 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     return ExitCode.CHECK_FAILED if failed else ExitCode.OK
 
 
-def validate_one(export: ExportPlan, config_dir: Any, run_id: str | None) -> ExportValidation:
+def validate_one(export: ExportPlan, config_dir: Any, run_id: str | None, *,
+                 recorded: StateRecords | None = None, requested: str | None = None
+                 ) -> ExportValidation:
+    """Validate one export's destination. ``run_id`` fills the path's placeholders;
+    ``requested`` is the run the user asked for (``--run-id``), whose manifest must be the
+    one found; ``recorded`` is what the state store knows of the export's runs."""
     spec = export.destination.spec
     started = _parse_run_id(run_id) if run_id else None
     context = DestinationContext(
@@ -84,12 +100,28 @@ def validate_one(export: ExportPlan, config_dir: Any, run_id: str | None) -> Exp
                 "of this export is known: pass --run-id"))
         else:
             try:
-                report = validate_export(export.name, destination, location)
+                report = validate_export(export.name, destination, location,
+                                         recorded=recorded)
             except DestinationError as exc:
                 report.findings.append(Finding(kind="unreadable", message=exc.message))
+            if requested and report.run_id and report.run_id != requested:
+                report = _replaced(export.name, location, requested, report.run_id)
         return report
     finally:
         destination.close()
+
+
+def _replaced(export: str, location: str, requested: str, found: str) -> ExportValidation:
+    """The report of a run whose manifest a later run replaced: its files cannot be told
+    apart from the later run's, so nothing is checked against the wrong manifest."""
+    report = ExportValidation(export=export, location=location, run_id=requested)
+    report.findings.append(Finding(
+        kind="no_manifest", name=manifest_name(export),
+        message=f"the manifest of run {requested} is gone: the one here describes run "
+                f"{found}, a later run that wrote to the same location, so run {requested} "
+                "cannot be validated (put {run_id} in the path to keep every run's "
+                "manifest)"))
+    return report
 
 
 def _parse_run_id(run_id: str | None) -> dt.datetime | None:
@@ -104,16 +136,23 @@ def _parse_run_id(run_id: str | None) -> dt.datetime | None:
     return started.replace(tzinfo=dt.UTC)
 
 
-def _latest_runs(path: Any) -> dict[str, str]:
-    """Latest run id per export from the state store, without creating one."""
+def _state(path: Any, exports: list[str]
+           ) -> tuple[dict[str, str], dict[str, StateRecords]]:
+    """From the state store, without creating one: the latest run id of each export, and
+    what it records of each export's runs."""
     if not path.exists():
-        return {}
+        return {}, {}
     store = StateStore(path)
     try:
         latest: dict[str, str] = {}
         for run in store.runs(limit=10_000):
             latest.setdefault(run.export_name, run.run_id)
-        return latest
+        recorded = {name: StateRecords(
+            runs=frozenset([*(r.run_id for r in store.runs(name, limit=MAX_RECORDS)),
+                            *store.unfinished_runs(name)]),
+            files=frozenset(f.file_name for f in store.files(name, limit=MAX_RECORDS)))
+            for name in exports}
+        return latest, recorded
     finally:
         store.close()
 

@@ -36,6 +36,7 @@ from rivet_core.config.converter import (
     toml_kind,
 )
 from rivet_core.config.models import (
+    MAX_PARALLEL_EXPORTS,
     ChecksConfig,
     ChecksReferences,
     Config,
@@ -49,7 +50,7 @@ from rivet_core.errors import ConfigError, ConfigIssue
 from rivet_core.plugins import Registry
 
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
-_TOP_LEVEL = ("source", "exports", "notifications")
+_TOP_LEVEL = ("source", "exports", "notifications", "parallel_exports")
 _TUNING_KEYS = {f.name for f in attrs.fields(Tuning)}
 MAX_DEPTH = 32
 """How deep tables and arrays may nest. Rivet's own keys nest four levels
@@ -128,6 +129,7 @@ def load_config(
         if connect and notifications is not None:
             check_notification_references(notifications, "notifications", issues.add,
                                           config_dir)
+    parallel_exports = _parallel_exports(raw, issues)
     queries: dict[str, str] = {}
     for index, export in exports:
         rules.check_export(export, f"exports[{index}]", registry, config_dir, issues.add)
@@ -145,7 +147,7 @@ def load_config(
         raise ConfigError(issues.items)
     assert source is not None
     config = Config(path=path.resolve(), source=source, exports=[e for _, e in exports],
-                    notifications=notifications)
+                    notifications=notifications, parallel_exports=parallel_exports)
     if isinstance(source.options, ConnectionConfig) and source.options.plaintext_password():
         warnings.append(
             f"{path.name}: source holds a plaintext password; prefer password_env, url_env "
@@ -251,6 +253,22 @@ def _check_top_level(raw: dict[str, Any], issues: _Issues) -> None:
     for key in raw:
         if key not in _TOP_LEVEL:
             issues.add(key, "unknown key", did_you_mean(key, list(_TOP_LEVEL)))
+
+
+def _parallel_exports(raw: dict[str, Any], issues: _Issues) -> int:
+    """The top-level ``parallel_exports`` (1 when absent or wrong, the problem reported)."""
+    value = raw.get("parallel_exports", 1)
+    if isinstance(value, bool) or not isinstance(value, int):
+        issues.add("parallel_exports",
+                   f"expected an integer, got {toml_kind(type(value).__name__)}")
+        return 1
+    if not 1 <= value <= MAX_PARALLEL_EXPORTS:
+        issues.add("parallel_exports",
+                   f"must be from 1 to {MAX_PARALLEL_EXPORTS}, got {value}",
+                   "1 runs the exports one after another; each export run at once holds "
+                   "its own source connection(s)")
+        return 1
+    return value
 
 
 def _source_missing(issues: _Issues) -> None:

@@ -344,6 +344,12 @@ class ExportConfig:
     )
 
 
+MAX_PARALLEL_EXPORTS = 32
+"""The most exports one invocation runs at once (``parallel_exports``): each holds its own
+source connection(s), threads and file buffers, and past a few dozen a source server or the
+machine is the bottleneck, not Rivet."""
+
+
 @attrs.frozen(kw_only=True)
 class Config:
     """A whole ``rivet.toml`` after loading: validated, substituted, resolved."""
@@ -353,6 +359,12 @@ class Config:
     exports: list[ExportConfig]
     notifications: NotificationsConfig | None = None
     """``[notifications]``: where a run's outcome is sent (:mod:`rivet_core.notify`)."""
+    parallel_exports: int = doc(
+        "Exports `rivet run` runs at once, each on its own thread and its own source "
+        f"connection(s), started in config order (1 to {MAX_PARALLEL_EXPORTS}; "
+        "`--parallel-exports N` wins). 1 runs them one after another.",
+        default=1,
+    )
 
     @property
     def directory(self) -> Path:

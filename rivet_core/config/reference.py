@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from rivet_core.config.models import ExportConfig, MetaColumns, SourceConfig, Tuning
+from rivet_core.config.models import Config, ExportConfig, MetaColumns, SourceConfig, Tuning
 from rivet_core.config.quality import (
     BoundsGate,
     CountGate,
@@ -29,9 +29,13 @@ _SKIP = {"options"}
 DISTRIBUTION = "rivet-cli"
 
 
+_SCALAR_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+
+
 def _type_name(tp: Any) -> str:
     if isinstance(tp, str):
-        return tp.replace(" | None", "").replace("Literal", "one of ")
+        tp = tp.replace(" | None", "").replace("Literal", "one of ")
+        return _SCALAR_NAMES.get(tp, tp)
     return getattr(tp, "__name__", str(tp))
 
 
@@ -52,12 +56,13 @@ def _default(field: attrs.Attribute) -> str:  # type: ignore[type-arg]
     return f"`{value}`"
 
 
-def table(cls: type, prefix: str = "") -> list[str]:
-    """Markdown table rows for every documented field of an attrs class."""
+def table(cls: type, prefix: str = "", *, only: tuple[str, ...] | None = None) -> list[str]:
+    """Markdown table rows for every documented field of an attrs class (or the fields named
+    in ``only``)."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     hints = typing.get_type_hints(cls, include_extras=True) if _resolvable(cls) else {}
     for field in attrs.fields(cls):
-        if field.name in _SKIP:
+        if field.name in _SKIP or (only is not None and field.name not in only):
             continue
         doc = field.metadata.get("doc", "").replace("|", "\\|").replace("\n", " ")
         tp = hints.get(field.name, field.type)
@@ -108,6 +113,12 @@ def render(registry: Registry) -> str:
         "each with an `[exports.destination]` table. `${NAME}` anywhere in a string value is",
         "replaced by `--param NAME=value` or the environment variable `NAME` (an unset name is",
         "an error; write `$${` for a literal `${`). Unknown keys are errors.",
+        "",
+        "## Top level",
+        "",
+        "Keys outside any table, before the first `[table]` header.",
+        "",
+        *table(Config, only=("parallel_exports",)),
         "",
         "## `[source]`",
         "",

@@ -54,6 +54,8 @@ class RunChecks:
         self.schema: pa.Schema | None = None
         """The source schema of the first stream (before meta columns)."""
         self.decided = False
+        self.refused: TrustError | None = None
+        """The drift failure of the first stream, raised again for any later one."""
 
     # ------------------------------------------------------------------ planning
 
@@ -72,8 +74,14 @@ class RunChecks:
         """A stream opened with ``schema``: the first one is checked for drift and sets up
         the gates. Returns the schema files are written with (meta columns appended)."""
         with self.lock:
+            if self.refused is not None:
+                raise self.refused  # every chunk meets the same drift: reported once
             if self.schema is None:
-                self._first(schema)
+                try:
+                    self._first(schema)
+                except TrustError as exc:
+                    self.refused = exc
+                    raise
                 self.schema = schema
         return self.meta.schema(schema) if self.meta is not None else schema
 

@@ -90,12 +90,20 @@ class ExportRun:
     def dialect(self) -> Dialect:
         return self.plan.dialect
 
+    @property
+    def log_extra(self) -> dict[str, str]:
+        """The ``extra`` of a log call about this run (``--log-format json`` shows it)."""
+        return {"export": self.plan.name, "run_id": self.result.run_id}
+
     # ------------------------------------------------------------------ backends
 
     def build_source(self) -> Source:
         """A fresh source (it connects on first use)."""
-        return self.plan.source.spec.factory(self.plan.source_options,
-                                             SourceContext(config_dir=self.ctx.config_dir))
+        source: Source = self.plan.source.spec.factory(
+            self.plan.source_options, SourceContext(config_dir=self.ctx.config_dir))
+        log.info("export %s: new %s source connection to %s", self.plan.name,
+                 self.plan.source.spec.name, source.display_name(), extra=self.log_extra)
+        return source
 
     def fetch_rows(self, query: Query) -> list[dict[str, Any]]:
         """One of the runner's small statements (probes, key statistics), on a source kept
@@ -132,6 +140,9 @@ class ExportRun:
             self._destination = plan.destination.spec.factory(plan.config.destination.options,
                                                               context)
             self.result.destination = self._destination.location()
+            log.debug("export %s: destination %s at %s", plan.name,
+                      plan.destination.spec.name, self.result.destination,
+                      extra=self.log_extra)
         return self._destination
 
     def target_destination(self) -> Destination:
@@ -201,7 +212,8 @@ class ExportRun:
         delay = self.retry.delay(attempt)
         message = redact(str(exc))
         log.warning("export %s: %s: %s; retry %d/%d in %.1fs on a fresh connection",
-                    self.plan.name, label, message, attempt, self.retry.max_retries, delay)
+                    self.plan.name, label, message, attempt, self.retry.max_retries, delay,
+                    extra=self.log_extra)
         with self.lock:
             self.result.retries += 1
         self.journal("retry", unit=label, attempt=attempt, delay_s=round(delay, 3),

@@ -20,6 +20,7 @@ import pyarrow as pa
 from rivet_core.backends import CommittedFile, Destination, Format, FormatWriter, WriteTarget
 from rivet_core.runner import crash
 from rivet_core.runner.results import FileResult
+from rivet_core.runner.signals import uninterrupted
 from rivet_core.runner.sink import HashingSink, open_sink
 
 log = logging.getLogger("rivet.runner")
@@ -104,9 +105,12 @@ class FileRoller:
         fails stays held, so :meth:`abort` discards it."""
         while self._held:
             target, sink, _, rows = self._held[0]
-            committed = target.commit()
-            self._held.pop(0)
-            self._committed(committed, sink, rows)
+            # A stop signal may not fall between a commit and its record: the file would
+            # be visible and in no manifest.
+            with uninterrupted():
+                committed = target.commit()
+                self._held.pop(0)
+                self._committed(committed, sink, rows)
 
     def _committed(self, committed: CommittedFile, sink: HashingSink, rows: int) -> None:
         crash.point("after_file_commit")

@@ -1,20 +1,26 @@
-"""The order around every mode: lock, journal, run, status, manifest, run metric, unlock.
+"""The order around every mode: lock, journal, probe, run, status, manifest, metric, unlock.
 
 For one export (:func:`run_export`): the mode may adopt an interrupted run's id (a resume);
 the export's lock is taken (a concurrent run of the same export is refused); runs of this
-export whose process died are recorded as failed; the mode runs, recording in the state
-store what each step commits (:mod:`rivet_core.runner.modes`); then, whatever happened, the
-destination's run manifest and ``_SUCCESS`` are written after the last commit
+export whose process died are recorded as failed; the destination is probed before the
+source is opened, so a wrong bucket or a missing permission fails the run before a row is
+read (:func:`rivet_core.runner.preflight.probe_destination`); the mode runs, recording in
+the state store what each step commits (:mod:`rivet_core.runner.modes`); then, whatever
+happened, the destination's run manifest and ``_SUCCESS`` are written after the last commit
 (:mod:`rivet_core.runner.manifest`), the run metric is recorded last, and the lock is
-released. A failure is the run's status and error, never an exception out of here, except
-an interrupt (SIGINT/SIGTERM), which is recorded and re-raised for the CLI to exit 130.
+released. A failure is the run's status and error, never an exception out of here: an
+interrupt (SIGINT/SIGTERM) is recorded as the run's failure and sets the stop event, and the
+CLI exits 130.
+
+:func:`run_exports` runs the planned exports one after another, or, with
+``parallel_exports`` above 1, in a bounded pool of threads (:mod:`rivet_core.runner.pool`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rivet_core.backends import SupportsListing
 from rivet_core.errors import DestinationError, RivetError, TrustError
@@ -22,19 +28,27 @@ from rivet_core.plan import ExportPlan
 from rivet_core.redact import redact
 from rivet_core.runner import verify
 from rivet_core.runner.export import ExportRun
-from rivet_core.runner.manifest import COMPLETE, success_name
+from rivet_core.runner.manifest import COMPLETE, manifest_dir, success_name
 from rivet_core.runner.modes import MODES
-from rivet_core.runner.progress import PeakMemory, Progress
+from rivet_core.runner.pool import ExportPool
+from rivet_core.runner.preflight import probe_destination, progress_estimate
+from rivet_core.runner.progress import PeakMemory, Progress, ProgressBoard
 from rivet_core.runner.results import ExportResult, RunContext
 from rivet_core.state.store import RunRecord, iso, utc_now
 
 log = logging.getLogger("rivet.runner")
 
 
-def run_exports(plans: Iterable[ExportPlan], ctx: RunContext) -> list[ExportResult]:
-    """Run every planned export in order. A failed export does not stop the others; its
-    failure is in its result. A signal (``ctx.stop``) ends the interrupted export as failed
-    and runs no further one."""
+def run_exports(plans: Iterable[ExportPlan], ctx: RunContext, *,
+                parallel_exports: int = 1) -> list[ExportResult]:
+    """Run every planned export, started in config order: one after another, or up to
+    ``parallel_exports`` at once, each whole on a thread of its own. A failed export does
+    not stop the others; its failure is in its result. A signal (``ctx.stop``) ends every
+    running export as failed and starts no further one. The results are those of the
+    exports started, in config order."""
+    plans = list(plans)
+    if parallel_exports > 1 and len(plans) > 1:
+        return ExportPool(plans, ctx, workers=parallel_exports, run_one=run_export).run()
     results = []
     for plan in plans:
         if ctx.stop.is_set():
@@ -43,9 +57,14 @@ def run_exports(plans: Iterable[ExportPlan], ctx: RunContext) -> list[ExportResu
     return results
 
 
-def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
+def run_export(plan: ExportPlan, ctx: RunContext, *, board: ProgressBoard | None = None,
+               started: Callable[[ExportResult], None] | None = None) -> ExportResult:
+    """Run one export (see the module). ``board``: the progress block of the exports
+    running at once; ``started`` sees the result as soon as the run has an id."""
     run = ExportRun(plan, ctx)
     result, mode = run.result, MODES[plan.config.mode]
+    if started is not None:
+        started(result)
     try:
         mode.adopt_run(run)
         with run.state.transaction() as tx:
@@ -57,7 +76,8 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
             result, f"export {plan.name!r} is already running (run {holder.run_id}, pid "
                     f"{holder.pid} on {holder.host}, since {holder.acquired_at})",
             "wait for it to finish; concurrent runs of one export are refused")
-    progress = run.progress = Progress(plan.name, enabled=ctx.progress)
+    progress = run.progress = Progress(plan.name, enabled=ctx.progress,
+                                       chunks=lambda: run.result.chunks, board=board)
     try:
         with PeakMemory() as memory:
             try:
@@ -65,7 +85,16 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
                 run.journal("run_started", mode=plan.config.mode, resume=result.resumed,
                             destination=plan.destination.spec.name,
                             format=plan.format.spec.name)
+                if ctx.sealed is not None:
+                    run.journal("plan_applied", digest=ctx.sealed.digest,
+                                created_at=iso(ctx.sealed.created_at),
+                                overridden=list(ctx.sealed.overridden))
+                _stop_point(ctx)
+                _probe_destination(run)
+                if progress.enabled:
+                    progress.estimated_rows = progress_estimate(run)
                 mode.run(run)
+                _stop_point(ctx)
                 run.checks.decide()
                 _finish_status(run)
                 verify.destination_holds_the_run(run)
@@ -73,6 +102,7 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
                     verify.reconcile(run)
                 if ctx.validate:
                     verify.reread(run)
+                _stop_point(ctx)
             except RivetError as exc:
                 _failed(result, exc)
                 result.untrusted = isinstance(exc, TrustError)
@@ -103,6 +133,38 @@ def run_export(plan: ExportPlan, ctx: RunContext) -> ExportResult:
             _validate_after_manifest(run)
         _close_record(run)
     return result
+
+
+def _stop_point(ctx: RunContext) -> None:
+    """A stop signal raises ``KeyboardInterrupt`` in the main thread only; an export running
+    on another thread (``--parallel-exports``) meets the stop event between batches, and here,
+    after the steps that do not check it: a run the invocation is stopping is never
+    certified."""
+    if ctx.stop.is_set():
+        raise KeyboardInterrupt
+
+
+def _probe_destination(run: ExportRun) -> None:
+    """Probe the destination before the source is opened; a transient failure is retried
+    as a read would be. The failure names the destination's own error."""
+    attempt = 0
+    while True:
+        try:
+            run.result.warnings.extend(probe_destination(
+                run.destination(), export=run.plan.name, run_id=run.result.run_id))
+            return
+        except DestinationError as exc:
+            if run.retry.should_retry(exc, attempt):
+                attempt += 1
+                run.note_retry(exc, attempt, "destination probe")
+                continue
+            raise type(exc)(
+                f"the destination failed the check before the run (nothing was read): "
+                f"{exc.message}",
+                hint=exc.hint or f"before reading, Rivet writes, reads back and deletes a "
+                                 f"small object in {manifest_dir(run.plan.name)} and lists "
+                                 "it: check the location and that the credentials may "
+                                 "write, delete and list there") from exc
 
 
 def _failed(result: ExportResult, exc: RivetError) -> None:

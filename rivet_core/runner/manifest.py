@@ -170,7 +170,12 @@ class RunManifest:
                 hint=exc.hint or "Rivet needs delete permission on the destination so a "
                                  "stale marker never vouches for an incomplete run",
             ) from exc
+        log.debug("export %s: previous %s retired before the first commit", self.plan.name,
+                  success_name(self.plan.name), extra=self._log_extra())
         self.touched = True
+
+    def _log_extra(self) -> dict[str, str]:
+        return {"export": self.plan.name, "run_id": self.result.run_id}
 
     def write(self, build_destination: Callable[[], Destination],
               schema: pa.Schema | None) -> None:
@@ -195,6 +200,10 @@ class RunManifest:
             if result.status in COMPLETE:
                 destination.write_small(success_name(self.plan.name),
                                         success_marker(result.run_id, manifest))
+            log.info("export %s: run manifest written (status %s, %d file(s))%s at %s",
+                     self.plan.name, result.status, len(result.files),
+                     " with _SUCCESS" if result.status in COMPLETE else ", no _SUCCESS",
+                     destination.location(), extra=self._log_extra())
         except Exception as exc:
             self._failed_to_write(exc)
         finally:
@@ -204,7 +213,7 @@ class RunManifest:
         result = self.result
         message = exc.message if isinstance(exc, DestinationError) else f"{exc}"
         log.error("export %s: writing the run manifest failed: %s", self.plan.name,
-                  redact(message))
+                  redact(message), extra=self._log_extra())
         if result.status in COMPLETE:
             result.status = "failed"
             result.error = redact(f"files committed, but the run manifest could not be "

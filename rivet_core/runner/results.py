@@ -8,11 +8,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from rivet_core.state.store import StateStore, iso, utc_now
+
+if TYPE_CHECKING:
+    from rivet_core.sealed import SealedExport, SealedPlan
 
 
 @attrs.frozen(kw_only=True)
@@ -120,3 +123,10 @@ class RunContext:
     stop: threading.Event = attrs.field(factory=threading.Event)
     """Set when the invocation must stop (SIGTERM/SIGINT): every thread that writes checks
     it between batches, aborts its open file and stops."""
+    sealed: SealedPlan | None = None
+    """``rivet apply``: the sealed plan being run. Its modes take their chunk boundaries,
+    starting cursor and window start from it instead of deciding them now."""
+
+    def sealed_export(self, name: str) -> SealedExport | None:
+        """What the applied plan sealed for export ``name`` (None outside ``rivet apply``)."""
+        return self.sealed.export(name) if self.sealed is not None else None

@@ -28,6 +28,32 @@ log = logging.getLogger("rivet.runner")
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+class _Steps:
+    """The main thread's open :func:`uninterrupted` blocks, and a stop they delayed."""
+
+    depth = 0
+    delayed = False
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """One step of the commit order that must not be split (a file's commit and its
+    record): a stop signal landing inside sets the stop event at once, but its
+    ``KeyboardInterrupt`` is raised only when the block ends. Other threads are never
+    interrupted by a signal, so there this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Steps.depth += 1
+    try:
+        yield
+    finally:
+        _Steps.depth -= 1
+        if _Steps.depth == 0 and _Steps.delayed:
+            _Steps.delayed = False
+            raise KeyboardInterrupt
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
     """Within the block, SIGTERM/SIGINT set the yielded event, which every thread that
@@ -47,6 +73,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
         stop.set()
         log.warning("%s received: aborting the open files and stopping",
                     signal.Signals(signum).name)
+        if _Steps.depth:
+            _Steps.delayed = True  # raised when the commit step ends
+            return
         raise KeyboardInterrupt
 
     def unraisable(info: sys.UnraisableHookArgs) -> None:

@@ -19,6 +19,7 @@ retry may do about files the failed attempt already committed is the unit's choi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from rivet_core.runner.export import ExportRun
+
+log = logging.getLogger("rivet.runner")
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +98,9 @@ def write_unit(run: ExportRun, unit: Unit, sources: SourceHolder) -> tuple[int, 
             kept = 0 if unit.retract else sum(f.rows for f in tried.committed)
             run.count(-(tried.rows - kept))
             retry = run.retry.should_retry(exc, attempt)
+            log.debug("export %s: %s failed after %d row(s), %d file(s) committed: %s",
+                      run.plan.name, unit.query.label, tried.rows, len(tried.committed),
+                      exc.message, extra=run.log_extra)
             if not unit.retract and tried.committed:
                 if retry:
                     exc.hint = (f"{len(tried.committed)} file(s) of this run were already "
@@ -127,15 +133,25 @@ class _Attempt:
         self.committed.append(f)
         if self.unit.record:
             self.run.record_committed_file(f)
+        log.info("export %s: committed %s (%d rows, %d bytes)", self.run.plan.name, f.name,
+                 f.rows, f.bytes, extra=self.run.log_extra)
 
     def write(self, source: Source) -> None:
         run, unit = self.run, self.unit
         detail = unit.query.label if unit.chunk is not None else ""
         options = attrs.evolve(run.options, parallel=unit.parallel)
+        query = unit.query
+        # The statement's shape, never its parameters' values (a cursor, a key range).
+        log.debug("export %s: %s: %s [%d parameter(s), parallel %d, batch_size %d]",
+                  run.plan.name, query.label, " ".join(query.sql.split()), len(query.params),
+                  unit.parallel, options.batch_size, extra=run.log_extra)
         with source.read(unit.query, options) as stream:
             _refuse_duplicate_names(stream.schema.names, unit.query.label)
             schema = run.checks.opened(stream.schema)
             run.stream_opened(stream, schema)
+            log.info("export %s: reading %s: %d column(s) via %s", run.plan.name, query.label,
+                     len(schema), stream.read_path or "the source's reader",
+                     extra=run.log_extra)
             checks = run.checks.attempt()
             roller = run.roller(schema, chunk=unit.chunk, on_commit=self._committed,
                                 hold=unit.decide and run.checks.holds)

@@ -95,9 +95,14 @@ def reconcile(run: ExportRun) -> None:
     rows (see the module)."""
     result = run.result
     statement = run.count_statement
-    if statement is None:
-        return
     exported = sum(f.rows for f in result.files)
+    if statement is None:
+        # An incremental run that found no new row: nothing was read, nothing to count.
+        result.reconcile = {"source_rows": 0, "exported_rows": exported,
+                            "match": exported == 0, "note": "the run read no new row"}
+        run.journal("reconciled", source_rows=0, exported_rows=exported,
+                    match=exported == 0)
+        return
     try:
         rows = run.fetch_rows(statement)
     except RivetError as exc:

@@ -158,9 +158,10 @@ def test_failure_mid_export_leaves_no_visible_file_and_no_manifest_row(
     assert export["status"] == "failed"
     assert "division by zero" in export["error"]
     out_dir = rivet_project.path / "output"
-    # No data file and no temp file; only the failed run's manifest, without _SUCCESS.
+    # No data file and no temp file; nothing was committed, so no manifest either (the
+    # destination is as it was; the state store records the failed run).
     leftover = [p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()]
-    assert leftover == ["orders/_rivet/orders/manifest.json"]
+    assert leftover == []
     db = sqlite3.connect(rivet_project.path / ".rivet_state.db")
     assert db.execute("SELECT count(*) FROM files").fetchone() == (0,)
     assert db.execute("SELECT status, error FROM runs").fetchone()[0] == "failed"

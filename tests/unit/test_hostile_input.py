@@ -283,10 +283,13 @@ def config_commands() -> list[list[str]]:
                 walk(child, [*prefix, name])
             return
         options = {o for a in parser._actions for o in a.option_strings}
-        if "--config" not in options:
-            return
+        if "--config" not in options or prefix == ["init"]:
+            return  # `rivet init -c PATH` writes the config; it never reads one
         required = [a for a in parser._actions if a.required and a.option_strings]
-        argv = list(prefix)
+        # A command's own input besides the config (`rivet apply PLAN`): a file that does
+        # not exist, so only the config can be what the command reports.
+        argv = list(prefix) + [f"missing-{a.dest}.json" for a in parser._actions
+                               if a.required and not a.option_strings]
         for action in required:
             argv += [action.option_strings[0], EXPORT]
         found.append(argv)

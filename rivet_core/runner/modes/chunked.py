@@ -12,6 +12,7 @@ the same invocation.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from rivet_core.backends import SupportsListing
 from rivet_core.dialect import SupportsDayArithmetic, SupportsPrimaryKey
-from rivet_core.errors import RivetError, SourceError, StateError, TransientError
+from rivet_core.errors import RivetError, SourceError, StateError, TransientError, TrustError
 from rivet_core.naming import file_stem
 from rivet_core.redact import redact
 from rivet_core.runner import chunks as chunking
@@ -33,6 +34,8 @@ from rivet_core.state.store import ChunkRun, ChunkTask, iso, utc_now
 if TYPE_CHECKING:
     from rivet_core.config.models import ExportConfig
     from rivet_core.runner.export import ExportRun
+
+log = logging.getLogger("rivet.runner")
 
 
 class Chunked(Mode):
@@ -99,6 +102,10 @@ class Chunked(Mode):
         run.journal("chunks_planned", column=column, total=len(tasks),
                     pending=sum(t.status != "completed" for t in tasks),
                     plan_hash=fingerprint)
+        log.info("export %s: run %s: %d chunk(s) of %s, %d to read, %d worker(s)%s",
+                 run.plan.name, run.result.run_id, len(tasks), column,
+                 sum(t.status != "completed" for t in tasks), config.parallel,
+                 " (resumed)" if run.result.resumed else "", extra=run.log_extra)
         _ChunkPool(run, column, tasks, max_attempts).execute()
 
     def _checkpoint_tasks(self, run: ExportRun, column: str, fingerprint: str
@@ -171,7 +178,21 @@ def _chunk_column(run: ExportRun) -> str:
     return column
 
 
+def planned_chunks(run: ExportRun) -> tuple[str, list[chunking.Chunk]]:
+    """The chunk column and the chunks a run of the export would read if it started now:
+    what ``rivet plan`` seals, by the statements the run itself uses."""
+    try:
+        column = _chunk_column(run)
+        return column, _plan_chunks(run, column)
+    finally:
+        run.release_control_source()
+
+
 def _plan_chunks(run: ExportRun, column: str) -> list[chunking.Chunk]:
+    sealed = run.ctx.sealed_export(run.plan.name)
+    if sealed is not None:
+        # `rivet apply`: the boundaries sealed in the plan, not those of the data now.
+        return sealed.chunks_for(column)
     config, dialect, sql = run.plan.config, run.dialect, run.plan.sql
     (row,) = run.fetch_rows(dialect.key_stats(sql, column))
     stats = chunking.KeyStats(lo=row["lo"], hi=row["hi"], count=int(row["n"]),
@@ -289,8 +310,12 @@ class _ChunkPool:
         if not (self.checkpoint and isinstance(exc, RivetError)):
             self.stop.set()  # without a checkpoint a rerun redoes everything
             return
+        if isinstance(exc, TrustError):
+            self.stop.set()  # a trust failure (drift) is the same for every chunk
         # Other chunks go on: their progress survives for --resume.
         message = redact(str(exc))
+        log.warning("export %s: chunk %d failed: %s", run.plan.name, task.idx, message,
+                    extra=run.log_extra)
         try:
             with run.state.transaction() as tx:
                 tx.fail_chunk(run.result.run_id, task.idx, message)
@@ -319,12 +344,16 @@ class _ChunkPool:
                                   files=len(committed), bytes_=sum(f.bytes for f in committed))
             tx.journal(run.result.run_id, run.plan.name, "chunk_completed", chunk=task.idx,
                        rows=rows, files=[f.name for f in committed])
+        log.info("export %s: chunk %d completed and recorded (%d rows, %d file(s))",
+                 run.plan.name, task.idx, rows, len(committed), extra=run.log_extra)
         with run.lock:
             run.result.files.extend(committed)
         crash.point("after_chunk_complete")
 
     def _raise_first(self) -> None:
         first, summary = self.errors[0], self.summary
+        if isinstance(first, TrustError):
+            raise first  # its own message and hint: --resume would meet it again
         left = self.total - summary["completed"]
         if isinstance(first, RivetError):
             raise type(first)(

@@ -12,6 +12,7 @@ anything is read), includes them every run, or leaves them out.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from rivet_core.config.values import parse_duration
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
     from rivet_core.config.models import ExportConfig
     from rivet_core.runner.export import ExportRun
+
+log = logging.getLogger("rivet.runner")
 
 
 class Incremental(Mode):
@@ -61,6 +64,10 @@ class Incremental(Mode):
         spec = CursorSpec(column=str(config.cursor_column),
                           fallback=config.cursor_fallback_column)
         stored = run.state.cursor(run.plan.name)
+        sealed = run.ctx.sealed_export(run.plan.name)
+        if sealed is not None:
+            # `rivet apply` starts from the sealed cursor, which must still be the stored one.
+            sealed.require_cursor(stored.value if stored else None)
         result.cursor_before = cursors.display(stored.value) if stored else None
         after = cursors.decode(stored.value) if stored else None
         if config.on_null_cursor == "fail":
@@ -68,6 +75,8 @@ class Incremental(Mode):
         lag = parse_duration(config.cursor_lag) if config.cursor_lag is not None else None
         query = run.dialect.incremental(run.plan.sql, spec, after=after, lag_seconds=lag,
                                         include_nulls=config.on_null_cursor == "include")
+        log.info("export %s: run %s: rows after cursor %s", run.plan.name, result.run_id,
+                 result.cursor_before or "(none: every row)", extra=run.log_extra)
         newest: list[Any] = [None]
 
         def track(batch: pa.RecordBatch) -> None:
@@ -89,6 +98,8 @@ class Incremental(Mode):
             run.count_statement = run.dialect.count(query, cursor=spec, until=newest[0])
         if newest[0] is None or (after is not None and newest[0] <= after):
             result.cursor_after = result.cursor_before
+            log.info("export %s: cursor unchanged (no newer row)", run.plan.name,
+                     extra=run.log_extra)
             return
         # Every file of the run is committed: only now may the cursor move past its rows.
         value = cursors.encode(newest[0])
@@ -100,6 +111,8 @@ class Incremental(Mode):
             tx.journal(result.run_id, run.plan.name, "cursor_advanced",
                        before=stored.value if stored else None, after=value)
         result.cursor_after = cursors.display(value)
+        log.info("export %s: cursor committed: %s → %s", run.plan.name,
+                 result.cursor_before or "(none)", result.cursor_after, extra=run.log_extra)
         crash.point("after_cursor_commit")
 
 

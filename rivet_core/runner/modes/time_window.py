@@ -1,12 +1,14 @@
 """``mode = "time_window"``: the rows of the last ``days_window`` days, by a time column.
 
 The window starts at UTC midnight ``days_window`` days before the run started, so two runs
-on one day export the same window whatever their time of day.
+on one day export the same window whatever their time of day. ``rivet apply`` uses the
+window start sealed in its plan instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING
 
 from rivet_core.runner.modes.base import Add, Mode
@@ -16,6 +18,8 @@ from rivet_core.state.store import iso
 if TYPE_CHECKING:
     from rivet_core.config.models import ExportConfig
     from rivet_core.runner.export import ExportRun
+
+log = logging.getLogger("rivet.runner")
 
 
 def window_start(now: dt.datetime, days: int) -> dt.datetime:
@@ -39,11 +43,15 @@ class TimeWindow(Mode):
 
     def run(self, run: ExportRun) -> None:
         config = run.plan.config
-        start = window_start(run.result.started_at, config.days_window or 0)
+        sealed = run.ctx.sealed_export(run.plan.name)
+        start = (sealed.window_start if sealed is not None and sealed.window_start is not None
+                 else window_start(run.result.started_at, config.days_window or 0))
         run.result.window_start = iso(start)
         query = run.dialect.time_window(run.plan.sql, str(config.time_column), start=start,
                                         unix=config.time_column_type == "unix")
         run.count_statement = run.dialect.count(query)
+        log.info("export %s: run %s: rows with %s from %s", run.plan.name, run.result.run_id,
+                 config.time_column, iso(start), extra=run.log_extra)
         sources = SourceHolder(run)
         try:
             write_unit(run, Unit(query=query, decide=True), sources)

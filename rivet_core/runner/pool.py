@@ -1,0 +1,140 @@
+"""Running whole exports at once: the bounded pool behind ``rivet run --parallel-exports N``.
+
+:class:`ExportPool` starts N worker threads; each takes the next planned export in config
+order and runs it whole (:func:`rivet_core.runner.lifecycle.run_export`), then the next one,
+so exports start in config order, at most N at a time, and their results come back in
+config order. An export that fails fails alone: its failure is its result.
+
+The main thread only waits. A stop signal (SIGTERM/SIGINT) reaches it alone, as
+``KeyboardInterrupt``: it sets the invocation's stop event, which every writing thread
+checks between batches, so each running export aborts its open files and is recorded as
+failed ("interrupted"), and no further export starts. The main thread then waits up to
+:data:`STOP_GRACE_S` for them; an export still running after that (a step that does not
+check the event, such as a ``--reconcile`` count on the source) is reported as failed, and
+the next run of that export records its run as abandoned.
+
+What the running exports share is safe to share: the state store serialises its one
+connection under a lock, the secret registry and the crash points have locks of their own,
+``logging`` handlers lock each record, and progress goes through one
+:class:`~rivet_core.runner.progress.ProgressBoard`. Everything else (sources, destination,
+format, file writers, the result) belongs to one export.
+
+Not here: what one export does (:mod:`rivet_core.runner.lifecycle`), how progress is drawn
+(:mod:`rivet_core.runner.progress`), the limits on N (the config loader and the planner's
+``parallel-connections`` rule).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from rivet_core.naming import new_run_id
+from rivet_core.redact import redact
+from rivet_core.runner.progress import ProgressBoard
+from rivet_core.runner.results import ExportResult, RunContext
+from rivet_core.state.store import utc_now
+
+if TYPE_CHECKING:
+    from rivet_core.plan import ExportPlan
+
+log = logging.getLogger("rivet.runner")
+
+STOP_GRACE_S = 30.0
+"""How long, after a stop signal, the exports still running get to abort and record their
+runs before the invocation reports them and ends."""
+
+
+class RunOne(Protocol):
+    """How the pool runs one export: :func:`rivet_core.runner.lifecycle.run_export`."""
+
+    def __call__(self, plan: ExportPlan, ctx: RunContext, *, board: ProgressBoard | None,
+                 started: Callable[[ExportResult], None] | None) -> ExportResult: ...
+
+
+class ExportPool:
+    """``workers`` threads running the ``plans`` whole, in config order of start."""
+
+    def __init__(self, plans: Sequence[ExportPlan], ctx: RunContext, *, workers: int,
+                 run_one: RunOne) -> None:
+        self.plans = list(plans)
+        self.ctx = ctx
+        self.workers = max(1, min(workers, len(self.plans)))
+        self.run_one = run_one
+        self.board = ProgressBoard(enabled=ctx.progress)
+        self._lock = threading.Lock()
+        self._next = 0
+        """The index of the next export to start."""
+        self._results: list[ExportResult | None] = [None] * len(self.plans)
+        """Each started export's result, at its config index (set as soon as its run
+        exists, so an export that does not stop in time can still be reported)."""
+
+    def run(self) -> list[ExportResult]:
+        """Run every export (or, after a stop signal, those already started); their results
+        in config order."""
+        threads = [threading.Thread(target=self._worker, name=f"rivet-export-{i}",
+                                    daemon=True) for i in range(self.workers)]
+        try:
+            try:
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()  # a signal interrupts the wait on the main thread
+            except KeyboardInterrupt:
+                self.ctx.stop.set()
+                self._wait_for_the_stop(threads)
+        finally:
+            self.board.close()
+        return [result for result in self._results if result is not None]
+
+    def _worker(self) -> None:
+        while True:
+            with self._lock:
+                # Taken under the lock with the stop check: no export starts after a stop.
+                if self.ctx.stop.is_set() or self._next == len(self.plans):
+                    return
+                index, self._next = self._next, self._next + 1
+            self._run(index)
+
+    def _run(self, index: int) -> None:
+        plan = self.plans[index]
+
+        def started(result: ExportResult) -> None:
+            self._results[index] = result
+
+        try:
+            self._results[index] = self.run_one(plan, self.ctx, board=self.board,
+                                                started=started)
+        except Exception as exc:
+            # run_export turns every failure into its result; this is a bug in it, and the
+            # other exports go on.
+            log.exception("export %s failed unexpectedly", plan.name)
+            result = self._results[index] or ExportResult(
+                export=plan.name, run_id=new_run_id(utc_now()), mode=plan.config.mode)
+            result.status = "failed"
+            result.error = redact(f"{type(exc).__name__}: {exc}")
+            result.hint = "this is a bug in Rivet or a plugin; please report it"
+            result.finished_at = result.finished_at or utc_now()
+            self._results[index] = result
+
+    def _wait_for_the_stop(self, threads: list[threading.Thread]) -> None:
+        """After a stop signal: give the running exports :data:`STOP_GRACE_S` to abort their
+        files and record their runs; report those that did not as failed."""
+        deadline = time.monotonic() + STOP_GRACE_S
+        for thread in threads:
+            if thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        for result in self._results:
+            if result is not None and result.finished_at is None:
+                log.error("export %s had not stopped %.0f s after the signal; leaving it",
+                          result.export, STOP_GRACE_S)
+                result.status = "failed"
+                result.error = (f"interrupted by a signal; the export had not stopped "
+                                f"{STOP_GRACE_S:.0f} s later, so its run was left unfinished")
+                result.hint = ("the next run of this export records the run as abandoned; "
+                               "`rivet validate` shows whether its destination holds a "
+                               "file it did not record")
+                result.finished_at = utc_now()
