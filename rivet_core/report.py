@@ -20,17 +20,15 @@ which are the CLI's.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rivet_core import __version__
+from rivet_core.atomic import write_atomic
 from rivet_core.config.values import format_bytes
 from rivet_core.redact import redact
 from rivet_core.state.store import iso
@@ -375,24 +373,6 @@ def _encode_json(document: Mapping[str, Any]) -> bytes:
     return (json.dumps(redacted(document), indent=2) + "\n").encode("ascii")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step. The temporary file is created like any
-    new file (mode 0o666 less the umask), beside the target so the rename stays within one
-    file system."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
 def report_dir(config_dir: Path, run_id: str) -> Path:
     """``<config_dir>/.rivet/runs/<run_id>``; ``ValueError`` for a run id that is not one
     plain path segment."""
@@ -419,7 +399,7 @@ def write_reports(config_dir: Path, document: Mapping[str, Any]) -> list[Path]:
         for name, data in (("summary.json", _encode_json(report)),
                            ("summary.md",
                             render_markdown(report).encode("utf-8", "backslashreplace"))):
-            _write_atomic(directory / name, data)
+            write_atomic(directory / name, data)
             paths.append(directory / name)
     return paths
 
@@ -429,4 +409,4 @@ def write_summary_output(path: Path, document: Mapping[str, Any]) -> None:
     directory must exist. ``-`` is refused: stdout is the caller's to choose."""
     if str(path) == "-":
         raise ValueError("write_summary_output writes files; the caller prints '-' itself")
-    _write_atomic(Path(path), _encode_json(document))
+    write_atomic(Path(path), _encode_json(document))

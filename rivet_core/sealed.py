@@ -27,15 +27,14 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import re
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from rivet_core.atomic import write_atomic
 from rivet_core.errors import PlanRejected
 from rivet_core.report import redacted
 from rivet_core.runner import cursor as cursors
@@ -229,19 +228,8 @@ def _bound_json(value: Any) -> Any:
 def write_plan(path: Path, plan: SealedPlan) -> None:
     """Write the artifact at ``path`` in one step (a temporary file beside it, fsynced, then
     renamed): a reader sees the old file or the whole new one."""
-    data = (json.dumps(plan.document(), indent=2, ensure_ascii=True) + "\n").encode("ascii")
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_atomic(path, (json.dumps(plan.document(), indent=2, ensure_ascii=True)
+                        + "\n").encode("ascii"))
 
 
 # ----------------------------------------------------------------------------- reading

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from rivet_core.atomic import write_atomic
 from rivet_core.cli.common import Console, add_config_arguments, plan_for
 from rivet_core.errors import ExitCode, PlanRejected, UsageError
 from rivet_core.plan import ExportPlan
@@ -223,10 +223,7 @@ def _context(config_dir: Path, args: argparse.Namespace) -> Iterator[RunContext]
 
 def _write_atomically(path: Path, document: dict[str, Any]) -> None:
     """``path`` holds the old report or the new one, never a part of one."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temp.write_text(redact(json.dumps(document, indent=2)) + "\n")
-        os.replace(temp, path)
+        write_atomic(path, (redact(json.dumps(document, indent=2)) + "\n").encode())
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise UsageError(f"cannot write --output {path}: {exc.strerror or exc}") from None

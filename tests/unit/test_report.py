@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rivet_core import report
+from rivet_core import atomic
 from rivet_core.redact import forget_secrets, register_secret
 from rivet_core.report import (
     MAX_FILES_LISTED,
@@ -266,7 +266,7 @@ def test_a_failed_write_keeps_the_previous_report_and_no_temporary(tmp_path: Pat
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report.os, "fsync", disk_full)
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         write_reports(tmp_path, document(export_entry(rows=2)))
     assert path.read_bytes() == before
