@@ -192,17 +192,29 @@ def _remove_created(path: Path, existing: Path) -> None:
 
 
 def _free_space(subject: str, path: Path) -> Check:
-    anchor = _existing_ancestor(path)
-    if anchor is None:
+    measured = _measure_free(path)
+    if measured is None:
         return Check(subject=subject, name="free space", status=Status.WARN,
                      detail=f"{path} has no existing parent")
-    free = shutil.disk_usage(anchor).free
+    anchor, free = measured
     text = f"{_gib(free)} free on the file system of {anchor}"
     if free < LOW_SPACE:
         return Check(subject=subject, name="free space", status=Status.WARN, detail=text,
                      hint=f"less than {_gib(LOW_SPACE)}: a run needs room for its files "
                           "(and a temp file of the one being written)")
     return Check(subject=subject, name="free space", status=Status.OK, detail=text)
+
+
+def _measure_free(path: Path) -> tuple[Path, int] | None:
+    """The nearest existing ancestor of ``path`` (or itself) and the free bytes there. Found
+    and measured in one step: another run's probe (exports run at once share parent
+    directories) may remove an empty directory between a look and a measure."""
+    for candidate in (path, *path.parents):
+        try:
+            return candidate, shutil.disk_usage(candidate).free
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return None
 
 
 def _gib(size: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import attrs
 
@@ -57,7 +58,7 @@ def show_journal(args: argparse.Namespace, console: Console) -> int:
         if e.run_id != current:
             current = e.run_id
             console.print(f"{e.export_name}  run {e.run_id}")
-        details = "  ".join(f"{k}={v}" for k, v in e.data.items() if v is not None)
+        details = "  ".join(f"{k}={_shown(v)}" for k, v in e.data.items() if v is not None)
         console.print(f"  {e.at}  {e.event:<18} {details}")
     if not events:
         console.print("no journal events")
@@ -83,3 +84,10 @@ def show_metrics(args: argparse.Namespace, console: Console) -> int:
         if r.error:
             console.print(f"    error: {r.error}")
     return ExitCode.OK
+
+
+def _shown(value: object) -> str:
+    """A journal value as text: scalars as they are, lists and tables as compact JSON."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)

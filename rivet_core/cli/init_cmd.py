@@ -159,17 +159,20 @@ def _target(args: argparse.Namespace) -> Target:
     if args.gcs_credentials_file and not args.gcs_bucket:
         raise UsageError("--gcs-credentials-file applies to --gcs-bucket")
     if args.s3_bucket:
-        keys: dict[str, Any] = {"bucket": args.s3_bucket, "prefix": "{export}"}
+        keys: dict[str, Any] = {"bucket": args.s3_bucket, "prefix": "{export}/{run_id}"}
         if args.s3_region:
             keys["region"] = args.s3_region
         return Target(type="s3", keys=keys)
     if args.gcs_bucket:
-        keys = {"bucket": args.gcs_bucket, "prefix": "{export}"}
+        keys = {"bucket": args.gcs_bucket, "prefix": "{export}/{run_id}"}
         if args.gcs_credentials_file:
             keys["credentials_file"] = args.gcs_credentials_file
         return Target(type="gcs", keys=keys)
     directory = (args.path or "./output").rstrip("/") or "/"
-    return Target(type="local", keys={"path": f"{directory.rstrip('/')}/{{export}}"})
+    # A directory per run: a full snapshot's files never sit beside an earlier run's, which
+    # a reader of the prefix would read too (`rivet validate` reports that).
+    return Target(type="local",
+                  keys={"path": f"{directory.rstrip('/')}/{{export}}/{{run_id}}"})
 
 
 def _source_keys(spec: SourceSpec, args: argparse.Namespace) -> tuple[dict[str, Any],

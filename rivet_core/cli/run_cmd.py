@@ -268,6 +268,10 @@ def print_aggregate(console: Console, aggregate: dict[str, Any]) -> None:
 _MARK = {"success": "✓", "failed": "✗", "skipped": "•"}
 
 
+def _rows(count: int) -> str:
+    return f"{count:,} row" + ("" if count == 1 else "s")
+
+
 def trust_lines(r: ExportResult) -> list[str]:
     """The summary lines of the trust checks: quality, schema, reconcile, validation."""
     lines = []
@@ -303,15 +307,16 @@ def print_summary(console: Console, results: list[ExportResult]) -> None:
         # Unknown when the run never started (the export was locked by another run).
         memory = f"  peak RSS {r.peak_rss_mb} MiB" if r.peak_rss_mb is not None else ""
         console.say(
-            f"{_MARK.get(r.status, '?')} {r.export}  {r.status}  {r.rows:,} rows  {files}  "
+            f"{_MARK.get(r.status, '?')} {r.export}  {r.status}  {_rows(r.rows)}  {files}  "
             f"{format_bytes(r.bytes)}  {seconds:.1f}s  {rate}{memory}"
         )
         console.say(f"    run {r.run_id} → {r.destination}")
         for f in r.files:
-            console.say(f"    {f.name}  {f.rows:,} rows  {format_bytes(f.bytes)}  "
+            console.say(f"    {f.name}  {_rows(f.rows)}  {format_bytes(f.bytes)}  "
                         f"sha256:{f.sha256[:16]}…")
         if r.cursor_before or r.cursor_after:
-            console.say(f"    cursor {r.cursor_before or '(none)'} → {r.cursor_after or '(none)'}")
+            after = r.cursor_after or ("(unchanged)" if r.status == "failed" else "(none)")
+            console.say(f"    cursor {r.cursor_before or '(none)'} → {after}")
         if r.window_start:
             console.say(f"    window from {r.window_start}")
         if r.chunks:

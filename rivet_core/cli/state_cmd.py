@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import attrs
 from rivet_core.cli.common import Console, positive_int
 from rivet_core.config.loader import load_export_names
 from rivet_core.config.values import format_bytes
-from rivet_core.errors import ExitCode, UsageError
+from rivet_core.errors import ExitCode, StateError, UsageError
 from rivet_core.runner import cursor as cursors
 from rivet_core.state import StateStore, open_store
 
@@ -33,6 +34,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
             p.add_argument("-e", "--export", metavar="NAME", help="only this export")
         p.add_argument("--json", action="store_true", help="print as JSON")
         p.set_defaults(handler=handler)
+        if name == "unlock":
+            p.add_argument("--force", action="store_true",
+                           help="remove a lock held on another host (Rivet cannot see whether "
+                                "that process still runs: make sure it does not)")
         if name == "files":
             p.add_argument("-l", "--last", type=positive_int, default=50, metavar="N",
                            help="newest N files (default 50)")
@@ -45,6 +50,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
            export="required")
     action("reset-chunks", "discard an export's chunk checkpoints (the next run starts over)",
            reset_chunks, export="required")
+    action("unlock", "remove the lock a dead run left (a process on this host that is gone, or "
+           "with --force one on another host)", unlock, export="required")
 
 
 def export_names(config_path: str) -> tuple[Path, list[str]]:
@@ -190,3 +197,40 @@ def reset_chunks(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(f"{args.export}: removed {removed} chunk run(s)")
     return ExitCode.OK
+
+
+def unlock(args: argparse.Namespace, console: Console) -> int:
+    """Remove an export's lock whose run is gone. A lock of a dead process on this host is
+    taken over by the next run anyway; one taken on another host (a container, another
+    machine) can only be judged by the operator, hence ``--force``."""
+    store, _ = _open(args, inspect=False)
+    try:
+        with store.transaction() as tx:
+            holder = tx.live_lock(args.export)
+            if holder is not None and not (args.force and holder.host != socket.gethostname()):
+                elsewhere = holder.host != socket.gethostname()
+                raise StateError(
+                    f"export {args.export!r} is locked by run {holder.run_id} (pid "
+                    f"{holder.pid} on {holder.host}, since {holder.acquired_at})"
+                    + ("" if elsewhere else ", and that process is still running"),
+                    hint=("if that process is gone (a stopped container, another machine), "
+                          f"remove the lock with `rivet state unlock -e {args.export} "
+                          "--force`") if elsewhere else
+                    "stop that run first (SIGTERM lets it abort its open files)")
+            lock = store.lock(args.export)
+            if lock is not None:
+                tx.release_lock(args.export, lock.run_id)
+                tx.journal(lock.run_id, args.export, "lock_removed", pid=lock.pid,
+                           host=lock.host, forced=bool(args.force))
+    finally:
+        store.close()
+    if args.json:
+        console.json({"export": args.export, "removed": lock is not None,
+                      "run_id": lock.run_id if lock else None})
+    elif lock is None:
+        console.print(f"{args.export}: not locked")
+    else:
+        console.print(f"{args.export}: removed the lock of run {lock.run_id} (pid {lock.pid} "
+                      f"on {lock.host})")
+    return ExitCode.OK
+

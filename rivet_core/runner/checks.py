@@ -169,9 +169,11 @@ class RunChecks:
             raise TrustError(
                 f"{len(failed)} quality gate(s) failed: " + "; ".join(o.message
                                                                        for o in failed),
-                hint="nothing of this run was certified" + (
-                    "; its files were discarded before any became visible" if self.holds
-                    else ""))
+                hint=("nothing of this run was certified" + (
+                    " (its files were discarded before any became visible)" if self.holds
+                    else "") + "; fix the data at the source, or relax the gate in "
+                    "[exports.quality] (severity = \"warn\" reports without failing), then "
+                    "run again"))
 
     def previous_widths(self) -> dict[str, int]:
         stored = self.run.state.export_schema(self.run.plan.name)

@@ -75,29 +75,39 @@ class ExportPool:
     def run(self) -> list[ExportResult]:
         """Run every export (or, after a stop signal, those already started); their results
         in config order."""
-        threads = [threading.Thread(target=self._worker, name=f"rivet-export-{i}",
-                                    daemon=True) for i in range(self.workers)]
+        # Each worker sets its event as it ends. The main thread waits on those, not with
+        # Thread.join: a KeyboardInterrupt landing in join() marks the joined thread as
+        # stopped while it still runs (CPython 3.11, the bpo-45274 fix), and a later join
+        # would then return at once.
+        ended = [threading.Event() for _ in range(self.workers)]
+        threads = [threading.Thread(target=self._worker, args=(done,),
+                                    name=f"rivet-export-{i}", daemon=True)
+                   for i, done in enumerate(ended)]
         try:
             try:
                 for thread in threads:
                     thread.start()
-                for thread in threads:
-                    thread.join()  # a signal interrupts the wait on the main thread
+                for done in ended:
+                    done.wait()  # a signal interrupts the wait on the main thread
             except KeyboardInterrupt:
                 self.ctx.stop.set()
-                self._wait_for_the_stop(threads)
+                self._wait_for_the_stop(threads, ended)
         finally:
             self.board.close()
         return [result for result in self._results if result is not None]
 
-    def _worker(self) -> None:
-        while True:
-            with self._lock:
-                # Taken under the lock with the stop check: no export starts after a stop.
-                if self.ctx.stop.is_set() or self._next == len(self.plans):
-                    return
-                index, self._next = self._next, self._next + 1
-            self._run(index)
+    def _worker(self, ended: threading.Event) -> None:
+        try:
+            while True:
+                with self._lock:
+                    # Taken under the lock with the stop check: no export starts after a
+                    # stop.
+                    if self.ctx.stop.is_set() or self._next == len(self.plans):
+                        return
+                    index, self._next = self._next, self._next + 1
+                self._run(index)
+        finally:
+            ended.set()
 
     def _run(self, index: int) -> None:
         plan = self.plans[index]
@@ -120,13 +130,16 @@ class ExportPool:
             result.finished_at = result.finished_at or utc_now()
             self._results[index] = result
 
-    def _wait_for_the_stop(self, threads: list[threading.Thread]) -> None:
+    def _wait_for_the_stop(self, threads: list[threading.Thread],
+                           ended: list[threading.Event]) -> None:
         """After a stop signal: give the running exports :data:`STOP_GRACE_S` to abort their
         files and record their runs; report those that did not as failed."""
         deadline = time.monotonic() + STOP_GRACE_S
-        for thread in threads:
+        for thread, done in zip(threads, ended, strict=True):
+            # A thread without an id has not reached its first claim, and the stop event,
+            # set before this check, keeps it from making one.
             if thread.ident is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
+                done.wait(max(0.0, deadline - time.monotonic()))
         for result in self._results:
             if result is not None and result.finished_at is None:
                 log.error("export %s had not stopped %.0f s after the signal; leaving it",

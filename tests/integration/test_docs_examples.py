@@ -40,6 +40,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "operating"
+EXAMPLE_FILES = ["setup.sql", "rivet.toml", "nightly.sh"]
+"""The project, without what running it in place leaves there (output, state, reports)."""
 PAGES = ["docs/cli.md", "docs/operating.md"]
 DOCUMENTED_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL = os.environ.get("RIVET_TEST_PG_URL", DOCUMENTED_URL)
@@ -125,15 +127,17 @@ def output_matches(shown: tuple[str, ...], output: list[str]) -> bool:
     failed: set[tuple[int, int]] = set()
 
     def match(i: int, j: int) -> bool:
+        """Whether output lines ``i:`` are what shown lines ``j:`` show."""
         if (i, j) in failed:
             return False
+        pattern = items[j] if j < len(items) else None
         if j == len(items):
             ok = i == len(output)
-        elif items[j] is None:
+        elif pattern is None:
             ok = any(match(k, j + 1) for k in range(i, len(output) + 1))
         else:
-            ok = i < len(output) and items[j].fullmatch(output[i]) is not None \
-                and match(i + 1, j + 1)
+            ok = (i < len(output) and pattern.fullmatch(output[i]) is not None
+                  and match(i + 1, j + 1))
         if not ok:
             failed.add((i, j))
         return ok
@@ -155,6 +159,16 @@ def test_the_block_format_rules():
     assert not output_matches((), ["unexpected"])
     assert output_matches(("<size> in <duration>, sha256:<sha256>",),
                           ["1,234.5 KiB in 812 ms, sha256:0259609bd274712b…"])
+
+
+def test_the_files_operating_md_quotes_are_the_example_files():
+    """A block of docs/operating.md that starts with ``# excerpt: FILE`` is the end of FILE."""
+    text = (ROOT / "docs" / "operating.md").read_text()
+    quoted = re.findall(r"```\w*\n# excerpt: (\S+)\n(.*?)```", text, re.S)
+    assert sorted(path for path, _ in quoted) == [
+        "examples/operating/nightly.sh", "examples/operating/rivet.toml"]
+    for path, block in quoted:
+        assert (ROOT / path).read_text().endswith(block), f"docs/operating.md misquotes {path}"
 
 
 @pytest.fixture
@@ -199,8 +213,9 @@ def test_every_example_of_the_page_runs_as_shown(page: str, docs_database: None,
     steps = page_steps(page, (ROOT / page).read_text())
     assert steps, f"{page} has no example"
     project = tmp_path / "operating"
-    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(
-        "output", ".rivet", ".rivet_state.db*", "*.plan"))
+    project.mkdir()
+    for name in EXAMPLE_FILES:
+        shutil.copy(EXAMPLE / name, project / name)
     env = _environment()
     subprocess.run(["psql", PG_URL, "-q", "-v", "ON_ERROR_STOP=1", "-f", "setup.sql"],
                    cwd=project, env=env, check=True, capture_output=True)

@@ -141,13 +141,18 @@ def test_scaffold_passes_check_and_runs_without_an_edit(rivet_project, live):
 
     rivet_project.run("check").assert_success()
     rivet_project.run("run").assert_success()
-    files = {path.parent.name: path for path in rivet_project.files("output")}
+    # output/<export>/<run_id>/…: a directory per run, so a snapshot never sits beside an
+    # earlier one.
+    files = {path.parent.parent.name: path for path in rivet_project.files("output")}
     assert set(files) == {"small_t", "big_t", "events", "shapes"}
-    chunks = [p for p in rivet_project.files("output") if p.parent.name == "big_t"]
+    chunks = [p for p in rivet_project.files("output") if p.parent.parent.name == "big_t"]
     assert len(chunks) == 3 and sum(pq.read_metadata(p).num_rows for p in chunks) == 3000
     shapes = pq.read_table(files["shapes"]).to_pydict()
     assert shapes[flagged][0] in ("(1,2)", 1.5)
     assert pq.read_metadata(files["events"]).num_rows == 2000
+    # The next night: every export validates (no snapshot beside an earlier one).
+    rivet_project.run("run").assert_success()
+    rivet_project.run("validate").assert_success()
 
 
 def test_discover_prints_the_findings_as_json_and_writes_nothing(rivet_project, pg_init,
@@ -192,7 +197,7 @@ def test_stdout_scaffold_for_a_bucket_passes_check(rivet_project, pg_init, monke
     assert "next: save it as rivet.toml" in outcome.err and PASSWORD not in outcome.out
     (export,) = tomllib.loads(outcome.out)["exports"]
     assert export["destination"] == {"type": "s3", "bucket": "acme-exports",
-                                     "prefix": "{export}", "region": "eu-west-1"}
+                                     "prefix": "{export}/{run_id}", "region": "eu-west-1"}
     rivet_project.write_config(outcome.out)
     rivet_project.run("check").assert_success()
 

@@ -180,3 +180,39 @@ def test_a_corrupt_state_file_is_refused_until_init_state(rivet_project, databas
         assert "--init-state" in outcome.err and ".rivet_state.db" in outcome.err
     rivet_project.run("run", "--init-state").assert_success()
     assert list(rivet_project.path.glob(".rivet_state.db.corrupt-*"))
+
+
+def test_a_lock_left_on_another_host_is_removed_only_with_force(rivet_project, pg_url):
+    """A run killed in a container whose host name is gone leaves a lock Rivet cannot judge:
+    runs and `state reset` refuse it, `state unlock --force` removes it, and runs resume."""
+    rivet_project.write_config(f"""
+[source]
+type = "postgres"
+url = "{pg_url}"
+
+[[exports]]
+name = "t"
+query = "SELECT 1 AS x"
+format = "csv"
+[exports.destination]
+type = "local"
+path = "./out"
+""")
+    rivet_project.run("run").assert_success()
+    db = sqlite3.connect(rivet_project.path / ".rivet_state.db")
+    with db:
+        db.execute("INSERT INTO locks VALUES ('t', '20260101T000000Z-dead00', 4242, "
+                   "'pod-7f9c', '2026-01-01T00:00:00Z')")
+    db.close()
+    refused = rivet_project.run("run", "--json").assert_failed(ExitCode.RUN_FAILED)
+    assert "already running" in refused.json()["exports"][0]["error"]
+    unlock = rivet_project.run("state", "unlock", "-e", "t").assert_failed(ExitCode.RUN_FAILED)
+    assert "pod-7f9c" in unlock.err and "--force" in unlock.err
+    removed = rivet_project.run("state", "unlock", "-e", "t", "--force", "--json")
+    assert removed.assert_success().json() == {"export": "t", "removed": True,
+                                               "run_id": "20260101T000000Z-dead00"}
+    rivet_project.run("run").assert_success()
+    again = rivet_project.run("state", "unlock", "-e", "t").assert_success()
+    assert "not locked" in again.out
+    events = rivet_project.run("journal", "--json").assert_success().json()["events"]
+    assert any(e["event"] == "lock_removed" and e["data"]["forced"] for e in events)

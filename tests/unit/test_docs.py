@@ -46,6 +46,10 @@ def test_cli_reference_covers_every_command_and_exit_code():
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name in commands:
         assert f"## `rivet {name}" in text, f"docs/cli.md lacks a section for `rivet {name}`"
+        section = text.split(f"## `rivet {name}`", 1)[1].split("\n## ", 1)[0]
+        assert "```console\n" in section and f"\n$ rivet {name}" in section, (
+            f"docs/cli.md: `rivet {name}` has no example run (a console block, "
+            "run by tests/integration/test_docs_examples.py)")
     for code in ExitCode:
         assert f"| {code.value} | `{code.name}` |" in text, f"exit code {code.name} undocumented"
 

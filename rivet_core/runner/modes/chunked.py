@@ -240,20 +240,26 @@ class _ChunkPool:
         """Chunks that failed with a permanent error: not claimed again this invocation."""
 
     def execute(self) -> None:
-        workers = [threading.Thread(target=self._worker, name=f"rivet-chunk-{i}", daemon=True)
-                   for i in range(min(self.run.plan.config.parallel, max(1, self.total)))]
+        # Each worker sets its event as it ends; the main thread waits on those, not with
+        # Thread.join, which a KeyboardInterrupt leaves believing the thread stopped
+        # (CPython 3.11): the grace period below would then be skipped.
+        count = min(self.run.plan.config.parallel, max(1, self.total))
+        ended = [threading.Event() for _ in range(count)]
+        workers = [threading.Thread(target=self._worker, args=(done,),
+                                    name=f"rivet-chunk-{i}", daemon=True)
+                   for i, done in enumerate(ended)]
         for thread in workers:
             thread.start()
         try:
-            for thread in workers:
-                thread.join()
+            for done in ended:
+                done.wait()
         except KeyboardInterrupt:
             # A signal reaches only this thread: tell the workers, which abort their open
             # files at once, then give their reads a bounded time to end.
             self.run.ctx.stop.set()
             deadline = time.monotonic() + STOP_GRACE_S
-            for thread in workers:
-                thread.join(max(0.0, deadline - time.monotonic()))
+            for done in ended:
+                done.wait(max(0.0, deadline - time.monotonic()))
             raise
         if self.errors:
             self._raise_first()
@@ -274,7 +280,7 @@ class _ChunkPool:
         with self.run.lock:
             return self.queue.pop() if self.queue else None
 
-    def _worker(self) -> None:
+    def _worker(self, ended: threading.Event) -> None:
         sources = SourceHolder(self.run)
         try:
             while True:
@@ -293,7 +299,10 @@ class _ChunkPool:
                     self._failed(task, exc)
                     sources.reset()
         finally:
-            sources.close()
+            try:
+                sources.close()
+            finally:
+                ended.set()
 
     def _stop_with(self, exc: BaseException) -> None:
         with self.run.lock:
