@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 
 from rivet_core.backends import SupportsListing
 from rivet_core.errors import DestinationError, RivetError, TrustError
+from rivet_core.naming import file_stem
 from rivet_core.plan import ExportPlan
 from rivet_core.redact import redact
 from rivet_core.runner import verify
@@ -81,7 +82,7 @@ def run_export(plan: ExportPlan, ctx: RunContext, *, board: ProgressBoard | None
     try:
         with PeakMemory() as memory:
             try:
-                _record_abandoned_runs(run)
+                abandoned = _record_abandoned_runs(run)
                 run.journal("run_started", mode=plan.config.mode, resume=result.resumed,
                             destination=plan.destination.spec.name,
                             format=plan.format.spec.name)
@@ -91,6 +92,7 @@ def run_export(plan: ExportPlan, ctx: RunContext, *, board: ProgressBoard | None
                                 overridden=list(ctx.sealed.overridden))
                 _stop_point(ctx)
                 _probe_destination(run)
+                _remove_unrecorded_files(run, abandoned)
                 if progress.enabled:
                     progress.estimated_rows = progress_estimate(run)
                 mode.run(run)
@@ -244,13 +246,15 @@ def _validate_after_manifest(run: ExportRun) -> None:
         log.error("export %s: could not withdraw _SUCCESS: %s", run.plan.name, exc.message)
 
 
-def _record_abandoned_runs(run: ExportRun) -> None:
+def _record_abandoned_runs(run: ExportRun) -> list[str]:
     """Runs of this export whose process died never recorded their metric: record them as
-    failed now, so history is complete."""
+    failed now, so history is complete. Returns their run ids."""
     name = run.plan.name
+    abandoned = []
     for run_id in run.state.unfinished_runs(name):
         if run_id == run.result.run_id:
             continue
+        abandoned.append(run_id)
         with run.state.transaction() as tx:
             now = iso(utc_now())
             tx.record_run(RunRecord(
@@ -260,6 +264,30 @@ def _record_abandoned_runs(run: ExportRun) -> None:
                 bytes=0, duration_ms=0, peak_rss_mb=None,
                 error="the process ended before the run finished (killed or crashed)"))
             tx.journal(run_id, name, "run_abandoned", noticed_by=run.result.run_id)
+    return abandoned
+
+
+def _remove_unrecorded_files(run: ExportRun, abandoned: list[str]) -> None:
+    """A process killed between a file's commit and its record left a visible file that no
+    manifest, state row or cursor accounts for: its rows are read again by this run (the
+    cursor never moved past them), so a reader of the prefix would read them twice. Such
+    files of the abandoned runs are removed before this run writes; recorded ones stay."""
+    if not abandoned:
+        return
+    destination = run.destination()
+    if not isinstance(destination, SupportsListing):
+        return
+    name = run.plan.name
+    for run_id in abandoned:
+        recorded = {f.file_name for f in run.state.files(name, run_id=run_id, limit=1_000_000)}
+        stray = sorted(f for f in destination.list_files(file_stem(name, run_id))
+                       if "/" not in f and f not in recorded)
+        for file in stray:
+            destination.delete_file(file)
+        if stray:
+            log.warning("export %s: removed %d file(s) the killed run %s committed but never "
+                        "recorded: %s", name, len(stray), run_id, ", ".join(stray))
+            run.journal("unrecorded_files_removed", run=run_id, files=stray)
 
 
 def _record_run(run: ExportRun) -> None:
