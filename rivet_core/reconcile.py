@@ -574,20 +574,11 @@ def _chunk_run(ctx: RunContext, export: str, run_id: str | None) -> ChunkRun:
                 "the chunks a checkpointed run recorded",
                 hint="set chunk_checkpoint = true and run the export")
         return found
-    for status in (None, "completed", "in_progress"):
-        found = state.chunk_run(export, status=status)
-        if found is not None and found.run_id == run_id:
-            return found
-    # An older run: its plan fingerprint is in the journal's chunks_planned event.
-    planned = [e for e in state.journal(export_name=export, run_id=run_id, limit=_ALL_FILES)
-               if e.event == "chunks_planned" and "plan_hash" in e.data]
-    if not planned or not state.chunk_tasks(run_id):
+    found = state.chunk_run(export, run_id=run_id)
+    if found is None:
         raise UsageError(f"export {export!r} has no chunk run {run_id!r} in the state store",
                          hint=f"`rivet state chunks -e {export}` shows its latest chunk run")
-    first = planned[0]
-    return ChunkRun(run_id=run_id, export_name=export, plan_hash=str(first.data["plan_hash"]),
-                    status="completed", max_attempts=0, created_at=first.at,
-                    updated_at=first.at)
+    return found
 
 
 def _run_record(ctx: RunContext, export: str, run_id: str) -> RunRecord | None:

@@ -55,6 +55,8 @@ class RunChecks:
         """The source schema of the first stream (before meta columns)."""
         self.decided = False
         self.refused: TrustError | None = None
+        self._record: tuple[str, list[dict[str, Any]], dict[str, int]] | None = None
+        self._record_read = False
         """The drift failure of the first stream, raised again for any later one."""
 
     # ------------------------------------------------------------------ planning
@@ -125,7 +127,7 @@ class RunChecks:
     def previous_schema(self) -> tuple[str, list[dict[str, Any]]] | None:
         """``(run_id, columns)`` of the last successful run: from the state store, else
         from the destination's last complete manifest (the state store may be new)."""
-        stored = self.run.state.export_schema(self.run.plan.name)
+        stored = self._stored()
         if stored is not None:
             return stored[0], stored[1]
         return self.run.manifest.last_complete_schema(self.run.destination())
@@ -176,8 +178,15 @@ class RunChecks:
                     "run again"))
 
     def previous_widths(self) -> dict[str, int]:
-        stored = self.run.state.export_schema(self.run.plan.name)
+        stored = self._stored()
         return stored[2] if stored is not None else {}
+
+    def _stored(self) -> tuple[str, list[dict[str, Any]], dict[str, int]] | None:
+        """The last successful run's record in the state store, read once per run."""
+        if not self._record_read:
+            self._record = self.run.state.export_schema(self.run.plan.name)
+            self._record_read = True
+        return self._record
 
     def record(self, tx: Any) -> None:
         """In the run's final state transaction, for a complete run: its schema and

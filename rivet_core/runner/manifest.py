@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from rivet_core import __version__
 from rivet_core.backends import CommittedFile, Destination, SupportsListing, WriteTarget
-from rivet_core.drift import schema_record
+from rivet_core.drift import manifest_schema, schema_record
 from rivet_core.errors import DestinationError
 from rivet_core.redact import redact
 from rivet_core.state.store import iso, utc_now
@@ -141,14 +141,14 @@ class RunManifest:
             return None
         try:
             manifest = parse_json(destination.read_file(name))
+            columns = manifest_schema(manifest)
         except ValueError:
             return None
-        if not isinstance(manifest, dict) or manifest.get("status") not in COMPLETE:
+        run_id = manifest.get("run_id")
+        if manifest.get("status") not in COMPLETE or columns is None or not isinstance(
+                run_id, str):
             return None
-        schema, run_id = manifest.get("schema"), manifest.get("run_id")
-        if not isinstance(schema, list) or not isinstance(run_id, str):
-            return None
-        return run_id, schema
+        return run_id, [c.as_dict() for c in columns]
 
     def guard(self, destination: Destination) -> Destination:
         """``destination``, made to retire the old ``_SUCCESS`` at its first commit."""

@@ -480,9 +480,11 @@ class StateStore:
         return [_cursor(r) for r in self._read(
             "SELECT export_name, value, run_id, updated_at FROM cursors ORDER BY export_name")]
 
-    def chunk_run(self, export_name: str, *, status: str | None = None) -> ChunkRun | None:
-        """The export's latest chunk run (optionally only one with ``status``)."""
-        clauses, args = _filters(export_name=export_name, status=status)
+    def chunk_run(self, export_name: str, *, status: str | None = None,
+                  run_id: str | None = None) -> ChunkRun | None:
+        """The export's latest chunk run (optionally only one with ``status``, or the one
+        ``run_id`` names)."""
+        clauses, args = _filters(export_name=export_name, status=status, run_id=run_id)
         rows = self._read(
             "SELECT run_id, export_name, plan_hash, status, max_attempts, created_at, "
             f"updated_at FROM chunk_runs {clauses} ORDER BY created_at DESC LIMIT 1", args)
