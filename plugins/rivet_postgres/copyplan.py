@@ -23,12 +23,13 @@ So both paths produce the same values for every type, and a column the COPY path
 carry does not exist: only a query whose result has two columns of one name *and* needs a
 ``TEXT``/``WIRE`` column (the wrapping ``SELECT`` cannot name them apart) is left to the
 cursor path (:func:`unwrappable`). A ``table`` export may be read as ctid ranges
-(:func:`block_ranges`, :func:`range_sql`) by several connections.
+(:class:`BlockRanges`, :func:`range_sql`) by one or several connections.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -169,8 +170,19 @@ def quote_ident(name: str) -> str:
 # ------------------------------------------------------------------------ table ranges
 
 BLOCKS_PER_RANGE = 1024
-"""Heap blocks (8 KiB each: 8 MiB) one range statement reads: a fraction of a second of
-server work even on a busy machine, so no statement runs long."""
+"""Heap blocks (8 KiB each: 8 MiB) the first range statement reads, and the fixed size of
+:func:`block_ranges`: a fraction of a second of server work even on a busy machine."""
+
+MAX_BLOCKS_PER_RANGE = 16384
+"""The most blocks (128 MiB) one range statement reads, however fast the server is."""
+
+MIN_BLOCKS_PER_RANGE = 64
+"""The fewest blocks a range shrinks to on a slow server (wide rows, a loaded machine)."""
+
+RANGE_TARGET_S = 0.25
+"""How long one range statement should run: long enough that the pause between two
+statements on one connection (a round trip, planning, the scan's start) is a few percent of
+the read, short enough that no statement holds the server for long."""
 
 
 def block_ranges(blocks: int, per_range: int | None = None) -> list[tuple[int, int | None]]:
@@ -185,6 +197,62 @@ def block_ranges(blocks: int, per_range: int | None = None) -> list[tuple[int, i
         lo += per_range
     ranges.append((lo, None))
     return ranges
+
+
+class BlockRanges:
+    """The ctid ranges of a table of ``blocks`` blocks, handed to the range readers one at a
+    time (thread-safe), each sized from how fast the ones before it were read.
+
+    The first range has :data:`BLOCKS_PER_RANGE` blocks. After each, :meth:`took` learns
+    the blocks per second the server delivered (and the reader consumed) and sizes the next
+    ranges to take :data:`RANGE_TARGET_S`: at most twice the size before (a first range
+    read from cache must not make the next one huge), at least :data:`MIN_BLOCKS_PER_RANGE`
+    (never below the first size when that is smaller) and at most
+    :data:`MAX_BLOCKS_PER_RANGE`. A statement slowed down by a loaded server or a slow
+    consumer makes the next ones smaller at once. The last range is open (``hi`` None), so
+    rows in blocks added after the size was read are not missed.
+    """
+
+    def __init__(self, blocks: int, *, first: int | None = None,
+                 target_s: float = RANGE_TARGET_S) -> None:
+        self.blocks = max(0, blocks)
+        self.first = max(1, BLOCKS_PER_RANGE if first is None else first)
+        self.least = min(self.first, MIN_BLOCKS_PER_RANGE)
+        self.most = max(self.first, MAX_BLOCKS_PER_RANGE)
+        self.target_s = target_s
+        self.size = self.first
+        self.taken = 0
+        self._next = 0
+        self._done = False
+        self._lock = threading.Lock()
+
+    def spans_several(self) -> bool:
+        """Whether the table is larger than one first range (else one statement reads it)."""
+        return self.blocks > self.first
+
+    def take(self) -> tuple[int, int | None] | None:
+        """The next range, or None when the table is covered."""
+        with self._lock:
+            if self._done:
+                return None
+            lo = self._next
+            self.taken += 1
+            if lo + self.size >= self.blocks:
+                self._done = True
+                return lo, None
+            self._next = lo + self.size
+            return lo, self._next
+
+    def took(self, block_range: tuple[int, int | None], seconds: float) -> None:
+        """Learn that reading ``block_range`` took ``seconds`` (its statement's start to its
+        last row consumed)."""
+        lo, hi = block_range
+        if hi is None or hi <= lo:
+            return
+        blocks = hi - lo
+        wanted = self.size * 2 if seconds <= 0 else int(blocks * self.target_s / seconds)
+        with self._lock:
+            self.size = max(self.least, min(self.most, wanted, blocks * 2))
 
 
 def reads_whole_table(sql: str, table: str) -> bool:
@@ -234,5 +302,5 @@ def render_params(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]
     return cursor.mogrify(sql, literals)
 
 
-__all__ = ["Carry", "FastColumn", "block_ranges", "carry_for", "range_sql",
+__all__ = ["BlockRanges", "Carry", "FastColumn", "block_ranges", "carry_for", "range_sql",
            "reads_whole_table", "render_params", "select_sql", "unwrappable", "wire_of"]

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from rivet_core.api import ConnectionSlot
 from rivet_postgres.copybin import CopyError, Layout, copy_batches
+from rivet_postgres.copyplan import BlockRanges
 from rivet_postgres.errors import wrap_error
 
 _QUEUE_DEPTH_PER_WORKER = 2
@@ -199,24 +200,25 @@ _DONE = object()
 class RangedCopy:
     """A table read as ctid ranges by ``workers`` connections, each inside the ``begin``
     transaction (REPEATABLE READ READ ONLY, importing one exported snapshot), so together
-    they see the table as of one instant. Each range is its own short COPY statement.
-    Batches from all workers are interleaved into one stream (row order is not kept); a
-    small queue bounds memory.
+    they see the table as of one instant. Each range is its own short COPY statement
+    (``statement`` of the range); ``ranges`` hands them out and sizes them from how long
+    each took. Batches from all workers are interleaved into one stream (row order is not
+    kept); a small queue bounds memory.
 
     ``on_imported`` is called once every worker has imported the snapshot (or failed), so
     the caller can end the transaction that exported it.
     """
 
-    def __init__(self, pool: CopyPool, conninfo: str, statements: Sequence[str], *,
+    def __init__(self, pool: CopyPool, conninfo: str, ranges: BlockRanges,
+                 statement: Callable[[tuple[int, int | None]], str], *,
                  layout: Layout, workers: int, begin: Sequence[str],
                  batch_bytes: int, convert: Convert,
                  label: str, throttle_s: float, on_imported: Callable[[], None]) -> None:
         self._pool = pool
         self._conninfo = conninfo
-        self._work: queue.SimpleQueue[str] = queue.SimpleQueue()
-        for statement in statements:
-            self._work.put(statement)
-        self._workers = max(1, min(workers, len(statements)))
+        self._ranges = ranges
+        self._statement = statement
+        self._workers = max(1, workers)
         self._begin = list(begin)
         self._batch_bytes = batch_bytes
         self._layout = layout
@@ -275,15 +277,17 @@ class RangedCopy:
                 with contextlib.suppress(threading.BrokenBarrierError):
                     self._imported.wait()
             while not self._stop.is_set():
-                try:
-                    statement = self._work.get_nowait()
-                except queue.Empty:
+                block_range = self._ranges.take()
+                if block_range is None:
                     break
-                for raw in conn.batches(statement, self._layout, self._batch_bytes):
+                started = time.monotonic()
+                for raw in conn.batches(self._statement(block_range), self._layout,
+                                        self._batch_bytes):
                     if not self._put(raw):
                         return
                     if self._throttle_s > 0:
                         time.sleep(self._throttle_s)
+                self._ranges.took(block_range, time.monotonic() - started)
             if not self._stop.is_set():
                 conn.execute("COMMIT")
                 finished = True

@@ -86,22 +86,25 @@ def start(source: PostgresSource, conn: psycopg.Connection[Any], opened: Opened,
     try:
         settings = source.copy_conninfo()
         table = table_blocks(conn, query.table) if ranged and query.table else None
-        if table is not None and len(copyplan.block_ranges(table[1])) > 1:
+        ranges = copyplan.BlockRanges(table[1]) if table is not None else None
+        if table is not None and ranges is not None and ranges.spans_several():
             name, blocks = table
-            ranges = copyplan.block_ranges(blocks)
             (snapshot,) = conn.execute("SELECT pg_export_snapshot()").fetchone() or ("",)
             opened.cursor.close()  # CLOSE; the transaction (and snapshot) stays open
-            statements = [copyplan.select_sql(copyplan.range_sql(name, r), columns)
-                          for r in ranges]
-            workers = max(1, min(options.parallel, len(ranges)))
+
+            def statement(block_range: tuple[int, int | None]) -> str:
+                return copyplan.select_sql(copyplan.range_sql(name, block_range), columns)
+
+            workers = max(1, min(options.parallel, -(-blocks // ranges.first)))
             reader = copyreader.RangedCopy(
-                pool, settings, statements, layout=layout, workers=workers,
+                pool, settings, ranges, statement, layout=layout, workers=workers,
                 begin=begin_statements(options, repeatable_read=True, snapshot=snapshot),
                 batch_bytes=batch_bytes, convert=convert, label=query.label,
                 throttle_s=throttle_s, on_imported=source.end_snapshot_transaction)
             noun = "connection" if workers == 1 else "connections"
-            path = (f"binary COPY, {workers} {noun} over {len(ranges)} ctid ranges "
-                    f"of {name}")
+            path = (f"binary COPY, {workers} {noun} over ctid ranges of {name} "
+                    f"({blocks:,} blocks, statements sized to about "
+                    f"{copyplan.RANGE_TARGET_S:g} s each)")
             stream = CopyBatchStream(source, opened.columns, reader, label=query.label)
         else:
             sql = query.sql

@@ -214,3 +214,48 @@ def test_only_the_whole_table_select_of_a_table_export_is_split_into_ranges():
     assert copyplan.reads_whole_table("select *  from Public.T;\n", "public.t")
     assert not copyplan.reads_whole_table("SELECT id FROM public.t", "public.t")
     assert not copyplan.reads_whole_table("SELECT * FROM public.t WHERE id > 1", "public.t")
+
+
+def _cover(ranges, seconds_per_block):
+    taken = []
+    while (block_range := ranges.take()) is not None:
+        taken.append(block_range)
+        lo, hi = block_range
+        ranges.took(block_range, (hi - lo) * seconds_per_block if hi is not None else 0)
+    return taken
+
+
+@pytest.mark.parametrize("seconds_per_block", [0.0, 1e-6, 1e-4, 1e-2])
+def test_block_ranges_cover_every_block_once_whatever_the_speed(seconds_per_block):
+    ranges = copyplan.BlockRanges(100_000, first=1024)
+    taken = _cover(ranges, seconds_per_block)
+    assert taken[0] == (0, 1024)
+    assert taken[-1][1] is None
+    for (_, hi), (lo, _) in zip(taken, taken[1:], strict=False):
+        assert hi == lo  # contiguous, no gap, no overlap
+    assert taken[-1][0] < 100_000 <= taken[-1][0] + copyplan.MAX_BLOCKS_PER_RANGE
+
+
+def test_block_ranges_grow_to_the_target_duration_at_most_doubling():
+    ranges = copyplan.BlockRanges(1_000_000, first=1024, target_s=0.25)
+    sizes = [hi - lo for lo, hi in _cover(ranges, 0.25 / 8192)[:-1]]
+    assert sizes[:5] == [1024, 2048, 4096, 8192, 8192]  # 8192 blocks take the target
+
+
+def test_block_ranges_shrink_at_once_on_a_slow_server_but_not_below_the_floor():
+    ranges = copyplan.BlockRanges(1_000_000, first=1024, target_s=0.25)
+    first = ranges.take()
+    ranges.took(first, 2.5)  # ten times the target
+    lo, hi = ranges.take()
+    assert hi - lo == 102
+    ranges.took((lo, hi), 100.0)
+    lo, hi = ranges.take()
+    assert hi - lo == copyplan.MIN_BLOCKS_PER_RANGE
+    assert ranges.taken == 3
+
+
+def test_block_ranges_of_a_small_table_are_one_open_range():
+    ranges = copyplan.BlockRanges(1000, first=1024)
+    assert not ranges.spans_several()
+    assert ranges.take() == (0, None)
+    assert ranges.take() is None
