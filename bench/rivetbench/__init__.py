@@ -11,7 +11,9 @@ Run it as ``.venv/bin/python bench/run.py --all`` (see ``bench/README.md``). Mod
 - :mod:`rivetbench.measure`: one timed child process and the server-side sampler;
 - :mod:`rivetbench.verify`: reading an output back to count its rows;
 - :mod:`rivetbench.report`: medians, ratios and the Markdown/JSON report (pure);
-- :mod:`rivetbench.cli`: the command line and the run loop.
+- :mod:`rivetbench.startup`: the ``--startup`` shape (CLI start-up and import profile);
+- :mod:`rivetbench.plot`: the ``--scaling`` shape's PNG (matplotlib, imported only there);
+- :mod:`rivetbench.cli`: the command line and the run loop (``--many-small`` included).
 
 Not part of the product and not imported by it.
 """

@@ -5,13 +5,18 @@ row number (``generate_series`` on PostgreSQL, the ``seq_1_to_N`` sequence engin
 MariaDB), never ``random()``, so two seedings give the same rows, and the two databases get
 the same values wherever their types allow.
 
-Three kinds of table:
+Four kinds of table:
 
 - ``narrow``: bigint id, int, double, numeric(12,2), an instant, boolean, short text;
 - ``wide``: shaped like a CMS ``content_items`` table, 21 columns: several texts from tens to
   a few thousand characters, a JSON document, a uuid, timestamps, ints, a numeric;
 - ``types``: one column per interesting type (the "types_zoo" of the peer measurements),
-  with edge values in the first rows and a row of NULLs (id 3).
+  with edge values in the first rows and a row of NULLs (id 3);
+- ``orders``: order lines shaped like TPC-H ``lineitem``: bigint keys, a line number, four
+  numeric(15,2), three dates, char(1) flags, a padded char(10), two short varchars.
+
+The ``small_*`` tables of the many-small-tables shape are ``narrow`` tables under another
+name (:func:`many_small_tables`).
 
 MariaDB's instant type is ``TIMESTAMP(6)``: like ``timestamptz`` it stores a UTC instant
 and converts it to the session zone. The seeding session uses ``time_zone = '+00:00'``.
@@ -27,15 +32,26 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-KINDS = ("narrow", "wide", "types")
+KINDS = ("narrow", "wide", "types", "orders")
 
-FULL_ROWS = {"narrow": 10_000_000, "wide": 2_000_000, "types": 4_000}
-SMOKE_ROWS = {"narrow": 50_000, "wide": 10_000, "types": 4_000}
+FULL_ROWS = {"narrow": 10_000_000, "wide": 2_000_000, "types": 4_000, "orders": 2_000_000}
+SMOKE_ROWS = {"narrow": 50_000, "wide": 10_000, "types": 4_000, "orders": 50_000}
 MEMORY_ROWS = (1_000_000, 10_000_000)
 """The two narrow sizes of the memory-growth check."""
 
-BATCH_ROWS = {"narrow": 2_000_000, "wide": 250_000, "types": 4_000}
+SCALING_ROWS = (1_000_000, 10_000_000, 50_000_000)
+"""The narrow sizes of the scaling shape (``--scaling-sizes`` picks others)."""
+
+MANY_SMALL_SHAPES = ((20, 50_000), (200, 1_000))
+"""``(tables, rows each)`` of the many-small-tables shape (``--many-small-shapes``)."""
+
+STARTUP_ROWS = 1_000
+"""The narrow table behind the start-up shape's ``check`` and ``run`` commands."""
+
+BATCH_ROWS = {"narrow": 2_000_000, "wide": 250_000, "types": 4_000, "orders": 500_000}
 """Rows per INSERT ... SELECT while seeding (progress output, bounded transactions)."""
+
+_SIZE_UNITS = {"k": 1_000, "m": 1_000_000}
 
 
 def size_label(rows: int) -> str:
@@ -46,16 +62,54 @@ def size_label(rows: int) -> str:
     return str(rows)
 
 
+def parse_size(text: str) -> int:
+    """The inverse of :func:`size_label`: ``10m`` -> ``10_000_000``, ``50k`` -> ``50_000``,
+    ``1500`` -> ``1_500``. Raises ``ValueError`` on anything else, or a count below 1."""
+    cleaned = text.strip().lower().replace("_", "")
+    unit = _SIZE_UNITS.get(cleaned[-1:], 1)
+    digits = cleaned[:-1] if unit != 1 else cleaned
+    if not digits.isdigit() or int(digits) < 1:
+        raise ValueError(f"not a row count: {text!r} (e.g. 50k, 1m, 1500)")
+    return int(digits) * unit
+
+
+def parse_many_small_shape(text: str) -> tuple[int, int]:
+    """``20x50k`` -> ``(20, 50_000)``: a number of tables and the rows of each."""
+    count, sep, rows = text.strip().lower().partition("x")
+    if not sep or not count.isdigit() or int(count) < 1:
+        raise ValueError(f"not a many-small shape: {text!r} (TABLESxROWS, e.g. 20x50k)")
+    return int(count), parse_size(rows)
+
+
+def shape_label(count: int, rows: int) -> str:
+    """``(20, 50_000)`` -> ``20x50k``."""
+    return f"{count}x{size_label(rows)}"
+
+
 @dataclass(frozen=True)
 class Table:
-    """One fixture table: its kind and row count; its name says both (``narrow_10m``)."""
+    """One fixture table: its kind and row count; its name says both (``narrow_10m``).
+
+    ``prefix`` and ``number`` name the copies of a kind that the many-small shape seeds
+    (``small_1k_001``): same DDL and rows as the kind, another name."""
 
     kind: str
     rows: int
+    prefix: str | None = None
+    number: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.kind}_{size_label(self.rows)}"
+        name = f"{self.prefix or self.kind}_{size_label(self.rows)}"
+        return f"{name}_{self.number}" if self.number else name
+
+
+def many_small_tables(count: int, rows: int) -> list[Table]:
+    """The ``count`` narrow tables of ``rows`` rows each: ``small_50k_01`` ... ``small_50k_20``
+    (numbers zero-padded to the width of ``count``)."""
+    width = len(str(count))
+    return [Table("narrow", rows, prefix="small", number=f"{n:0{width}d}")
+            for n in range(1, count + 1)]
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
@@ -130,7 +184,34 @@ CREATE TABLE {t} (
     c_text_array     text[],
     c_inet           inet
 )""",
+    "orders": """
+CREATE TABLE {t} (
+    id              bigint         NOT NULL,
+    order_id        bigint         NOT NULL,
+    part_id         bigint         NOT NULL,
+    supplier_id     bigint         NOT NULL,
+    line_number     integer        NOT NULL,
+    quantity        numeric(15,2)  NOT NULL,
+    extended_price  numeric(15,2)  NOT NULL,
+    discount        numeric(15,2)  NOT NULL,
+    tax             numeric(15,2)  NOT NULL,
+    ship_date       date           NOT NULL,
+    commit_date     date           NOT NULL,
+    receipt_date    date           NOT NULL,
+    return_flag     char(1)        NOT NULL,
+    line_status     char(1)        NOT NULL,
+    ship_mode       char(10)       NOT NULL,
+    ship_instruct   varchar(25)    NOT NULL,
+    comment         varchar(44)    NOT NULL
+)""",
 }
+
+# Order lines (TPC-H ``lineitem``-like), both databases: rows come in blocks of 28 holding
+# seven orders of 1, 2, ... 7 lines (``k`` the row in its block, ``j`` the order in it). An
+# order's date is spread over 1992-01-01 .. 1998-08-02 (2,406 days); ship, commit and
+# receipt dates follow it; the flags use TPC-H's "current date" 1995-06-17 (day 1,263).
+_ORDER_BLOCK_SQL = """CASE WHEN k < 1 THEN 0 WHEN k < 3 THEN 1 WHEN k < 6 THEN 2 WHEN k < 10 THEN 3
+                 WHEN k < 15 THEN 4 WHEN k < 21 THEN 5 ELSE 6 END"""
 
 _PG_FILL = {
     "narrow": """
@@ -215,6 +296,27 @@ SELECT i,
        ARRAY['a' || i, 'b,c', NULL]::text[],
        ('10.' || i % 256 || '.0.0/16')::inet
 FROM generate_series({lo}::int, {hi}::int) AS i""",
+    "orders": """
+INSERT INTO {t}
+SELECT i, o, p, 1 + (p + (i % 4) * 2503) % 10000, line,
+       q, (q * (90000 + (p / 10) % 20001 + 100 * (p % 1000))) / 100.0,
+       (i * 13 % 11) / 100.0, (i * 7 % 9) / 100.0,
+       date '1992-01-01' + s_off, date '1992-01-01' + c_off, date '1992-01-01' + r_off,
+       CASE WHEN r_off > 1263 THEN 'N' WHEN i % 2 = 0 THEN 'R' ELSE 'A' END,
+       CASE WHEN s_off > 1263 THEN 'O' ELSE 'F' END,
+       (ARRAY['REG AIR', 'AIR', 'RAIL', 'SHIP', 'TRUCK', 'MAIL', 'FOB'])[1 + (i * 3) % 7],
+       (ARRAY['DELIVER IN PERSON', 'COLLECT COD', 'NONE', 'TAKE BACK RETURN'])[1 + (i * 5) % 4],
+       translate(substr(md5(i::text) || md5((i + 1)::text), 1, (10 + (i * 13) % 35)::int),
+                 '07', '  ')
+FROM (SELECT i, o, line, p, q, s_off, c_off, s_off + 1 + ((i * 5) % 30)::int AS r_off
+      FROM (SELECT i, o, line, p, q, ((o * 37) % 2406 + 1 + (i * 11) % 121)::int AS s_off,
+                   ((o * 37) % 2406 + 30 + (i * 17) % 61)::int AS c_off
+            FROM (SELECT i, b * 7 + j + 1 AS o, k - j * (j + 1) / 2 + 1 AS line, p, q
+                  FROM (SELECT i, k, b, p, q, """ + _ORDER_BLOCK_SQL + """ AS j
+                        FROM (SELECT i, (i - 1) % 28 AS k, (i - 1) / 28 AS b,
+                                     1 + (i * 7919) % 200000 AS p, 1 + (i * 31) % 50 AS q
+                              FROM generate_series({lo}::bigint, {hi}::bigint) AS i) AS s1
+                       ) AS s2) AS s3) AS s4) AS s5""",
 }
 
 _PG_NULL_ROW = """
@@ -318,6 +420,27 @@ CREATE TABLE {t} (
     c_set              SET('a', 'b', 'c'),
     PRIMARY KEY (id)
 ) """ + _MY_OPTS,
+    "orders": """
+CREATE TABLE {t} (
+    id              BIGINT         NOT NULL,
+    order_id        BIGINT         NOT NULL,
+    part_id         BIGINT         NOT NULL,
+    supplier_id     BIGINT         NOT NULL,
+    line_number     INT            NOT NULL,
+    quantity        DECIMAL(15,2)  NOT NULL,
+    extended_price  DECIMAL(15,2)  NOT NULL,
+    discount        DECIMAL(15,2)  NOT NULL,
+    tax             DECIMAL(15,2)  NOT NULL,
+    ship_date       DATE           NOT NULL,
+    commit_date     DATE           NOT NULL,
+    receipt_date    DATE           NOT NULL,
+    return_flag     CHAR(1)        NOT NULL,
+    line_status     CHAR(1)        NOT NULL,
+    ship_mode       CHAR(10)       NOT NULL,
+    ship_instruct   VARCHAR(25)    NOT NULL,
+    comment         VARCHAR(44)    NOT NULL,
+    PRIMARY KEY (id)
+) """ + _MY_OPTS,
 }
 
 _MY_CORPUS = "bench_corpus"
@@ -417,6 +540,28 @@ SELECT seq,
        ELT(1 + seq % 3, 'small', 'medium', 'large'),
        ELT(1 + seq % 4, '', 'a', 'a,b', 'a,b,c')
 FROM """ + _MY_SEQ,
+    "orders": """
+INSERT INTO {t}
+SELECT seq, o, p, 1 + (p + (seq % 4) * 2503) % 10000, line,
+       q, (q * (90000 + (p DIV 10) % 20001 + 100 * (p % 1000))) / 100,
+       (seq * 13 % 11) / 100, (seq * 7 % 9) / 100,
+       DATE'1992-01-01' + INTERVAL s_off DAY, DATE'1992-01-01' + INTERVAL c_off DAY,
+       DATE'1992-01-01' + INTERVAL r_off DAY,
+       CASE WHEN r_off > 1263 THEN 'N' WHEN seq % 2 = 0 THEN 'R' ELSE 'A' END,
+       IF(s_off > 1263, 'O', 'F'),
+       ELT(1 + (seq * 3) % 7, 'REG AIR', 'AIR', 'RAIL', 'SHIP', 'TRUCK', 'MAIL', 'FOB'),
+       ELT(1 + (seq * 5) % 4, 'DELIVER IN PERSON', 'COLLECT COD', 'NONE', 'TAKE BACK RETURN'),
+       REPLACE(REPLACE(SUBSTR(CONCAT(MD5(seq), MD5(seq + 1)), 1, 10 + (seq * 13) % 35),
+                       '0', ' '), '7', ' ')
+FROM (SELECT seq, o, line, p, q, s_off, c_off, s_off + 1 + (seq * 5) % 30 AS r_off
+      FROM (SELECT seq, o, line, p, q, (o * 37) % 2406 + 1 + (seq * 11) % 121 AS s_off,
+                   (o * 37) % 2406 + 30 + (seq * 17) % 61 AS c_off
+            FROM (SELECT seq, b * 7 + j + 1 AS o, k - j * (j + 1) DIV 2 + 1 AS line, p, q
+                  FROM (SELECT seq, k, b, p, q, """ + _ORDER_BLOCK_SQL + """ AS j
+                        FROM (SELECT seq, (seq - 1) % 28 AS k, (seq - 1) DIV 28 AS b,
+                                     1 + (seq * 7919) % 200000 AS p, 1 + (seq * 31) % 50 AS q
+                              FROM """ + _MY_SEQ + """) AS s1
+                       ) AS s2) AS s3) AS s4) AS s5""",
 }
 
 _MY_NULL_ROW = """

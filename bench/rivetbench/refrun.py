@@ -3,6 +3,8 @@
     bench/.venv-ref/bin/python bench/rivetbench/refrun.py TOOL --db pg --host ... \\
         --table narrow_10m --format parquet --out DIR
 
+(``duckdb-many`` takes ``--tables a,b,c`` instead: the many-small-tables shape.)
+
 Each function exports ``SELECT * FROM <table>`` to files under ``--out`` the way a user of
 that tool would, at the tool's defaults except where noted, and prints one JSON line
 ``{"rows": N}`` with the rows the tool says it wrote (the harness counts them again from the
@@ -89,7 +91,9 @@ def _duckdb_extension(module_name: str) -> str:
     return str(found[-1])
 
 
-def run_duckdb(args: argparse.Namespace) -> int:
+def _duckdb_attach(args: argparse.Namespace) -> tuple[Any, str]:
+    """A DuckDB connection with the source attached as ``src`` (read-only), and the prefix
+    that qualifies a table name in it."""
     import duckdb
 
     con = duckdb.connect()
@@ -98,18 +102,36 @@ def run_duckdb(args: argparse.Namespace) -> int:
         dsn = (f"host={args.host} port={args.port} user={args.user} dbname={args.database}"
                + (f" password={args.password}" if args.password else ""))
         con.execute(f"ATTACH '{dsn}' AS src (TYPE postgres, READ_ONLY)")
-        source = f"src.public.{args.table}"
-    else:
-        con.execute(f"LOAD '{_duckdb_extension('duckdb_extension_mysql_scanner')}'")
-        dsn = (f"host={args.host} port={args.port} user={args.user} database={args.database}"
-               + (f" password={args.password}" if args.password else ""))
-        con.execute(f"ATTACH '{dsn}' AS src (TYPE mysql, READ_ONLY)")
-        source = f"src.{args.table}"
-    options = "FORMAT parquet, COMPRESSION zstd" if args.format == "parquet" else \
-        "FORMAT csv, HEADER true"
-    row = con.execute(
-        f"COPY (SELECT * FROM {source}) TO '{_out_file(args)}' ({options})").fetchone()
+        return con, "src.public"
+    con.execute(f"LOAD '{_duckdb_extension('duckdb_extension_mysql_scanner')}'")
+    dsn = (f"host={args.host} port={args.port} user={args.user} database={args.database}"
+           + (f" password={args.password}" if args.password else ""))
+    con.execute(f"ATTACH '{dsn}' AS src (TYPE mysql, READ_ONLY)")
+    return con, "src"
+
+
+def _duckdb_options(fmt: str) -> str:
+    return "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
+
+
+def run_duckdb(args: argparse.Namespace) -> int:
+    con, prefix = _duckdb_attach(args)
+    row = con.execute(f"COPY (SELECT * FROM {prefix}.{args.table}) TO '{_out_file(args)}' "
+                      f"({_duckdb_options(args.format)})").fetchone()
     return int(row[0]) if row else -1
+
+
+def run_duckdb_many(args: argparse.Namespace) -> int:
+    """The many-small-tables shape: one process, the source attached once, then one
+    ``COPY (SELECT * ...) TO '<out>/<table>.<format>'`` per table of ``--tables``, in order."""
+    con, prefix = _duckdb_attach(args)
+    total = 0
+    for table in args.tables:
+        target = Path(args.out) / f"{table}.{args.format}"
+        row = con.execute(f"COPY (SELECT * FROM {prefix}.{table}) TO '{target}' "
+                          f"({_duckdb_options(args.format)})").fetchone()
+        total += int(row[0]) if row else 0
+    return total
 
 
 # ------------------------------------------------------------------------------ ConnectorX
@@ -273,6 +295,7 @@ def run_sling(args: argparse.Namespace) -> int:
 
 TOOLS: dict[str, Callable[[argparse.Namespace], int]] = {
     "duckdb": run_duckdb,
+    "duckdb-many": run_duckdb_many,
     "connectorx": run_connectorx,
     "adbc": run_adbc,
     "dlt": run_dlt,
@@ -291,11 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", default=os.environ.get("RIVETBENCH_DB_PASSWORD", ""))
     parser.add_argument("--database", required=True)
-    parser.add_argument("--table", required=True)
+    parser.add_argument("--table", help="the table to export")
+    parser.add_argument("--tables", type=lambda text: [t for t in text.split(",") if t],
+                        help="duckdb-many: the tables to export, comma-separated")
     parser.add_argument("--format", choices=["parquet", "csv"], required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--partitions", type=int, default=1)
     args = parser.parse_args(argv)
+    if (args.tool == "duckdb-many") != bool(args.tables) or \
+            (args.tool != "duckdb-many" and not args.table):
+        parser.error("give --table, or --tables with duckdb-many")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     rows = TOOLS[args.tool](args)
     print(json.dumps({"rows": rows}), flush=True)

@@ -17,6 +17,7 @@ of every format of that table.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable
 from typing import Any
@@ -99,6 +100,26 @@ def summarize(runs: list[Run]) -> list[Summary]:
         summary["vs_duckdb"] = ratio(summary["wall_s"], duckdb["wall_s"] if duckdb else None)
         summary["vs_limit"] = ratio(summary["wall_s"], limit["wall_s"] if limit else None)
     return summaries
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def error_text(text: str, limit: int = 1500) -> str:
+    """The telling part of a failed tool's output: after a Python traceback, the exception
+    lines; otherwise the last lines around the last line that mentions an error."""
+    lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines()]
+    lines = [line for line in lines if line.strip() and set(line.strip()) - set("^~ ")]
+    traceback = [i for i, line in enumerate(lines) if line.startswith("Traceback ")]
+    if traceback:
+        body = lines[traceback[-1] + 1:]
+        frames = [i for i, line in enumerate(body) if line.startswith(" ")]
+        tail = body[frames[-1] + 1:] if frames else body
+        return "\n".join(tail)[-limit:]
+    interesting = [i for i, line in enumerate(lines)
+                   if re.search(r"error|fatal|failed|exception|panic", line, re.IGNORECASE)]
+    start = max(0, (interesting[-1] - 3) if interesting else len(lines) - 8)
+    return "\n".join(lines[start:start + 12])[-limit:]
 
 
 # ------------------------------------------------------------------------------- Markdown
@@ -209,4 +230,163 @@ def render_memory(summaries: list[Summary], tables: tuple[str, str]) -> str:
         a, b = rss(small), rss(large)
         lines.append(f"| {DB_TITLES.get(db, db)} | {tool} | {_num(a, 0)} | {_num(b, 0)} "
                      f"| {_times(ratio(b, a))} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ start-up shape
+
+STARTUP_WATCH = ("pyarrow", "psycopg", "pymysql", "connectorx", "obstore", "numpy")
+"""Heavy packages whose import the start-up table reports (``yes`` / ``no``)."""
+
+
+def parse_importtime(text: str, loaded: set[str] | None = None) -> dict[str, Any]:
+    """What ``python -X importtime`` wrote on stderr (other lines are ignored).
+
+    A line is written for every import the interpreter *attempted*, a failed one too (a
+    ``try: import numpy`` where numpy is not installed still gets its line), so ``loaded``,
+    the names in ``sys.modules`` when the process ended, tells the two apart when given:
+
+    - ``modules``: modules imported (lines whose module was loaded);
+    - ``failed``: lines of imports that did not load a module;
+    - ``import_ms``: the sum of every line's own time, failed attempts included: the whole
+      time spent importing, the interpreter's ``site`` included;
+    - ``packages``: the sorted top-level names of the modules imported.
+    """
+    modules = failed = self_us = 0
+    packages: set[str] = set()
+    for line in text.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        fields = line[len("import time:"):].split("|")
+        if len(fields) != 3:
+            continue
+        try:
+            own = int(fields[0].strip())
+        except ValueError:
+            continue
+        name = fields[2].strip()
+        self_us += own
+        if loaded is not None and name not in loaded:
+            failed += 1
+            continue
+        modules += 1
+        packages.add(name.split(".")[0])
+    return {"modules": modules, "failed": failed, "import_ms": self_us / 1000,
+            "packages": sorted(packages)}
+
+
+def summarize_startup(record: dict[str, Any]) -> dict[str, Any]:
+    """One start-up command's runs -> wall median and minimum (ms) and median peak RSS (MB)
+    over the runs that exited 0; status as for a benchmark group."""
+    runs = record.get("runs") or []
+    passed = [r for r in runs if r["status"] == OK]
+    walls = [r["wall_s"] * 1000 for r in passed]
+    profile = record.get("importtime") or {}
+    packages = set(profile.get("packages") or [])
+    return {
+        "command": record["command"],
+        "status": group_status([r["status"] for r in runs]) if runs else "FAILED",
+        "error": next((r.get("error") for r in runs if r["status"] != OK), None)
+        or record.get("error"),
+        "runs": len(runs), "ok_runs": len(passed),
+        "wall_median_ms": median(walls), "wall_min_ms": min(walls) if walls else None,
+        "max_rss_mb": median(r.get("max_rss_mb") for r in passed),
+        "modules": profile.get("modules"), "import_ms": profile.get("import_ms"),
+        "imported": {name: (name in packages) if profile else None for name in STARTUP_WATCH},
+    }
+
+
+def render_startup(summaries: list[dict[str, Any]]) -> str:
+    """The start-up table: one row per command."""
+    watch = " | ".join(STARTUP_WATCH)
+    lines = ["### CLI start-up", "",
+             f"| command | status | wall median ms | wall min ms | peak RSS MB | modules "
+             f"| import ms | {watch} |",
+             "|---|---|--:|--:|--:|--:|--:|" + ":-:|" * len(STARTUP_WATCH)]
+    for s in summaries:
+        status = s["status"] if s["status"] == OK else f"**{s['status']}**"
+        imported = " | ".join("—" if s["imported"][n] is None else "yes" if s["imported"][n]
+                              else "no" for n in STARTUP_WATCH)
+        modules = "—" if s["modules"] is None else str(s["modules"])
+        lines.append(f"| `{s['command']}` | {status} | {_num(s['wall_median_ms'], 0)} "
+                     f"| {_num(s['wall_min_ms'], 0)} | {_num(s['max_rss_mb'], 0)} | {modules} "
+                     f"| {_num(s['import_ms'], 0)} | {imported} |")
+    notes = [s for s in summaries if s["status"] != OK and s["error"]]
+    if notes:
+        lines.append("")
+    for s in notes:
+        error = " ".join(str(s["error"]).split())
+        lines.append(f"- **`{s['command']}`** {s['status']}: {error[:400]}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- scaling shape
+
+def scaling_series(summaries: list[Summary], tables: dict[str, int]
+                   ) -> dict[str, list[tuple[int, float | None, float | None]]]:
+    """``{"PostgreSQL · rivet": [(rows, wall_s, peak_rss_mb), ...]}``, one series per
+    (database, tool), points in row order; failed groups have ``None`` figures. Only the
+    Parquet runs and the physical limits of the tables in ``tables``."""
+    series: dict[str, list[tuple[int, float | None, float | None]]] = {}
+    for s in summaries:
+        if s["table"] not in tables or s["format"] not in ("parquet", LIMIT_FORMAT):
+            continue
+        label = f"{DB_TITLES.get(s['db'], s['db'])} · {s['tool']}"
+        series.setdefault(label, []).append((tables[s["table"]], s["wall_s"], s["max_rss_mb"]))
+    return {label: sorted(points) for label, points in series.items()}
+
+
+def render_scaling(summaries: list[Summary], tables: dict[str, int],
+                   plot: str | None = None) -> str:
+    """The scaling table: per database and tool, one row per size."""
+    lines = ["### Scaling: narrow tables by size (Parquet)", "",
+             "| db | tool | rows | status | wall s | rows/s | peak RSS MB | vs limit |",
+             "|---|---|--:|---|--:|--:|--:|--:|"]
+    keys: list[tuple[str, str]] = []
+    for s in summaries:
+        if s["table"] in tables and (s["db"], s["tool"]) not in keys:
+            keys.append((s["db"], s["tool"]))
+    for db, tool in keys:
+        members = sorted((s for s in summaries if s["db"] == db and s["tool"] == tool
+                          and s["table"] in tables
+                          and s["format"] in ("parquet", LIMIT_FORMAT)),
+                         key=lambda s: tables[s["table"]])
+        for s in members:
+            status = s["status"] if s["status"] == OK else f"**{s['status']}**"
+            rows_per_s = "—" if s["rows_per_s"] is None else f"{s['rows_per_s']:,.0f}"
+            lines.append(f"| {DB_TITLES.get(db, db)} | {tool} | {tables[s['table']]:,} "
+                         f"| {status} | {_num(s['wall_s'], 2)} | {rows_per_s} "
+                         f"| {_num(s['max_rss_mb'], 0)} | {_times(s['vs_limit'])} |")
+    if plot:
+        lines += ["", f"Plot: `{plot}`"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- many-small shape
+
+def per_table_ms(wall_s: float | None, tables: int) -> float | None:
+    """The fixed cost per table (per export, for Rivet) of a many-tables run: wall / N."""
+    if wall_s is None or tables <= 0:
+        return None
+    return wall_s / tables * 1000
+
+
+def render_many_small(summaries: list[Summary], shapes: dict[str, int]) -> str:
+    """The many-small-tables table: per database and shape, every tool's single process
+    over all the shape's tables (``shapes``: label -> number of tables)."""
+    lines = ["### Many small tables: one process for N tables (Parquet)", "",
+             "| db | shape | tool | status | wall s | peak RSS MB | backends | rows verified "
+             "| vs DuckDB | wall / table ms |",
+             "|---|---|---|---|--:|--:|--:|--:|--:|--:|"]
+    members = [s for s in summaries if s["table"] in shapes]
+    for db, table, fmt in sections(members):
+        group = [s for s in members if s["db"] == db and s["table"] == table
+                 and s["format"] in (fmt, LIMIT_FORMAT)]
+        for s in sorted(group, key=_order):
+            status = s["status"] if s["status"] == OK else f"**{s['status']}**"
+            backends = "—" if s["max_backends"] is None else str(int(s["max_backends"]))
+            lines.append(f"| {DB_TITLES.get(db, db)} | {table} | {s['tool']} | {status} "
+                         f"| {_num(s['wall_s'], 2)} | {_num(s['max_rss_mb'], 0)} | {backends} "
+                         f"| {_rows_verified(s)} | {_times(s['vs_duckdb'])} "
+                         f"| {_num(per_table_ms(s['wall_s'], shapes[table]), 1)} |")
     return "\n".join(lines)

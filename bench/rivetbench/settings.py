@@ -17,6 +17,9 @@ from urllib.parse import unquote, urlsplit
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BENCH_DIR.parent
 REF_VENV = BENCH_DIR / ".venv-ref"
+PLOT_VENV = BENCH_DIR / ".venv-plot"
+"""Optional: a virtualenv holding matplotlib, for the scaling plot when the harness's own
+interpreter has none (so the product's ``.venv`` need not get numpy)."""
 REQUIREMENTS_REF = BENCH_DIR / "requirements-ref.txt"
 DEFAULT_WORK_DIR = BENCH_DIR / ".work"
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"

@@ -109,7 +109,8 @@ class Invocation:
     data_dir: Path | None
 
 
-def _child_env(**extra: str) -> dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
+    """A child's environment: the harness's without any ``RIVET_*`` variable, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIVET_")}
     env.update(extra)
     return env
@@ -128,19 +129,19 @@ def invocation(tool: Tool, db: Database, table: Table, fmt: str, run_dir: Path) 
     if tool.name == "pg-copy":
         argv = ["psql", "-X", "-h", db.host, "-p", str(db.port), "-U", db.user, "-d",
                 db.database, "-c", f"\\copy ({query}) TO '/dev/null' WITH (FORMAT binary)"]
-        env = _child_env(PGPASSWORD=db.password) if db.password else _child_env()
+        env = child_env(PGPASSWORD=db.password) if db.password else child_env()
         return Invocation(argv, env, stdout, stderr, None)
     if tool.name == "mysql-quick":
         argv = [mysql_client(), "--quick", "--batch", "--skip-column-names", "-h", db.host,
                 "-P", str(db.port), "-u", db.user, "-D", db.database, "-e", query]
-        env = _child_env(MYSQL_PWD=db.password) if db.password else _child_env()
+        env = child_env(MYSQL_PWD=db.password) if db.password else child_env()
         return Invocation(argv, env, None, stderr, None)
     out.mkdir(parents=True)
     if tool.kind == "rivet":
         config = run_dir / "rivet.toml"
         config.write_text(rivetcfg.render_config(rivetcfg.VARIANTS[tool.name], db, table, fmt))
         argv = [str(RIVET_BIN), "run", "-c", str(config), "--json", "--no-progress"]
-        env = _child_env(**{rivetcfg.URL_ENV: db.url})
+        env = child_env(**{rivetcfg.URL_ENV: db.url})
         return Invocation(argv, env, stdout, stderr, out)
     refrun = Path(__file__).resolve().parent / "refrun.py"
     ref_name = "connectorx" if tool.name.startswith("connectorx") else tool.name
@@ -148,7 +149,7 @@ def invocation(tool: Tool, db: Database, table: Table, fmt: str, run_dir: Path) 
             "--host", db.host, "--port", str(db.port), "--user", db.user,
             "--database", db.database, "--table", table.name, "--format", fmt,
             "--out", str(out), "--partitions", "2" if tool.name == "connectorx" else "1"]
-    env = _child_env(RIVETBENCH_DB_PASSWORD=db.password)
+    env = child_env(RIVETBENCH_DB_PASSWORD=db.password)
     data_dir = out / "bench" / table.name if tool.name == "dlt" else out
     return Invocation(argv, env, stdout, stderr, data_dir)
 
@@ -159,3 +160,50 @@ def warmup_invocation(db: Database, table: Table, run_dir: Path) -> Invocation:
     tool = next(t for t in REFERENCE_TOOLS if t.name == limit)
     return invocation(tool, db, table, LIMIT_FORMAT, run_dir)
 
+
+
+def many_invocation(tool: Tool, db: Database, tables: list[Table], fmt: str,
+                    run_dir: Path) -> Invocation:
+    """The many-small-tables shape: ONE process of ``tool`` over every table of ``tables``.
+
+    - ``pg-copy``: one psql running a script of one ``\\copy ... TO '/dev/null'`` per table;
+    - ``mysql-quick``: one client running ``SELECT * FROM t1; SELECT * FROM t2; ...``;
+    - ``duckdb``: ``refrun.py duckdb-many``: the source attached once, one ``COPY`` per
+      table to ``out/<table>.<format>``;
+    - a Rivet variant: one ``rivet run`` of a config with one ``table`` export per table,
+      each to ``out/<table>/``.
+    """
+    out = run_dir / "out"
+    stderr = run_dir / "stderr.log"
+    stdout = run_dir / "stdout.log"
+    queries = [select_all(db.kind, db.database, table) for table in tables]
+    if tool.name == "pg-copy":
+        script = run_dir / "copy.sql"
+        script.write_text("".join(f"\\copy ({query}) TO '/dev/null' WITH (FORMAT binary)\n"
+                                  for query in queries))
+        argv = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", db.host, "-p", str(db.port),
+                "-U", db.user, "-d", db.database, "-f", str(script)]
+        env = child_env(PGPASSWORD=db.password) if db.password else child_env()
+        return Invocation(argv, env, stdout, stderr, None)
+    if tool.name == "mysql-quick":
+        argv = [mysql_client(), "--quick", "--batch", "--skip-column-names", "-h", db.host,
+                "-P", str(db.port), "-u", db.user, "-D", db.database,
+                "-e", "; ".join(queries)]
+        env = child_env(MYSQL_PWD=db.password) if db.password else child_env()
+        return Invocation(argv, env, None, stderr, None)
+    out.mkdir(parents=True)
+    if tool.kind == "rivet":
+        config = run_dir / "rivet.toml"
+        config.write_text(rivetcfg.render_many_config(rivetcfg.VARIANTS[tool.name], db,
+                                                      tables, fmt))
+        argv = [str(RIVET_BIN), "run", "-c", str(config), "--json", "--no-progress"]
+        return Invocation(argv, child_env(**{rivetcfg.URL_ENV: db.url}), stdout, stderr, out)
+    if tool.name != "duckdb":
+        raise ValueError(f"{tool.name} has no many-tables shape (rivet, duckdb and the limits)")
+    refrun = Path(__file__).resolve().parent / "refrun.py"
+    argv = [str(REF_VENV / "bin" / "python"), str(refrun), "duckdb-many", "--db", db.kind,
+            "--host", db.host, "--port", str(db.port), "--user", db.user,
+            "--database", db.database, "--tables", ",".join(t.name for t in tables),
+            "--format", fmt, "--out", str(out)]
+    env = child_env(RIVETBENCH_DB_PASSWORD=db.password)
+    return Invocation(argv, env, stdout, stderr, out)

@@ -22,6 +22,16 @@ class Output:
     bytes: int
     rows: int | None
     error: str | None = None
+    by_table: dict[str, int] | None = None
+    """With :func:`read_back` ``by_table=True``: rows per table, the table being the first
+    path component under the directory (``<table>/...`` or ``<table>.<format>``)."""
+
+
+def table_of(relative: Path) -> str:
+    """The table an output file belongs to in a many-tables run: ``t1/part-0.parquet`` (one
+    directory per export) and ``t1.parquet`` (one file per table) both give ``t1``."""
+    first = relative.parts[0]
+    return first if len(relative.parts) > 1 else Path(first).stem
 
 
 def data_files(directory: Path) -> list[Path]:
@@ -57,17 +67,34 @@ def _csv_rows(path: Path) -> int:
     return sum(batch.num_rows for batch in reader)
 
 
-def read_back(directory: Path | None) -> Output:
-    """Files, bytes and rows under ``directory`` (all ``*.parquet`` / ``*.csv``)."""
+def read_back(directory: Path | None, *, by_table: bool = False) -> Output:
+    """Files, bytes and rows under ``directory`` (all ``*.parquet`` / ``*.csv``); with
+    ``by_table``, the rows of each table too (:func:`table_of`)."""
     if directory is None or not directory.exists():
-        return Output(files=0, bytes=0, rows=0 if directory is not None else None)
+        return Output(files=0, bytes=0, rows=0 if directory is not None else None,
+                      by_table={} if by_table else None)
     files = data_files(directory)
     size = sum(p.stat().st_size for p in files)
     rows = 0
+    per_table: dict[str, int] = {}
     try:
         for path in files:
-            rows += _parquet_rows(path) if path.suffix == ".parquet" else _csv_rows(path)
+            count = _parquet_rows(path) if path.suffix == ".parquet" else _csv_rows(path)
+            rows += count
+            table = table_of(path.relative_to(directory))
+            per_table[table] = per_table.get(table, 0) + count
     except Exception as exc:
         return Output(files=len(files), bytes=size, rows=None,
                       error=f"reading {path.name} back failed: {exc}")
-    return Output(files=len(files), bytes=size, rows=rows)
+    return Output(files=len(files), bytes=size, rows=rows,
+                  by_table=per_table if by_table else None)
+
+
+def table_mismatches(expected: dict[str, int], found: dict[str, int]) -> list[str]:
+    """``table: found N rows, expected M`` for every table whose files do not hold its rows
+    (a table with no file found 0), and every file of a table that was not expected."""
+    problems = [f"{name}: {found.get(name, 0):,} rows, expected {rows:,}"
+                for name, rows in expected.items() if found.get(name, 0) != rows]
+    problems += [f"{name}: {rows:,} rows of a table not exported"
+                 for name, rows in found.items() if name not in expected]
+    return problems
