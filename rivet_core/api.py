@@ -8,7 +8,9 @@ neither pyarrow nor a driver, and ``rivet --help`` stays fast. The guide is
 
 Registration
     :data:`hookimpl`; :class:`SourceSpec`, :class:`FormatSpec`, :class:`DestinationSpec`;
-    :class:`DestinationCapabilities` and :class:`WriteCommitProtocol`.
+    :class:`DestinationCapabilities` and :class:`WriteCommitProtocol`;
+    :data:`PLUGIN_API_VERSION`, the version of this API (a plugin declares the range it
+    supports in ``RIVET_PLUGIN_API``: see :mod:`rivet_core.hookspecs`).
 Config
     :func:`doc` (a documented attrs field), :class:`ChecksConfig` and
     :class:`ChecksReferences` (optional checks on a ``config_cls``);
@@ -93,6 +95,7 @@ if TYPE_CHECKING:
         UnsupportedTypeError,
         source_error,
     )
+    from rivet_core.hookspecs import PLUGIN_API_VERSION
     from rivet_core.redact import redact, register_secret
     from rivet_core.sources import (
         ConnectionSlot,
@@ -135,6 +138,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "DestinationError", "FormatError", "RivetError", "SourceError",
         "TransientDestinationError", "TransientError", "TransientSourceError",
         "UnsupportedTypeError", "source_error"),
+    "rivet_core.hookspecs": ("PLUGIN_API_VERSION",),
     "rivet_core.redact": ("redact", "register_secret"),
     "rivet_core.sources": (
         "ConnectionSlot", "ErrorTable", "FetchingBatchStream", "SqlSource", "apply_overrides"),
@@ -150,6 +154,7 @@ _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "MAX_DECIMAL_PRECISION",
+    "PLUGIN_API_VERSION",
     "BatchStream",
     "ChecksConfig",
     "ChecksReferences",

@@ -75,17 +75,26 @@ class BatchStream(abc.ABC):
     @abc.abstractmethod
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Yield the record batches, once: iterating the stream calls this. A stream reads
-        forward from the server and cannot restart."""
+        forward from the server and cannot restart.
+
+        .. versionadded:: 1.0
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the server-side cursor early (after an error downstream)."""
+        """Release the server-side cursor early (after an error downstream).
+
+        .. versionadded:: 1.0
+        """
 
     def cancel(self) -> None:  # noqa: B027 - optional hook
         """Ask the server to stop the statement in flight. Called from another thread than
         the one reading, when the run is interrupted (a signal), while a read may be
         blocked waiting for rows: the read then ends (with an error the runner ignores) and
         the stream is closed. Never raises. Without it, a signal waits for the statement's
-        next rows, or its end."""
+        next rows, or its end.
+
+        .. versionadded:: 1.0
+        """
 
     def __enter__(self) -> BatchStream:
         return self
@@ -104,13 +113,19 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def describe(self, query: Query, options: ReadOptions) -> list[ColumnInfo]:
-        """Map the query's result columns without reading a row (a zero-row probe)."""
+        """Map the query's result columns without reading a row (a zero-row probe).
+
+        .. versionadded:: 1.0
+        """
 
     @abc.abstractmethod
     def read(self, query: Query, options: ReadOptions) -> BatchStream:
         """Start the query and return its batches. Raises
         :class:`~rivet_core.errors.UnsupportedTypeError` before returning if a column cannot
-        be mapped, so no file is started."""
+        be mapped, so no file is started.
+
+        .. versionadded:: 1.0
+        """
 
     def fetch_rows(self, query: Query, options: ReadOptions) -> list[dict[str, Any]]:
         """Run one of the runner's small statements (a probe, key statistics, a histogram,
@@ -123,6 +138,8 @@ class Source(abc.ABC):
         The default reads through :meth:`read` with no column overrides, so it needs the
         source to type expression columns (``MIN(x)``, ``COUNT(*)``, ``1 AS found``). A
         source whose driver cannot, overrides it (rows straight from the driver's cursor).
+
+        .. versionadded:: 1.0
         """
         import pyarrow as pa
 
@@ -134,10 +151,16 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Close every connection the source opened."""
+        """Close every connection the source opened.
+
+        .. versionadded:: 1.0
+        """
 
     def display_name(self) -> str:
-        """Where this source reads from, safe to print (no password)."""
+        """Where this source reads from, safe to print (no password).
+
+        .. versionadded:: 1.0
+        """
         return type(self).__name__
 
     def __enter__(self) -> Source:
@@ -162,16 +185,26 @@ class FormatWriter(abc.ABC):
     """Encodes the batches of one file into an Arrow output stream."""
 
     @abc.abstractmethod
-    def write_batch(self, batch: pa.RecordBatch) -> None: ...
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Encode one batch into the file.
+
+        .. versionadded:: 1.0
+        """
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Write buffered data and the file trailer. Does not close the output stream."""
+        """Write buffered data and the file trailer. Does not close the output stream.
+
+        .. versionadded:: 1.0
+        """
 
     def abort(self) -> None:  # noqa: B027 - optional hook
         """The file is being discarded: stop writing to the output stream (a writer that
         encodes in the background waits for it here). Called before the target is aborted;
-        never raises."""
+        never raises.
+
+        .. versionadded:: 1.0
+        """
 
 
 class SinkGate:
@@ -229,14 +262,20 @@ class Format(abc.ABC):
     @property
     @abc.abstractmethod
     def extension(self) -> str:
-        """Full file extension without the dot, including any compression suffix."""
+        """Full file extension without the dot, including any compression suffix.
+
+        .. versionadded:: 1.0
+        """
 
     @abc.abstractmethod
     def open(
         self, sink: pa.NativeFile, schema: pa.Schema, *, max_file_bytes: int | None = None
     ) -> FormatWriter:
         """Start a file. ``max_file_bytes`` is the part size the runner rolls at, so the
-        writer can keep its internal buffers (row groups) well below it."""
+        writer can keep its internal buffers (row groups) well below it.
+
+        .. versionadded:: 1.0
+        """
 
 
 @runtime_checkable
@@ -244,13 +283,16 @@ class SupportsCredentialSource(Protocol):
     """A destination that can say which credentials it uses (``rivet doctor``
     prints it). Tested with ``isinstance``.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 1.0
     """
 
     def credential_source(self) -> str:
         """Where the credentials come from (``access key from environment variables A /
         B``, ``service account file /x.json``, ``the default AWS chain``), never a
-        secret."""
+        secret.
+
+        .. versionadded:: 1.0
+        """
 
 
 @runtime_checkable
@@ -259,13 +301,16 @@ class SupportsRowCount(Protocol):
     (``rivet run --validate`` re-reads every committed file with it). Tested with
     ``isinstance``; a format without it is validated by checksum only.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 1.0
     """
 
     def count_rows(self, data: bytes) -> int:
         """The number of data rows in the whole file ``data`` (its header not counted);
         raises :class:`~rivet_core.errors.FormatError` when ``data`` is not a readable file
-        of this format."""
+        of this format.
+
+        .. versionadded:: 1.0
+        """
 
 
 # ---------------------------------------------------------------------------- destinations
@@ -294,7 +339,7 @@ class DestinationContext:
         reports it under the key holding the template, so ``rivet check`` names it
         before anything runs.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 1.0
         """
         unknown = [m for m in dict.fromkeys(_BRACED.findall(template))
                    if m not in cls.PLACEHOLDERS]
@@ -336,15 +381,24 @@ class WriteTarget(abc.ABC):
 
     @abc.abstractmethod
     def write(self, data: bytes | memoryview) -> None:
-        """Append bytes. The buffer may be reused by the caller after the call returns."""
+        """Append bytes. The buffer may be reused by the caller after the call returns.
+
+        .. versionadded:: 1.0
+        """
 
     @abc.abstractmethod
     def commit(self) -> CommittedFile:
-        """Make the file visible under its final name (no-op for streaming)."""
+        """Make the file visible under its final name (no-op for streaming).
+
+        .. versionadded:: 1.0
+        """
 
     @abc.abstractmethod
     def abort(self) -> None:
-        """Discard the file; never raises for a target that is already gone."""
+        """Discard the file; never raises for a target that is already gone.
+
+        .. versionadded:: 1.0
+        """
 
 
 class Destination(abc.ABC):
@@ -352,14 +406,23 @@ class Destination(abc.ABC):
 
     @abc.abstractmethod
     def open(self, name: str) -> WriteTarget:
-        """Start writing the file ``name`` (a plain file name, no directories)."""
+        """Start writing the file ``name`` (a plain file name, no directories).
+
+        .. versionadded:: 1.0
+        """
 
     @abc.abstractmethod
     def location(self) -> str:
-        """The resolved location files go to, safe to print (``file:///out/orders/…``)."""
+        """The resolved location files go to, safe to print (``file:///out/orders/…``).
+
+        .. versionadded:: 1.0
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release clients and connections."""
+        """Release clients and connections.
+
+        .. versionadded:: 1.0
+        """
 
 
 @runtime_checkable
@@ -375,15 +438,27 @@ class SupportsListing(Protocol):
     def list_files(self, prefix: str = "") -> dict[str, int]:
         """Map of name → size in bytes of every committed file whose name starts with
         ``prefix``, at any depth. Files a reader cannot see (temp files, incomplete uploads)
-        are not listed."""
+        are not listed.
+
+        .. versionadded:: 1.0
+        """
 
     def read_file(self, name: str) -> bytes:
         """The whole content of a committed file; raises
-        :class:`~rivet_core.errors.DestinationError` if it does not exist."""
+        :class:`~rivet_core.errors.DestinationError` if it does not exist.
+
+        .. versionadded:: 1.0
+        """
 
     def delete_file(self, name: str) -> None:
-        """Remove a file; a file that does not exist is not an error."""
+        """Remove a file; a file that does not exist is not an error.
+
+        .. versionadded:: 1.0
+        """
 
     def write_small(self, name: str, data: bytes) -> None:
         """Store ``data`` under ``name`` so a reader sees the old content or the new one,
-        never a mix (local: temp file and rename; object stores: one PUT)."""
+        never a mix (local: temp file and rename; object stores: one PUT).
+
+        .. versionadded:: 1.0
+        """

@@ -190,6 +190,20 @@ class Dialect:
                f"COUNT(*) - COUNT({col}) AS nulls FROM {self.derived(base)}")
         return Query(sql=sql, label="chunk key range")
 
+    def chunk_key_bounds(self, base: str, column: str) -> Query:
+        """One row: ``lo`` and ``hi`` (min and max) of the chunk column; on an indexed
+        column, two index lookups (the planner knows the count from the catalog)."""
+        col = self.column(column)
+        sql = f"SELECT MIN({col}) AS lo, MAX({col}) AS hi FROM {self.derived(base)}"
+        return Query(sql=sql, label="chunk key bounds")
+
+    def chunk_key_has_nulls(self, base: str, column: str) -> Query:
+        """At most one row, when the chunk column holds a NULL: the scan stops at the
+        first (and an index or a NOT NULL constraint answers at once)."""
+        col = self.column(column)
+        sql = self.limit(f"SELECT 1 AS found FROM {self.derived(base)} WHERE {col} IS NULL", 1)
+        return Query(sql=sql, label="chunk key NULLs")
+
     def key_histogram(self, base: str, column: str, *, origin: Any, width: int,
                       by_days: bool = False) -> Query:
         """Rows ``bucket``, ``n``, ``lo``, ``hi``: the row count and key range of every

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -24,7 +25,6 @@ from rivet_core.plan import ExportPlan
 from rivet_core.plugins import Registry
 from rivet_core.runner.modes import MODES
 from rivet_core.specs import FormatSpec
-from rivet_core.types import parse_override
 
 
 class Severity(enum.Enum):
@@ -116,7 +116,7 @@ def build_plan(loaded: LoadedConfig, registry: Registry, *, only: list[str] | No
                 max_file_bytes=parse_size(export.max_file_size)
                 if export.max_file_size is not None else None,
                 tuning=effective_tuning(config.source.tuning, export.tuning),
-                column_types={k: parse_override(v) for k, v in export.columns.items()},
+                column_types=_column_types(export.columns),
             )
         )
     for plan in plans:
@@ -291,3 +291,13 @@ def parallel_connections(plans: list[ExportPlan], parallel_exports: int, *,
                 f"{CONNECTIONS_WARNING}",
         hint="lower parallel_exports or the exports' parallel, unless the source server is "
              "sized for it (its max_connections, and its other clients)")]
+
+
+def _column_types(columns: dict[str, str]) -> dict[str, Any]:
+    """``[exports.columns]`` overrides as Arrow types; pyarrow is loaded only for a config
+    that has some."""
+    if not columns:
+        return {}
+    from rivet_core.types import parse_override
+
+    return {name: parse_override(text) for name, text in columns.items()}

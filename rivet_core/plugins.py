@@ -1,8 +1,13 @@
-"""The plugin manager: entry point loading, blocking, and the registry of backends.
+"""The plugin manager: entry point loading, blocking, the plugin API check, and the
+registry of backends.
 
 A fresh :class:`Registry` is built per invocation (no module-global manager). Every entry
 point load and every hook call is wrapped, so a broken plugin is reported with its
 distribution and version and only fails a run whose config needs a backend it was to provide.
+A plugin whose declared plugin API range (:data:`rivet_core.hookspecs.API_DECLARATION`)
+excludes the running version is imported but never registered: it is a problem naming the
+range, the running version and the command that fixes it. Installing and uninstalling
+plugin packages is :mod:`rivet_core.cli.install_cmd`.
 """
 
 from __future__ import annotations
@@ -10,13 +15,17 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import inspect
+import json
 import os
 import re
 from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
 
 from rivet_core import hookspecs
 from rivet_core.errors import PluginError
@@ -25,20 +34,40 @@ from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec, spec_probl
 GROUP = "rivet"
 DISABLE_ENV = "RIVET_DISABLE_PLUGINS"
 
-# Backend names users commonly write, and the package that provides each (fsspec's
-# ``known_implementations``): turns "unknown type" into an install hint.
-KNOWN_BACKENDS: dict[tuple[str, str], str] = {
-    ("source", "postgres"): "rivet-cli (built in: plugin rivet_postgres)",
-    ("source", "mysql"): "rivet-cli (built in: plugin rivet_mysql)",
-    ("format", "parquet"): "rivet-cli (built in: plugin rivet_parquet)",
-    ("format", "csv"): "rivet-cli (built in: plugin rivet_csv)",
-    ("destination", "local"): "rivet-cli (built in: plugin rivet_local)",
-    ("destination", "stdout"): "rivet-cli (built in: plugin rivet_stdout)",
-    ("destination", "s3"): "rivet-cli (built in: plugin rivet_objstore)",
-    ("destination", "gcs"): "rivet-cli (built in: plugin rivet_objstore)",
+BUILT_IN = "rivet-cli"
+"""The distribution of Rivet itself, whose plugins are the built-in backends."""
+
+
+@attrs.frozen
+class KnownBackend:
+    """Who provides a backend name users commonly write (fsspec's ``known_implementations``):
+    turns "unknown type" into an install hint."""
+
+    distribution: str
+    """The package to install (what ``rivet install`` takes)."""
+    built_in: str | None = None
+    """For Rivet's own backends, the built-in plugin module that provides it."""
+
+
+KNOWN_BACKENDS: dict[tuple[str, str], KnownBackend] = {
+    ("source", "postgres"): KnownBackend(BUILT_IN, "rivet_postgres"),
+    ("source", "mysql"): KnownBackend(BUILT_IN, "rivet_mysql"),
+    ("format", "parquet"): KnownBackend(BUILT_IN, "rivet_parquet"),
+    ("format", "csv"): KnownBackend(BUILT_IN, "rivet_csv"),
+    ("destination", "local"): KnownBackend(BUILT_IN, "rivet_local"),
+    ("destination", "stdout"): KnownBackend(BUILT_IN, "rivet_stdout"),
+    ("destination", "s3"): KnownBackend(BUILT_IN, "rivet_objstore"),
+    ("destination", "gcs"): KnownBackend(BUILT_IN, "rivet_objstore"),
+    ("destination", "azure"): KnownBackend(BUILT_IN, "rivet_objstore"),
+    # The example third-party package (examples/rivet-sqlite-jsonl).
+    ("source", "sqlite"): KnownBackend("rivet-sqlite-jsonl"),
+    ("format", "jsonl"): KnownBackend("rivet-sqlite-jsonl"),
 }
 
 KINDS = ("source", "format", "destination")
+KIND_HOOKS = {"source": "rivet_sources", "format": "rivet_formats",
+              "destination": "rivet_destinations"}
+"""The hook that registers each kind of backend."""
 S = TypeVar("S", SourceSpec, FormatSpec, DestinationSpec)
 
 
@@ -50,6 +79,11 @@ class PluginInfo:
     module: str
     distribution: str | None = None
     version: str | None = None
+    api_range: str | None = None
+    """The plugin API range the plugin declares (:data:`~rivet_core.hookspecs.API_DECLARATION`),
+    None when it declares none (or is not loaded far enough to tell)."""
+    hooks: tuple[str, ...] = ()
+    """The hooks it implements, once registered."""
 
     def origin(self) -> str:
         if self.distribution:
@@ -75,12 +109,55 @@ class PluginProblem:
     kind: str | None = None
     backend: str | None = None
     origins: tuple[PluginInfo, ...] = ()
+    fix: str | None = None
+    """The command that fixes it, when there is one (``rivet install --upgrade <dist>``)."""
 
     @classmethod
     def of(cls, *origins: PluginInfo, message: str, kind: str | None = None,
-           backend: str | None = None) -> PluginProblem:
+           backend: str | None = None, fix: str | None = None) -> PluginProblem:
         return cls(plugin=" and ".join(o.origin() for o in origins), message=message,
-                   kind=kind, backend=backend, origins=origins)
+                   kind=kind, backend=backend, origins=origins, fix=fix)
+
+
+@attrs.frozen(kw_only=True)
+class DistributionInfo:
+    """An installed distribution with at least one entry point in the ``rivet`` group."""
+
+    name: str
+    version: str
+    origin: str
+    """``built-in`` (rivet-cli itself), ``editable`` (``pip install -e``: its
+    ``direct_url.json`` says so) or ``third-party``."""
+    location: str | None = None
+    """For an editable install, the project directory it runs from."""
+
+    @classmethod
+    def of(cls, dist: importlib.metadata.Distribution) -> DistributionInfo:
+        if _canonical(dist.name) == BUILT_IN:
+            return cls(name=dist.name, version=dist.version, origin="built-in")
+        location = _editable_location(dist)
+        return cls(name=dist.name, version=dist.version,
+                   origin="third-party" if location is None else "editable",
+                   location=location)
+
+
+def _editable_location(dist: importlib.metadata.Distribution) -> str | None:
+    """The project directory of an editable install (PEP 610 ``direct_url.json``), else
+    None."""
+    try:
+        text = dist.read_text("direct_url.json")
+        data = json.loads(text) if text else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    dir_info = data.get("dir_info")
+    url = data.get("url")
+    if not (isinstance(dir_info, dict) and dir_info.get("editable") is True
+            and isinstance(url, str)):
+        return None
+    parts = urlsplit(url)
+    return unquote(parts.path) if parts.scheme == "file" else url
 
 
 @attrs.frozen(kw_only=True)
@@ -98,6 +175,11 @@ class Registry:
     destinations: dict[str, Registered[DestinationSpec]] = attrs.field(factory=dict)
     plugins: list[PluginInfo] = attrs.field(factory=list)
     problems: list[PluginProblem] = attrs.field(factory=list)
+    distributions: dict[str, DistributionInfo] = attrs.field(factory=dict)
+    """Every distribution with an entry point in the ``rivet`` group, loaded or not, by its
+    canonical name (PEP 503)."""
+    blocked: list[PluginInfo] = attrs.field(factory=list)
+    """The entry points ``RIVET_DISABLE_PLUGINS`` kept from loading."""
 
     def table(self, kind: str) -> dict[str, Any]:
         tables: dict[str, dict[str, Any]] = {
@@ -124,11 +206,23 @@ class Registry:
 
     def missing_hint(self, kind: str, name: str) -> str | None:
         hints = []
-        if (kind, name) in KNOWN_BACKENDS:
-            hints.append(f"{name!r} is provided by {KNOWN_BACKENDS[(kind, name)]}")
-        # A problem not tied to one backend (a failed import, a hook that raised) may be
-        # what hides this one.
-        broken = dict.fromkeys(p.plugin for p in self.problems if p.backend is None)
+        # A problem not tied to one backend (a failed import, a plugin API mismatch, a hook
+        # that raised) may be what hides this one.
+        unloaded = [p for p in self.problems if p.backend is None]
+        known = KNOWN_BACKENDS.get((kind, name))
+        if known is not None and known.built_in:
+            hints.append(f"{name!r} is provided by {BUILT_IN} (built in: plugin "
+                         f"{known.built_in})")
+        elif known is not None and not any(
+                _canonical(o.distribution or "") == _canonical(known.distribution)
+                for p in unloaded for o in p.origins):
+            hints.append(f"{name!r} is provided by the package {known.distribution}: "
+                         f"`rivet install {known.distribution}`")
+        for problem in unloaded:
+            if problem.fix:
+                hints.append(f"{problem.plugin} may provide it: {problem.message}; "
+                             f"fix: `{problem.fix}`")
+        broken = dict.fromkeys(p.plugin for p in unloaded if not p.fix)
         if broken:
             names = ", ".join(broken)
             hints.append(f"plugin(s) with problems (see `rivet plugins`) that may provide it: "
@@ -181,9 +275,10 @@ def build_registry(
             registry.plugins.append(info)
 
     registry.problems += _hook_name_problems(manager, infos)
-    _collect(manager, "rivet_sources", "source", SourceSpec, registry, infos)
-    _collect(manager, "rivet_formats", "format", FormatSpec, registry, infos)
-    _collect(manager, "rivet_destinations", "destination", DestinationSpec, registry, infos)
+    _collect(manager, KIND_HOOKS["source"], "source", SourceSpec, registry, infos)
+    _collect(manager, KIND_HOOKS["format"], "format", FormatSpec, registry, infos)
+    _collect(manager, KIND_HOOKS["destination"], "destination", DestinationSpec, registry,
+             infos)
     return registry
 
 
@@ -217,6 +312,8 @@ def _entry_point_candidates(blocked: set[str], registry: Registry) -> list[_Cand
     claims: dict[str, list[tuple[PluginInfo, importlib.metadata.EntryPoint]]] = {}
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
+        if dist is not None:
+            registry.distributions.setdefault(_canonical(dist.name), DistributionInfo.of(dist))
         info = PluginInfo(
             name=ep.name,
             module=ep.value,
@@ -231,6 +328,7 @@ def _entry_point_candidates(blocked: set[str], registry: Registry) -> list[_Cand
     for name, same_name in claims.items():
         loading = [(info, ep) for info, ep in same_name
                    if name not in blocked and info.qualified_name() not in blocked]
+        registry.blocked += [info for info, ep in same_name if (info, ep) not in loading]
         for index, (info, ep) in enumerate(loading):
             key = name if index == 0 else info.qualified_name()
             candidates.append(_Candidate(key, info, ep))
@@ -256,7 +354,8 @@ def _name_clash(name: str, infos: list[PluginInfo]) -> PluginProblem:
 
 def _register(manager: pluggy.PluginManager, candidate: _Candidate,
               infos: dict[str, PluginInfo], registry: Registry) -> PluginInfo | None:
-    """Load and register one plugin; its info, or None when it is blocked or broken."""
+    """Load and register one plugin; its info, or None when it is blocked, broken or built
+    for another plugin API."""
     info, target = candidate.info, candidate.target
     if manager.is_blocked(candidate.key):
         return None
@@ -265,7 +364,11 @@ def _register(manager: pluggy.PluginManager, candidate: _Candidate,
     # SystemExit too: a plugin module calling sys.exit() must not end the command with an
     # exit code of its choosing.
     except (Exception, SystemExit) as exc:
-        registry.problems.append(PluginProblem.of(info, message=f"failed to load: {exc!r}"))
+        registry.problems.append(_load_failure(info, exc))
+        return None
+    info, refusal = _api_check(info, plugin)
+    if refusal is not None:
+        registry.problems.append(refusal)
         return None
     if manager.is_registered(plugin):
         # pluggy registers an object once; two entry points loading one module (two
@@ -285,7 +388,104 @@ def _register(manager: pluggy.PluginManager, candidate: _Candidate,
     except pluggy.PluginValidationError as exc:  # a hook with arguments the spec lacks
         registry.problems.append(PluginProblem.of(info, message=f"not loaded: {exc}"))
         return None
-    return info
+    hooks = sorted(c.name for c in manager.get_hookcallers(plugin) or () if c.has_spec())
+    return attrs.evolve(info, hooks=tuple(hooks))
+
+
+def _load_failure(info: PluginInfo, exc: BaseException) -> PluginProblem:
+    message = f"failed to load: {exc!r}"
+    if isinstance(exc, ImportError) and "rivet_core" in str(exc) and info.distribution:
+        # A name the plugin imports from Rivet is not there: most often a plugin built for
+        # another plugin API that predates declaring its range.
+        return PluginProblem.of(
+            info, fix=f"rivet install --upgrade {info.distribution}",
+            message=f"{message}; it may be built for another plugin API than this Rivet's "
+            f"{hookspecs.PLUGIN_API_VERSION}")
+    return PluginProblem.of(info, message=message)
+
+
+def _api_check(info: PluginInfo, plugin: object) -> tuple[PluginInfo, PluginProblem | None]:
+    """``info`` with the plugin API range ``plugin`` declares, and the problem that keeps it
+    from being registered (None when it may be)."""
+    if info.distribution and _canonical(info.distribution) == BUILT_IN:
+        return info, None  # Rivet's own plugins ship with the API they implement
+    declared = inspect.getattr_static(plugin, hookspecs.API_DECLARATION, None)
+    info = attrs.evolve(info, api_range=declared if isinstance(declared, str) else None)
+    running = hookspecs.PLUGIN_API_VERSION
+    verdict = api_verdict(declared, running)
+    if verdict.compatible:
+        return info, None
+    fix = None
+    if info.distribution and verdict.needs == "newer rivet" and info.version:
+        fix = f"rivet install '{info.distribution}<{info.version}'"
+    elif info.distribution and verdict.needs != "a valid declaration":
+        fix = f"rivet install --upgrade {info.distribution}"
+    return info, PluginProblem.of(info, message=verdict.reason, fix=fix)
+
+
+@attrs.frozen(kw_only=True)
+class ApiVerdict:
+    """Whether a plugin's declared plugin API range admits the running version, and why
+    not."""
+
+    range: str | None
+    """The range that applies: the declaration, or
+    :data:`~rivet_core.hookspecs.UNDECLARED_API_RANGE`; None for a declaration that is not a
+    range."""
+    declared: bool
+    compatible: bool
+    needs: str | None = None
+    """What would make it compatible: ``"newer rivet"``, ``"newer plugin"`` (the plugin
+    predates the running API), ``"another version"`` (the range excludes it on both sides)
+    or ``"a valid declaration"``."""
+    reason: str = ""
+
+
+def api_verdict(declared: object, running: str) -> ApiVerdict:
+    """Judge a plugin's :data:`~rivet_core.hookspecs.API_DECLARATION` value (None: not
+    declared) against the running plugin API version. Pure: no plugin is touched."""
+    name = hookspecs.API_DECLARATION
+    if declared is None:
+        text, is_declared = hookspecs.UNDECLARED_API_RANGE, False
+    elif isinstance(declared, str):
+        text, is_declared = declared, True
+    else:
+        return ApiVerdict(range=None, declared=True, compatible=False,
+                          needs="a valid declaration",
+                          reason=f"not loaded: {name} = {declared!r} is not a version range "
+                          "(a string such as \">=1.0,<2\")")
+    try:
+        spec = SpecifierSet(text)
+    except InvalidSpecifier as exc:
+        return ApiVerdict(range=None, declared=True, compatible=False,
+                          needs="a valid declaration",
+                          reason=f"not loaded: {name} = {declared!r} is not a version range "
+                          f"({exc}; e.g. \">=1.0,<2\")")
+    version = Version(running)
+    if spec.contains(version, prereleases=True):
+        return ApiVerdict(range=text, declared=is_declared, compatible=True)
+    needs = _what_it_needs(spec, version)
+    supports = (f"supports plugin API {text}" if is_declared else
+                f"declares no plugin API range ({name}), so it is taken to support {text}")
+    why = {"newer rivet": "the plugin needs a newer Rivet: upgrade rivet-cli, or install an "
+                          "earlier release of the plugin",
+           "newer plugin": "the plugin predates this API",
+           "another version": "the plugin excludes this version"}[needs]
+    return ApiVerdict(range=text, declared=is_declared, compatible=False, needs=needs,
+                      reason=f"not loaded: it {supports}, and this Rivet runs plugin API "
+                      f"{running} ({why})")
+
+
+def _what_it_needs(spec: SpecifierSet, running: Version) -> str:
+    """Which side of ``running`` the versions a range admits lie on."""
+    probes = [Version(f"{major}.{minor}") for major in range(running.major + 10)
+              for minor in range(50)]
+    admitted = list(spec.filter(probes, prereleases=True))
+    if admitted and all(v > running for v in admitted):
+        return "newer rivet"
+    if admitted and all(v < running for v in admitted):
+        return "newer plugin"
+    return "another version"
 
 
 def _hook_name_problems(

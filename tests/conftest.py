@@ -51,8 +51,8 @@ def pg(pg_url: str, pg_schema: str) -> Iterator[object]:
 
 
 # ------------------------------------------------------------------ object-store servers
-# moto's S3 server and the suite's GCS XML-API server (tests/servers), each its own process
-# on 127.0.0.1, started once per session; each test gets its own bucket.
+# moto's S3 server, the suite's GCS XML-API server and Azurite (tests/servers), each its own
+# process on 127.0.0.1, started once per session; each test gets its own bucket/container.
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +60,10 @@ def _no_cloud_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may pick up real cloud credentials or endpoints (and so reach a real
     provider or instance metadata) from the developer's environment."""
     from servers import CLOUD_ENV
+    from servers.azurite import AZURE_ENV
 
     for name in list(os.environ):
-        if CLOUD_ENV.match(name):
+        if CLOUD_ENV.match(name) or AZURE_ENV.match(name):
             monkeypatch.delenv(name)
 
 
@@ -80,6 +81,25 @@ def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with gcs_server(tmp_path_factory.mktemp("gcs")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The account URL of an Azurite blob service (``.../devstoreaccount1``); the Azure
+    tests skip, saying how to install it, where Azurite is not installed."""
+    from servers.azurite import azurite_command, azurite_server, missing_reason
+
+    if azurite_command() is None:
+        pytest.skip(missing_reason())
+    with azurite_server(tmp_path_factory.mktemp("azurite")) as url:
+        yield url
+
+
+@pytest.fixture
+def azure_container(azurite_endpoint: str) -> str:
+    from servers.azurite import new_container
+
+    return new_container(azurite_endpoint)
 
 
 @pytest.fixture

@@ -527,6 +527,17 @@ def _mode(args: argparse.Namespace) -> str:
 
 # ---------------------------------------------------------------------------- main
 
+def compile_bytecode() -> None:
+    """Compile Rivet's modules to bytecode before anything is timed, as ``pip install`` does
+    for an installed package: in an editable checkout, under ``PYTHONDONTWRITEBYTECODE=1``
+    (set on some machines), every run would otherwise compile them again (about 0.2-0.4 s
+    of each run's start-up)."""
+    import compileall
+
+    for package in ("rivet_core", "plugins"):
+        compileall.compile_dir(REPO_DIR / package, quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
@@ -539,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     if not RIVET_BIN.exists() and (args.startup or any(t.kind == "rivet" for t in chosen)):
         log(f"{RIVET_BIN} not found: install Rivet first (see README.md, Quickstart)")
         return 2
+    compile_bytecode()
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")

@@ -10,12 +10,20 @@ writer casts it, strings are quoted with inner quotes doubled, NULL is an empty 
 field. Doing it here lets a UTC timestamp be cast as a wall-clock time plus ``Z``, which is
 the same text as the writer's but avoids its per-value time zone lookup (the writer spends
 more time on one timestamptz column than on all the others together).
+
+A row holding a text or binary value of :data:`LARGE_FIELD_BYTES` or more is written field by
+field instead, the large value in pieces of :data:`PIECE_BYTES` (quotes doubled, or hex, a
+piece at a time; a text piece without quotes goes to the sink as a view of the batch's own
+buffer): whatever its size, the value is not copied whole once more, let alone twice (the
+quoting and the record join each copy a batch's text).
 """
 
 from __future__ import annotations
 
+import binascii
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -113,6 +121,12 @@ class CsvFormat(Format):
 ENCODER_THREADS = 2
 """Threads encoding batches into CSV text at once (the Arrow kernels release the GIL)."""
 
+LARGE_FIELD_BYTES = 4 << 20
+"""A text or binary value of this many bytes or more is streamed, its row written field by
+field."""
+PIECE_BYTES = 4 << 20
+"""The bytes of a large value rendered and written at a time."""
+
 _MAX_BLOCK = 2**31 - 1
 """The largest block Arrow's CSV reader takes (an int32)."""
 
@@ -157,12 +171,48 @@ class CsvFormatWriter(FormatWriter):
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
             return
+        large = large_rows(batch) if batch.nbytes >= LARGE_FIELD_BYTES else []
+        if large:
+            self._write_around(batch, large)
+            return
         if self._pool is None:
             self._stream.write(self._encode(batch))
             return
         self._in_flight.append(self._pool.submit(self._encode, batch))
         while len(self._in_flight) > self._max_in_flight:
             self._stream.write(self._in_flight.popleft().result())
+
+    def _write_around(self, batch: pa.RecordBatch, large: list[int]) -> None:
+        """``batch`` with its rows ``large`` (ascending) streamed field by field, in the
+        caller's thread once the batches in flight are written; the rows between them are
+        encoded as usual."""
+        while self._in_flight:
+            self._stream.write(self._in_flight.popleft().result())
+        start = 0
+        for row in [*large, batch.num_rows]:
+            if row > start:
+                self._stream.write(self._encode(batch.slice(start, row - start)))
+            if row < batch.num_rows:
+                self._write_fields(batch.slice(row, 1))
+            start = row + 1
+
+    def _write_fields(self, row: pa.RecordBatch) -> None:
+        """One record, field by field: each large value in pieces, the others encoded
+        alone."""
+        write = self._stream.write
+        for index, column in enumerate(row.columns):
+            if index:
+                write(self._delimiter.encode())
+            if _large_value(column):
+                for piece in _quoted_pieces(column):
+                    write(piece)
+                continue
+            convert = self.plan.converters[index]
+            field = pa.RecordBatch.from_arrays(
+                [column if convert is None else convert(column)], names=["f"])
+            text = encode_batch(field, self._delimiter)
+            write(text.slice(0, text.size - 1))  # without its newline
+        write(b"\n")
 
     def close(self) -> None:
         """Write what is buffered and end the compressed stream, if any.
@@ -200,6 +250,56 @@ class CsvFormatWriter(FormatWriter):
 
 def _quote_text(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
+
+
+def _is_variable(typ: pa.DataType) -> bool:
+    return (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            or pa.types.is_binary(typ) or pa.types.is_large_binary(typ))
+
+
+def large_rows(batch: pa.RecordBatch) -> list[int]:
+    """The rows of ``batch`` holding a text or binary value of at least
+    :data:`LARGE_FIELD_BYTES`, ascending."""
+    found: pa.Array | None = None
+    for column in batch.columns:
+        if not _is_variable(column.type):
+            continue
+        large = pc.fill_null(pc.greater_equal(pc.binary_length(column), LARGE_FIELD_BYTES),
+                             False)
+        found = large if found is None else pc.or_(found, large)
+    if found is None or not pc.any(found).as_py():
+        return []
+    return [int(i) for i in pc.indices_nonzero(found).to_pylist()]
+
+
+def _large_value(column: pa.Array) -> bool:
+    """Whether the one value of ``column`` is a text or binary value to stream."""
+    if not _is_variable(column.type) or not column.is_valid()[0].as_py():
+        return False
+    return int(pc.binary_length(column)[0].as_py()) >= LARGE_FIELD_BYTES
+
+
+def _quoted_pieces(column: pa.Array) -> Iterator[pa.Buffer | bytes]:
+    """The CSV field of the one value of a text or binary ``column``, quoted, in pieces:
+    text with its quotes doubled (a piece without quotes is a view of the value), binary as
+    hex."""
+    wide = pa.types.is_large_string(column.type) or pa.types.is_large_binary(column.type)
+    offsets = pa.Array.from_buffers(pa.int64() if wide else pa.int32(), 2,
+                                    [None, column.buffers()[1]], offset=column.offset)
+    first, last = offsets[0].as_py(), offsets[1].as_py()
+    data = column.buffers()[2]
+    assert data is not None
+    value = data.slice(first, last - first)
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    yield b'"'
+    for start in range(0, value.size, PIECE_BYTES):
+        piece = value.slice(start, min(PIECE_BYTES, value.size - start))
+        if not text:
+            yield binascii.hexlify(memoryview(piece))
+            continue
+        raw = piece.to_pybytes()
+        yield piece if raw.find(b'"') < 0 else raw.replace(b'"', b'""')
+    yield b'"'
 
 
 Part: TypeAlias = "pa.Array | str"

@@ -19,6 +19,11 @@ connection in the middle of a result (otherwise pymysql tries to read the rest f
 closed socket); :func:`rows` follows pymysql's own choice of text encoding per column
 (``pymysql.connections.TEXT_TYPES``).
 
+:func:`idle` reads ``connection._result.unbuffered_active`` and the server status flags
+pymysql keeps (``server_status``); :func:`reset` sends ``COM_RESET_CONNECTION`` through
+``_execute_command`` and ``_read_ok_packet``, then repeats what pymysql's ``connect`` does
+after authenticating (``set_character_set``, ``autocommit``).
+
 TLS (:func:`tls_arguments`): Rivet builds the ``ssl.SSLContext`` itself for every mode that
 needs TLS (pymysql then requires TLS and refuses a server that does not offer it, from
 pymysql 1.2.0 on); ``disable`` passes ``ssl_disabled``; without TLS settings pymysql's own
@@ -40,7 +45,7 @@ from typing import Any
 import pymysql
 from pymysql import converters
 from pymysql.connections import TEXT_TYPES, Connection
-from pymysql.constants import COMMAND, CR, FIELD_TYPE
+from pymysql.constants import COMMAND, CR, FIELD_TYPE, SERVER_STATUS
 from pymysql.cursors import Cursor, SSCursor
 from pymysql.protocol import FieldDescriptorPacket
 
@@ -148,6 +153,31 @@ def close(conn: Connection[Any]) -> None:
         conn.close()
 
 
+COM_RESET_CONNECTION = 0x1F
+"""The protocol command that resets a session without reconnecting (MySQL 5.7.3, MariaDB
+10.2.4; pymysql has no name for it)."""
+
+
+def idle(conn: Connection[Any]) -> bool:
+    """Whether ``conn`` is between statements: no unbuffered result still streaming, no
+    transaction open (the server's status flags of its last reply)."""
+    result = getattr(conn, "_result", None)
+    if result is not None and result.unbuffered_active:
+        return False
+    return not conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS
+
+
+def reset(conn: Connection[Any]) -> None:
+    """``COM_RESET_CONNECTION``: the transaction rolled back, session variables back to the
+    server's defaults, user variables, temporary tables and prepared statements gone; then
+    what pymysql set when it connected, set again (the character set and autocommit, which
+    the reset also returned to the server's defaults). A server that refuses raises."""
+    conn._execute_command(COM_RESET_CONNECTION, b"")
+    conn._read_ok_packet()
+    conn.set_character_set(conn.charset, conn.collation)
+    conn.autocommit(conn.autocommit_mode)
+
+
 def _field(packet: Any) -> MyField:
     return MyField(name=packet.name, type_code=packet.type_code, flags=packet.flags,
                    charsetnr=packet.charsetnr, length=packet.length, decimals=packet.scale)
@@ -232,6 +262,6 @@ def rows(conn: Connection[Any], sql: str, params: Sequence[Any] = ()) -> list[di
             for record in records]
 
 
-__all__ = ["ENCODERS", "check_encrypted", "close", "connect", "execute", "is_mariadb",
-           "mogrify", "prepared_fields", "result_fields", "rows", "session_cipher",
+__all__ = ["ENCODERS", "check_encrypted", "close", "connect", "execute", "idle", "is_mariadb",
+           "mogrify", "prepared_fields", "reset", "result_fields", "rows", "session_cipher",
            "tls_arguments", "tls_context", "tls_failure", "unbuffered"]

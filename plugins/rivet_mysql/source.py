@@ -27,6 +27,10 @@ same check run by the server (:mod:`rivet_mysql.cxread`). A TLS failure is perma
 hint naming the failed check.
 
 A reused connection found dead when a read begins is replaced once; one read at a time.
+Between two exports of one run the source keeps its connection, reset with
+``COM_RESET_CONNECTION`` (:meth:`MysqlSource.reset_connection`): session and user variables,
+temporary tables and prepared statements a query left are gone before the next export
+reads.
 ``Query.sql`` takes pymysql placeholders (``%s``) when ``Query.params`` is not empty; with no
 params the text is sent as written. The statement timeout covers the whole streamed read of
 one query (MySQL times the statement, not each batch).
@@ -114,6 +118,16 @@ class MysqlSource(SqlSource["Connection[Any]"]):
     def close_connection(self, conn: Connection[Any]) -> None:
         driver.close(conn)
 
+    def reset_connection(self, conn: Connection[Any]) -> bool:
+        """``COM_RESET_CONNECTION`` (:func:`rivet_mysql.driver.reset`): whatever a read's
+        statements set in the session (variables, user variables, temporary tables) is gone
+        before the next export reads on it. A connection in a transaction or in the middle
+        of a result is not reset: False."""
+        if not driver.idle(conn):
+            return False
+        driver.reset(conn)
+        return True
+
     def _begin(self, options: ReadOptions) -> tuple[Connection[Any], Session]:
         """The read's session and transaction on the source's connection (a reused one
         found dead by the first statement is replaced once)."""
@@ -156,7 +170,8 @@ class MysqlSource(SqlSource["Connection[Any]"]):
         def probe(conn: Connection[Any]
                   ) -> tuple[Connection[Any], str, list[MyField]]:
             sql = driver.mogrify(conn, query.sql, query.params)
-            return conn, sql, driver.prepared_fields(conn, sql)
+            with self.phase("describe"):
+                return conn, sql, driver.prepared_fields(conn, sql)
 
         return self.slot.first_use(probe, lost=_LOST)
 

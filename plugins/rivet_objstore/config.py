@@ -1,4 +1,4 @@
-"""Keys of ``[exports.destination]`` for ``type = "s3"`` and ``type = "gcs"``.
+"""Keys of ``[exports.destination]`` for ``type = "s3"``, ``"gcs"`` and ``"azure"``.
 
 Pure data and cross-field rules; nothing here imports obstore or touches the network.
 """
@@ -6,7 +6,9 @@ Pure data and cross-field rules; nothing here imports obstore or touches the net
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import ClassVar
 
 import attrs
 
@@ -15,6 +17,31 @@ from rivet_core.api import DestinationContext, doc, parse_size
 MIN_PART = 5 << 20
 """S3 and GCS refuse multipart parts below 5 MiB (except the last)."""
 MAX_PART = 5 << 30
+AZURE_MAX_PART = 4000 << 20
+"""Azure's largest block (service version 2019-12-12 and later)."""
+AZURE_MAX_BLOCKS = 50_000
+"""Blocks one Azure blob can be committed from."""
+AZURE_ACCOUNT_ENV = "AZURE_STORAGE_ACCOUNT_NAME"
+
+_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+
+# Keys every object-store destination has, documented once so the reference cannot say two
+# different things about the same key.
+_ALLOW_HTTP = ("Allow a plain-HTTP `endpoint` (credentials and data travel unencrypted; test "
+               "servers only).")
+_CA_FILE = ("PEM file of the CA(s) that signed an https `endpoint`'s certificate (a private CA "
+            "in front of MinIO, an appliance), relative to the config file's directory unless "
+            "absolute. Trusted in addition to the system CAs; the certificate is always "
+            "checked, chain and host name.")
+_UPLOAD_CONCURRENCY = "Parts of one file uploaded at the same time."
+_MAX_RETRIES = ("Retries of one HTTP request after a transient failure (5xx, connection error, "
+                "timeout), with exponential backoff from 100 ms to 15 s and jitter. 0 disables.")
+_RETRY_TIMEOUT = "Give up retrying one request after this many seconds since its first attempt."
+_REQUEST_TIMEOUT = "Timeout of one HTTP request (one part upload), in seconds."
+_CONNECT_TIMEOUT = "Timeout to establish a connection, in seconds."
+_PLACEHOLDERS = ("Placeholders: `{export}`, `{date}` (UTC `YYYY-MM-DD` of the run start), "
+                 "`{run_id}`.")
 
 
 def split_prefix(prefix: str) -> list[str]:
@@ -22,57 +49,27 @@ def split_prefix(prefix: str) -> list[str]:
     return [part for part in prefix.split("/") if part]
 
 
-@attrs.frozen(kw_only=True)
-class ObjectStoreOptions:
-    """Keys shared by the object-store destinations."""
+class StoreOptions:
+    """The keys every object-store destination has, and the rules they share.
 
-    bucket: str = doc("Bucket name (no `gs://` or `s3://`, no `/`).")
-    prefix: str = doc(
-        "Key prefix the files go under, joined to each file name with exactly one `/` "
-        "(leading, trailing and doubled slashes are ignored; `\"\"` is the bucket root). "
-        "Placeholders: `{export}`, `{date}` (UTC `YYYY-MM-DD` of the run start), `{run_id}`.",
-        default="{export}",
-    )
-    endpoint: str | None = doc(
-        "Service URL instead of the provider's (MinIO, R2, an emulator), e.g. "
-        "`https://minio.internal:9000`. An `http://` URL also needs `allow_http = true`.",
-        default=None,
-    )
-    allow_http: bool = doc(
-        "Allow a plain-HTTP `endpoint` (credentials and data travel unencrypted; test "
-        "servers only).",
-        default=False,
-    )
-    ca_file: str | None = doc(
-        "PEM file of the CA(s) that signed an https `endpoint`'s certificate (a private CA "
-        "in front of MinIO, an appliance), relative to the config file's directory unless "
-        "absolute. Trusted in addition to the system CAs; the certificate is always "
-        "checked, chain and host name.",
-        default=None,
-    )
-    part_size: str | int = doc(
-        "Size of each multipart-upload part (`\"8MB\"`; 5 MiB to 5 GiB). A file is uploaded "
-        "in parts of this size while it is written; memory per open file is about "
-        "`part_size` x (`upload_concurrency` + 1).",
-        default="8MB",
-    )
-    upload_concurrency: int = doc(
-        "Parts of one file uploaded at the same time.", default=4
-    )
-    max_retries: int = doc(
-        "Retries of one HTTP request after a transient failure (5xx, connection error, "
-        "timeout), with exponential backoff from 100 ms to 15 s and jitter. 0 disables.",
-        default=5,
-    )
-    retry_timeout_s: float = doc(
-        "Give up retrying one request after this many seconds since its first attempt.",
-        default=120,
-    )
-    request_timeout_s: float = doc(
-        "Timeout of one HTTP request (one part upload), in seconds.", default=120
-    )
-    connect_timeout_s: float = doc("Timeout to establish a connection, in seconds.",
-                                   default=10)
+    A mixin rather than an attrs base class: each options class declares all its fields
+    itself, so that the key naming its bucket or container comes first in its reference
+    table (attrs puts a base class's fields before the subclass's).
+    """
+
+    PART_LIMITS: ClassVar[tuple[int, int, str]] = (MIN_PART, MAX_PART, "5MB and 5GB")
+    """Smallest and largest ``part_size``, and how an error says so."""
+
+    prefix: str
+    endpoint: str | None
+    allow_http: bool
+    ca_file: str | None
+    part_size: str | int
+    upload_concurrency: int
+    max_retries: int
+    retry_timeout_s: float
+    request_timeout_s: float
+    connect_timeout_s: float
 
     def part_bytes(self) -> int:
         return parse_size(self.part_size)
@@ -83,14 +80,16 @@ class ObjectStoreOptions:
         path = Path(self.ca_file).expanduser()
         return path if path.is_absolute() else config_dir / path
 
+    def container_issues(self) -> list[tuple[str, str]]:
+        """Problems with the key naming the bucket or container."""
+        raise NotImplementedError
+
     def config_issues(self, config_dir: Path) -> list[tuple[str, str]]:
         issues: list[tuple[str, str]] = []
         placeholders = DestinationContext.template_problem(self.prefix)
         if placeholders:
             issues.append(("prefix", placeholders))
-        if not self.bucket or "/" in self.bucket or "://" in self.bucket:
-            issues.append(("bucket", f"{self.bucket!r} is not a bucket name "
-                                     "(write the name only, the path goes in `prefix`)"))
+        issues += self.container_issues()
         if self.endpoint is not None:
             if not self.endpoint.startswith(("http://", "https://")):
                 issues.append(("endpoint", "must start with https:// (or http:// with "
@@ -110,8 +109,9 @@ class ObjectStoreOptions:
         except ValueError as exc:
             issues.append(("part_size", str(exc)))
         else:
-            if not MIN_PART <= size <= MAX_PART:
-                issues.append(("part_size", f"must be between 5MB and 5GB, got "
+            low, high, words = self.PART_LIMITS
+            if not low <= size <= high:
+                issues.append(("part_size", f"must be between {words}, got "
                                             f"{self.part_size!r}"))
         if self.upload_concurrency < 1:
             issues.append(("upload_concurrency", "must be at least 1"))
@@ -122,6 +122,43 @@ class ObjectStoreOptions:
             if getattr(self, key) <= 0:
                 issues.append((key, "must be positive"))
         return issues
+
+
+@attrs.frozen(kw_only=True)
+class ObjectStoreOptions(StoreOptions):
+    """Keys shared by the bucket-based destinations (``s3``, ``gcs``)."""
+
+    bucket: str = doc("Bucket name (no `gs://` or `s3://`, no `/`).")
+    prefix: str = doc(
+        "Key prefix the files go under, joined to each file name with exactly one `/` "
+        "(leading, trailing and doubled slashes are ignored; `\"\"` is the bucket root). "
+        + _PLACEHOLDERS,
+        default="{export}",
+    )
+    endpoint: str | None = doc(
+        "Service URL instead of the provider's (MinIO, R2, an emulator), e.g. "
+        "`https://minio.internal:9000`. An `http://` URL also needs `allow_http = true`.",
+        default=None,
+    )
+    allow_http: bool = doc(_ALLOW_HTTP, default=False)
+    ca_file: str | None = doc(_CA_FILE, default=None)
+    part_size: str | int = doc(
+        "Size of each multipart-upload part (`\"8MB\"`; 5 MiB to 5 GiB). A file is uploaded "
+        "in parts of this size while it is written; memory per open file is about "
+        "`part_size` x (`upload_concurrency` + 1).",
+        default="8MB",
+    )
+    upload_concurrency: int = doc(_UPLOAD_CONCURRENCY, default=4)
+    max_retries: int = doc(_MAX_RETRIES, default=5)
+    retry_timeout_s: float = doc(_RETRY_TIMEOUT, default=120)
+    request_timeout_s: float = doc(_REQUEST_TIMEOUT, default=120)
+    connect_timeout_s: float = doc(_CONNECT_TIMEOUT, default=10)
+
+    def container_issues(self) -> list[tuple[str, str]]:
+        if not self.bucket or "/" in self.bucket or "://" in self.bucket:
+            return [("bucket", f"{self.bucket!r} is not a bucket name "
+                               "(write the name only, the path goes in `prefix`)")]
+        return []
 
 
 def _env_issue(key: str, name: str | None) -> list[tuple[str, str]]:
@@ -199,4 +236,92 @@ class GCSOptions(ObjectStoreOptions):
         if path is not None and not path.is_file():
             issues.append(("credentials_file", f"file {self.credentials_file!r} does not "
                                                "exist"))
+        return issues
+
+
+@attrs.frozen(kw_only=True)
+class AzureOptions(StoreOptions):
+    """``type = "azure"``: Azure Blob Storage (block blobs)."""
+
+    PART_LIMITS: ClassVar[tuple[int, int, str]] = (1 << 20, AZURE_MAX_PART, "1MB and 4000MB")
+
+    container: str = doc(
+        "Container name: 3 to 63 lowercase letters, digits and single hyphens (no URL, no "
+        "`/`; the path goes in `prefix`).")
+    prefix: str = doc(
+        "Blob name prefix the files go under, joined to each file name with exactly one `/` "
+        "(leading, trailing and doubled slashes are ignored; `\"\"` is the container root). "
+        + _PLACEHOLDERS,
+        default="{export}",
+    )
+    account_name: str | None = doc(
+        "Storage account name (3 to 24 lowercase letters and digits); default from "
+        f"`{AZURE_ACCOUNT_ENV}`.",
+        default=None,
+    )
+    account_key_env: str | None = doc(
+        "Name of the environment variable holding the storage account key (requests are "
+        "signed with it). Or `sas_token_env`; without either, the default Azure chain is "
+        "used (`AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_SAS_KEY`, a service principal's "
+        "`AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`/`AZURE_TENANT_ID`, workload identity, "
+        "managed identity).",
+        default=None,
+    )
+    sas_token_env: str | None = doc(
+        "Name of the environment variable holding a shared access signature (`sv=…&sig=…` "
+        "as the portal gives it; a leading `?` is ignored), best a container SAS (`sr=c`). "
+        "It must allow read, add, create, write, delete and list (`sp=racwdl`).",
+        default=None,
+    )
+    endpoint: str | None = doc(
+        "Blob service URL of the account, instead of "
+        "`https://<account_name>.blob.core.windows.net`: an emulator, with the account in "
+        "the path (Azurite: `http://127.0.0.1:10000/devstoreaccount1`), another Azure "
+        "cloud, a private endpoint. No query string. An `http://` URL also needs "
+        "`allow_http = true`.",
+        default=None,
+    )
+    allow_http: bool = doc(_ALLOW_HTTP, default=False)
+    ca_file: str | None = doc(_CA_FILE, default=None)
+    part_size: str | int = doc(
+        "Size of each block (`\"8MB\"`; 1 MiB to 4000 MiB). A file is uploaded in blocks of "
+        "this size while it is written and committed whole at the end; a blob holds at most "
+        "50,000 blocks, so one file can be at most 50,000 x `part_size`. Memory per open "
+        "file is about `part_size` x (`upload_concurrency` + 1).",
+        default="8MB",
+    )
+    upload_concurrency: int = doc(_UPLOAD_CONCURRENCY, default=4)
+    max_retries: int = doc(_MAX_RETRIES, default=5)
+    retry_timeout_s: float = doc(_RETRY_TIMEOUT, default=120)
+    request_timeout_s: float = doc(_REQUEST_TIMEOUT, default=120)
+    connect_timeout_s: float = doc(_CONNECT_TIMEOUT, default=10)
+
+    def account(self) -> str | None:
+        """The storage account: ``account_name``, else the environment's."""
+        return self.account_name or os.environ.get(AZURE_ACCOUNT_ENV) or None
+
+    def container_issues(self) -> list[tuple[str, str]]:
+        if self.container in ("$root", "$web") or _CONTAINER.fullmatch(self.container):
+            return []
+        return [("container", f"{self.container!r} is not a container name (3 to 63 "
+                              "lowercase letters, digits and single hyphens; the path goes "
+                              "in `prefix`)")]
+
+    def config_issues(self, config_dir: Path) -> list[tuple[str, str]]:
+        issues = super().config_issues(config_dir)
+        account = self.account()
+        if account is None:
+            issues.append(("account_name", f"required: set it, or the environment variable "
+                                           f"{AZURE_ACCOUNT_ENV}"))
+        elif not _ACCOUNT.fullmatch(account):
+            issues.append(("account_name", f"{account!r} is not a storage account name (3 to "
+                                           "24 lowercase letters and digits)"))
+        if self.endpoint is not None and "?" in self.endpoint:
+            issues.append(("endpoint", "must not hold a query string: a SAS token goes in "
+                                       "the environment variable sas_token_env names"))
+        if self.account_key_env is not None and self.sas_token_env is not None:
+            issues.append(("sas_token_env", "account_key_env and sas_token_env are "
+                                            "alternatives: set one"))
+        issues += _env_issue("account_key_env", self.account_key_env)
+        issues += _env_issue("sas_token_env", self.sas_token_env)
         return issues

@@ -3,9 +3,10 @@
 A :class:`ObjectStoreTarget` wraps ``obstore.open_writer``: bytes are buffered up to
 ``part_size`` and shipped as multipart parts while the file is written; :meth:`commit`
 completes the upload (a file smaller than one part becomes a single PUT), :meth:`abort`
-aborts it through the writer's exception path, which discards every uploaded part. Calling
-the writer's ``close()`` on an error would instead *commit* a partial object, so it is only
-ever called by :meth:`commit`.
+aborts it through the writer's exception path: S3 and GCS discard every uploaded part; on
+Azure the parts are staged blocks, which stay uncommitted (invisible) until Azure discards
+them itself. Calling the writer's ``close()`` on an error would instead *commit* a partial
+object, so it is only ever called by :meth:`commit`.
 
 obstore errors are mapped here: authentication and permission failures become permanent
 :class:`DestinationError` naming the credential source; a TLS failure (a certificate that
@@ -30,7 +31,7 @@ from rivet_core.api import (
     WriteTarget,
     redact,
 )
-from rivet_objstore.config import ObjectStoreOptions
+from rivet_objstore.config import StoreOptions
 from rivet_objstore.store import StoreHandle
 
 log = logging.getLogger("rivet.objstore")
@@ -99,8 +100,9 @@ _XML_ERROR = re.compile(r"<\?xml[^>]*\?>\s*<Error>(.*?)</Error>", re.DOTALL)
 
 
 def _xml_error(found: re.Match[str]) -> str:
-    """An S3/GCS XML error body as ``Code: Message`` (request ids and host ids dropped)."""
-    parts = [m.group(1).strip() for tag in ("Code", "Message")
+    """An S3/GCS/Azure XML error body as ``Code: Message`` (request ids, host ids and the
+    request id and time Azure appends to its message dropped)."""
+    parts = [m.group(1).split("\nRequestId:", 1)[0].strip() for tag in ("Code", "Message")
              if (m := re.search(rf"<{tag}>(.*?)</{tag}>", found.group(1), re.DOTALL))]
     return ": ".join(parts) or "an XML error document"
 
@@ -127,21 +129,24 @@ def map_error(exc: BaseException, action: str, handle: StoreHandle) -> Destinati
             or _AUTH.search(headline):
         return DestinationError(
             f"{action}: access denied ({detail}); credentials: {handle.credential_source}",
-            hint=f"check that these credentials may write to bucket {handle.bucket!r}",
+            hint=f"check that these credentials may write to {handle.container_key} "
+                 f"{handle.bucket!r}",
         )
     # A write reports it as not found; a listing as a generic 404 naming the same code.
-    if "NoSuchBucket" in headline:
-        return DestinationError(f"{action}: bucket {handle.bucket!r} not found ({detail})",
-                                hint="create the bucket, or fix `bucket`/`endpoint`")
+    if "NoSuchBucket" in headline or "ContainerNotFound" in headline:
+        what = handle.container_key
+        return DestinationError(f"{action}: {what} {handle.bucket!r} not found ({detail})",
+                                hint=f"create the {what}, or fix `{what}`/`endpoint`")
     if _TRANSIENT.search(headline):
         return TransientDestinationError(f"{action}: {detail}")
     return DestinationError(f"{action}: {detail}")
 
 
 class ObjectStoreDestination(Destination):
-    """Files as objects under ``<bucket>/<prefix>/``; implements ``SupportsListing``."""
+    """Files as objects under ``<bucket or container>/<prefix>/``; implements
+    ``SupportsListing``."""
 
-    def __init__(self, handle: StoreHandle, options: ObjectStoreOptions,
+    def __init__(self, handle: StoreHandle, options: StoreOptions,
                  context: DestinationContext) -> None:
         self.handle = handle
         self.options = options
@@ -151,11 +156,11 @@ class ObjectStoreDestination(Destination):
         return f"{self.handle.prefix}/{name}" if self.handle.prefix else name
 
     def uri(self, name: str) -> str:
-        return f"{self.handle.scheme}://{self.handle.bucket}/{self.key(name)}"
+        return f"{self.handle.root}/{self.key(name)}"
 
     def location(self) -> str:
         prefix = f"/{self.handle.prefix}" if self.handle.prefix else ""
-        return f"{self.handle.scheme}://{self.handle.bucket}{prefix}"
+        return f"{self.handle.root}{prefix}"
 
     def credential_source(self) -> str:
         """Which credentials are in use, never a secret (``rivet doctor``)."""
@@ -199,7 +204,7 @@ class ObjectStoreDestination(Destination):
 
         try:
             obstore.delete(self.handle.store, self.key(name))
-        except FileNotFoundError:  # S3 answers 204 for a missing key, GCS 404
+        except FileNotFoundError:  # S3 answers 204 for a missing key, GCS and Azure 404
             pass
         except Exception as exc:
             raise map_error(exc, f"deleting {self.uri(name)}", self.handle) from exc

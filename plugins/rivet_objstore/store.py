@@ -1,4 +1,4 @@
-"""Building an obstore client from S3/GCS options, and saying which credentials it uses.
+"""Building an obstore client from S3/GCS/Azure options, and saying which credentials it uses.
 
 Every secret read here is registered with :mod:`rivet_core.redact` before the client exists,
 so no error message can carry it. The description of the credential source (never the
@@ -17,11 +17,19 @@ import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlsplit
 
 import attrs
 
 from rivet_core.api import DestinationContext, DestinationError, register_secret
-from rivet_objstore.config import GCSOptions, ObjectStoreOptions, S3Options, split_prefix
+from rivet_objstore.config import (
+    AZURE_ACCOUNT_ENV,
+    AzureOptions,
+    GCSOptions,
+    S3Options,
+    StoreOptions,
+    split_prefix,
+)
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig
@@ -33,14 +41,28 @@ class StoreHandle:
 
     store: Any
     scheme: str
-    """``s3`` or ``gs``: the URI scheme of ``location()``."""
+    """``s3`` or ``gs``: the URI scheme of ``location()`` (Azure: the account URL's)."""
     bucket: str
+    """The bucket or container name."""
     prefix: str
     """Rendered prefix without leading or trailing ``/`` (``""`` for the bucket root)."""
     credential_source: str
     """Which credentials are in use, for error messages; never a secret."""
     trust: str = "the system CAs"
     """Which CAs an https endpoint's certificate is checked against, for error messages."""
+    account_url: str | None = None
+    """Azure: the account's blob service URL, under which ``<container>/<blob>`` is each
+    blob's own URL (Azure has no URI scheme naming a container without its account)."""
+    container_key: str = "bucket"
+    """The config key naming the bucket or container, for hints."""
+
+    @property
+    def root(self) -> str:
+        """The bucket's or container's URL: ``s3://b``, ``gs://b``,
+        ``https://acct.blob.core.windows.net/c``."""
+        if self.account_url is not None:
+            return f"{self.account_url}/{self.bucket}"
+        return f"{self.scheme}://{self.bucket}"
 
 
 def _trust(path: Path | None) -> str:
@@ -50,7 +72,7 @@ def _trust(path: Path | None) -> str:
     return f"the system CAs and the CA file {path}"
 
 
-def _client_options(options: ObjectStoreOptions, ca: Path | None) -> ClientConfig:
+def _client_options(options: StoreOptions, ca: Path | None) -> ClientConfig:
     config: ClientConfig = {
         "allow_http": options.allow_http,
         "timeout": dt.timedelta(seconds=options.request_timeout_s),
@@ -65,7 +87,7 @@ def _client_options(options: ObjectStoreOptions, ca: Path | None) -> ClientConfi
     return config
 
 
-def _retry_config(options: ObjectStoreOptions) -> RetryConfig:
+def _retry_config(options: StoreOptions) -> RetryConfig:
     # obstore retries 5xx, connection errors and timeouts of each request itself; a request
     # that still fails surfaces as an error the destination maps to a transient one.
     return {
@@ -76,7 +98,7 @@ def _retry_config(options: ObjectStoreOptions) -> RetryConfig:
     }
 
 
-def _prefix(options: ObjectStoreOptions, context: DestinationContext) -> str:
+def _prefix(options: StoreOptions, context: DestinationContext) -> str:
     return "/".join(split_prefix(context.render(options.prefix)))
 
 
@@ -164,6 +186,70 @@ def build_gcs(options: GCSOptions, context: DestinationContext) -> StoreHandle:
     return StoreHandle(store=store, scheme="gs", bucket=options.bucket,
                        prefix=_prefix(options, context), credential_source=source,
                        trust=_trust(ca))
+
+
+_AZURE_SECRET_ENV = ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY",
+                     "AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_CLIENT_SECRET",
+                     "AZURE_CLIENT_SECRET", "AZURE_STORAGE_TOKEN")
+_AZURE_SAS_ENV = ("AZURE_STORAGE_SAS_KEY", "AZURE_STORAGE_SAS_TOKEN")
+
+
+def build_azure(options: AzureOptions, context: DestinationContext) -> StoreHandle:
+    from obstore.store import AzureStore
+
+    account = options.account()
+    if account is None:
+        raise DestinationError(f"account_name is not set (nor {AZURE_ACCOUNT_ENV})",
+                               hint="set account_name in [exports.destination]")
+    # Passed explicitly so that AZURE_* variables obstore would read by itself (an endpoint,
+    # use_emulator) cannot send the files somewhere other than location() says.
+    account_url = (options.endpoint or f"https://{account}.blob.core.windows.net").rstrip("/")
+    kwargs: dict[str, Any] = {"account_name": account, "endpoint": account_url,
+                              "use_emulator": False}
+    if options.account_key_env is not None:
+        key = _env(options.account_key_env)
+        register_secret(key)
+        # credential_type: a token or key in the environment must not take precedence.
+        kwargs.update(access_key=key, credential_type="access_key")
+        source = f"account key from environment variable {options.account_key_env}"
+    elif options.sas_token_env is not None:
+        token = _env(options.sas_token_env).strip().lstrip("?")
+        _register_sas(token)
+        kwargs.update(sas_key=token, credential_type="sas_token")
+        source = f"SAS token from environment variable {options.sas_token_env}"
+    else:
+        for variable in _AZURE_SECRET_ENV:
+            register_secret(os.environ.get(variable))
+        for variable in _AZURE_SAS_ENV:
+            _register_sas(os.environ.get(variable, ""))
+        source = ("the default Azure chain (AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, "
+                  "AZURE_CLIENT_ID/AZURE_CLIENT_SECRET/AZURE_TENANT_ID, workload identity, "
+                  "managed identity)")
+    ca = options.ca_path(context.config_dir)
+    try:
+        store = AzureStore(options.container, client_options=_client_options(options, ca),
+                           retry_config=_retry_config(options), **kwargs)
+    except DestinationError:
+        raise
+    except Exception as exc:
+        raise DestinationError(f"cannot configure Azure client for container "
+                               f"{options.container!r}: {exc}; credentials: "
+                               f"{source}", hint=_ca_hint(ca, exc)) from exc
+    return StoreHandle(store=store, scheme=urlsplit(account_url).scheme,
+                       bucket=options.container, prefix=_prefix(options, context),
+                       credential_source=source, trust=_trust(ca), account_url=account_url,
+                       container_key="container")
+
+
+def _register_sas(token: str) -> None:
+    """Mask a SAS token and its signature, however a message encodes it. The other fields
+    (dates, permission letters) are no secret, and masking them would shred other text."""
+    register_secret(token)
+    for field in token.lstrip("?").split("&"):
+        name, _, value = field.partition("=")
+        if name == "sig":
+            for form in (value, unquote(value), quote(unquote(value), safe="")):
+                register_secret(form)
 
 
 def _ca_hint(ca: Path | None, exc: Exception) -> str | None:

@@ -14,6 +14,11 @@
  * from the 2000 epoch to 1970 with wrapping arithmetic (infinities land below 0001-01-01,
  * where copyconvert's checks find them), oid as int32, money as int64, jsonb without its
  * version byte, uuid as 16 bytes.
+ *
+ * A row of at least the batch budget is a batch of its own, and its largest text or bytes
+ * value is not copied: the column's data buffer points into the CopyData message libpq
+ * returned (rvt_take hands the message over as the buffer's owner, freed with PQfreemem).
+ * libpq still holds the message once more, in its input buffer.
  */
 
 #include <stdint.h>
@@ -51,6 +56,8 @@ enum {
 
 enum { S_COPYING = 0, S_DONE = 1, S_ERROR = 2 };
 
+#define LEND_PICK (-2)
+
 typedef struct {
     int32_t kind;
     int32_t width;          /* bytes per value for fixed kinds; 0 for bool and var */
@@ -67,6 +74,8 @@ typedef struct {
     int64_t validity_hint;  /* the capacities the last batch ended with: the next batch */
     int64_t values_hint;    /* starts there instead of growing (and copying) again */
     int64_t offsets_hint;
+    char *owner;            /* var kinds: the libpq message `values` points into, or NULL
+                             * when `values` is this column's own malloc'd buffer */
 } rvt_col;
 
 typedef struct {
@@ -77,9 +86,12 @@ typedef struct {
     int32_t lost;           /* the connection failed (not a server-side error) */
     int32_t header_seen;
     int32_t saved_nonblocking;
-    int32_t _pad;
+    int32_t alone;          /* the batch being built is one row of the whole budget */
     int64_t rows;           /* rows in the batch being built */
     int64_t expected;       /* rows the batch will likely hold (from its first row) */
+    char *lender;           /* the message being decoded, when it may lend its bytes */
+    int32_t lend;           /* the column it lends them to (-1: none; LEND_PICK: choose) */
+    int32_t lent;           /* that column took the message: it is freed with the column */
     rvt_col *cols;
     char *pending;          /* a CopyData message not decoded yet (libpq's memory) */
     int32_t pending_len;
@@ -121,9 +133,11 @@ static void fail(rvt_reader *r, const char *message, const char *sqlstate, int l
 static int grow_to(void **buffer, int64_t *cap, int64_t need, int64_t unit, int clear) {
     if (need <= *cap)
         return 1;
-    int64_t next = *cap ? *cap : 4096;
-    while (next < need)
-        next *= 2;
+    /* Doubling keeps appends amortised; a need past twice the capacity (one large value)
+     * gets exactly that, not the next power of two. */
+    int64_t next = *cap ? *cap * 2 : 4096;
+    if (next < need)
+        next = need;
     void *p = realloc(*buffer, (size_t)(next * unit));
     if (!p)
         return 0;
@@ -350,6 +364,18 @@ static int put_field(rvt_reader *r, rvt_col *c, int64_t row, const char *p, int3
         len--;
         /* fall through */
     case K_VAR: case K_BYTES: {
+        if (r->lend == (int32_t)(c - r->cols)) {
+            /* The row is a batch of its own (see rvt_next): its data is this value, in
+             * place in the message. */
+            free(c->values);
+            c->values = (uint8_t *)p;
+            c->values_cap = 0;
+            c->values_len = len;
+            c->offsets[row + 1] = len;
+            c->owner = r->lender;
+            r->lent = 1;
+            return 1;
+        }
         int64_t end = c->values_len + len;
         if (end > INT32_MAX) {
             fail(r, "binary COPY: a batch column passed 2 GiB", NULL, 0);
@@ -368,6 +394,29 @@ static int put_field(rvt_reader *r, rvt_col *c, int64_t row, const char *p, int3
         fail(r, "binary COPY: unknown column kind", NULL, 0);
         return 0;
     }
+}
+
+/* The text or bytes field with the most bytes in the row whose fields start at `p` (-1
+ * when there is none, or the row is malformed: decoding then reports it). */
+static int32_t largest_var(const rvt_reader *r, const char *p, const char *end) {
+    int32_t best = -1;
+    int64_t most = 0;
+    for (int32_t i = 0; i < r->ncols; i++) {
+        if (end - p < 4)
+            return -1;
+        int32_t len = (int32_t)be32(p);
+        p += 4;
+        if (len > 0 && (int64_t)len > end - p)
+            return -1;
+        int32_t kind = r->cols[i].kind;
+        if ((kind == K_VAR || kind == K_BYTES || kind == K_JSONB) && len > most) {
+            best = i;
+            most = len;
+        }
+        if (len > 0)
+            p += len;
+    }
+    return best;
 }
 
 /* Decode one CopyData message: the header (first message only), then one row or the
@@ -403,6 +452,8 @@ static int decode_message(rvt_reader *r, const char *p, int32_t n) {
         fail(r, "binary COPY: a row has another number of columns than the query", NULL, 0);
         return -1;
     }
+    if (r->lend == LEND_PICK)
+        r->lend = largest_var(r, p, end);
     int64_t row = r->rows;
     for (int32_t i = 0; i < r->ncols; i++) {
         rvt_col *c = &r->cols[i];
@@ -476,6 +527,7 @@ EXPORT rvt_reader *rvt_open(const rvt_libpq *pq, void *conn, const char *sql, in
     r->conn = conn;
     r->ncols = ncols;
     r->bad_column = -1;
+    r->lend = -1;
     r->cols = calloc((size_t)(ncols > 0 ? ncols : 1), sizeof(rvt_col));
     if (!r->cols) {
         free(r);
@@ -520,6 +572,7 @@ EXPORT int64_t rvt_next(rvt_reader *r, int64_t max_rows, int64_t max_bytes) {
     if (r->state == S_ERROR)
         return -1;
     r->rows = 0;
+    r->alone = 0;
     int64_t bytes = 0;
     while (r->state == S_COPYING && r->rows < max_rows && bytes < max_bytes) {
         char *message = r->pending;
@@ -539,41 +592,56 @@ EXPORT int64_t rvt_next(rvt_reader *r, int64_t max_rows, int64_t max_bytes) {
                 return -1;
             }
         }
-        /* Var data of one batch column stays below 2 GiB: a row that would pass it
-         * starts the next batch. */
-        if (r->rows > 0 && bytes + n > INT32_MAX / 2) {
+        /* Var data of one batch column stays below 2 GiB, and a row of the whole budget
+         * is a batch of its own: a row that would pass either starts the next batch. */
+        if (r->rows > 0 && (bytes + n > INT32_MAX / 2 || n >= max_bytes)) {
             r->pending = message;
             r->pending_len = n;
             break;
         }
+        r->alone = n >= max_bytes;
         if (r->rows == 0) {
             int64_t guess = max_bytes / (n > 0 ? n : 1) + 1;
-            r->expected = guess < max_rows ? guess : max_rows;
+            r->expected = r->alone ? 1 : guess < max_rows ? guess : max_rows;
         }
+        r->lender = message;
+        r->lend = r->alone ? LEND_PICK : -1;
+        r->lent = 0;
         int got = decode_message(r, message, n);
-        r->pq->freemem(message);
+        if (!r->lent)
+            r->pq->freemem(message);
+        r->lender = NULL;
+        r->lend = -1;
         if (got < 0)
             return -1;
         bytes += n;
+        if (r->alone && got > 0)
+            break;
     }
     return r->rows;
 }
 
-/* Hand the buffers of column `i` to the caller (who frees them with rvt_free). */
+/* Hand the buffers of column `i` to the caller, who frees them with rvt_free, except
+ * `values` when `owner` is set: that is the libpq message `values` points into, freed with
+ * PQfreemem. */
 EXPORT void rvt_take(rvt_reader *r, int32_t i, void **validity, void **values,
-                     void **offsets, int64_t *values_len, int64_t *null_count) {
+                     void **offsets, void **owner, int64_t *values_len,
+                     int64_t *null_count) {
     rvt_col *c = &r->cols[i];
-    c->validity_hint = c->validity_cap;
-    c->values_hint = c->values_cap;
-    c->offsets_hint = c->offsets_cap;
+    /* A batch of one large row does not size the next ones. */
+    c->validity_hint = r->alone ? 0 : c->validity_cap;
+    c->values_hint = r->alone ? 0 : c->values_cap;
+    c->offsets_hint = r->alone ? 0 : c->offsets_cap;
     *validity = c->validity;
     *values = c->values;
     *offsets = c->offsets;
+    *owner = c->owner;
     *values_len = c->values_len;
     *null_count = c->null_count;
     c->validity = NULL;
     c->values = NULL;
     c->offsets = NULL;
+    c->owner = NULL;
     c->validity_cap = c->values_cap = c->offsets_cap = 0;
     c->values_len = 0;
     c->null_count = 0;
@@ -597,7 +665,10 @@ EXPORT void rvt_close(rvt_reader *r) {
     restore_blocking(r);
     for (int32_t i = 0; i < r->ncols; i++) {
         free(r->cols[i].validity);
-        free(r->cols[i].values);
+        if (r->cols[i].owner)
+            r->pq->freemem(r->cols[i].owner);
+        else
+            free(r->cols[i].values);
         free(r->cols[i].offsets);
     }
     free(r->cols);

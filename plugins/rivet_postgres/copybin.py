@@ -6,6 +6,11 @@ connection's own ``PGconn``; ctypes releases the GIL for each call, so a reader 
 decodes while another encodes. The arrays own the C buffers (freed when Arrow lets go of
 them).
 
+A row of at least ``batch_bytes`` comes as a batch of its own, whose largest text or bytes
+value is the CopyData message libpq returned, in place: that value is in memory twice while
+it is read (libpq's input buffer, which keeps its size until the connection is closed, and
+the message), never three times.
+
 Which wire format each column has is :data:`Wire`; :func:`rivet_postgres.copyplan.wire_of`
 picks it from the column's plan.
 """
@@ -119,15 +124,24 @@ def _libpq_path() -> str:
 
 
 @functools.cache
-def _library() -> tuple[ctypes.CDLL, _Libpq]:
+def libpq() -> ctypes.CDLL:
+    """The libpq psycopg uses, loaded with ctypes (:class:`Unavailable` if not found)."""
+    return ctypes.CDLL(_libpq_path())
+
+
+@functools.cache
+def _library() -> tuple[ctypes.CDLL, _Libpq, Callable[[int], object]]:
     spec = importlib.util.find_spec("rivet_postgres._copybin")
     if spec is None or spec.origin is None:
         raise Unavailable("the C decoder (rivet_postgres._copybin) is not built; reinstall "
                           "rivet-cli with a C compiler present")
     lib = ctypes.CDLL(spec.origin)
-    libpq = ctypes.CDLL(_libpq_path())
-    table = _Libpq(*(ctypes.cast(getattr(libpq, name), ctypes.c_void_p)
+    pq = libpq()
+    table = _Libpq(*(ctypes.cast(getattr(pq, name), ctypes.c_void_p)
                      for name in _LIBPQ_FUNCTIONS))
+    freemem = pq.PQfreemem
+    freemem.restype = None
+    freemem.argtypes = [ctypes.c_void_p]
     lib.rvt_open.restype = ctypes.c_void_p
     ints = ctypes.POINTER(ctypes.c_int32)
     lib.rvt_open.argtypes = [ctypes.POINTER(_Libpq), ctypes.c_void_p, ctypes.c_char_p,
@@ -137,7 +151,8 @@ def _library() -> tuple[ctypes.CDLL, _Libpq]:
     pointer = ctypes.POINTER(ctypes.c_void_p)
     lib.rvt_take.restype = None
     lib.rvt_take.argtypes = [ctypes.c_void_p, ctypes.c_int32, pointer, pointer, pointer,
-                             ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64)]
+                             pointer, ctypes.POINTER(ctypes.c_int64),
+                             ctypes.POINTER(ctypes.c_int64)]
     lib.rvt_free.restype = None
     lib.rvt_free.argtypes = [ctypes.c_void_p]
     for name in ("rvt_lost", "rvt_bad_column"):
@@ -148,7 +163,7 @@ def _library() -> tuple[ctypes.CDLL, _Libpq]:
         getattr(lib, name).argtypes = [ctypes.c_void_p]
     lib.rvt_close.restype = None
     lib.rvt_close.argtypes = [ctypes.c_void_p]
-    return lib, table
+    return lib, table, freemem
 
 
 def unavailable() -> str | None:
@@ -173,18 +188,24 @@ class _Owned:
         self.free(self.address)
 
 
-def _buffer(address: int | None, size: int, free: Callable[[int], object]) -> pa.Buffer:
+def _buffer(address: int | None, size: int, free: Callable[[int], object], *,
+            owner: int | None = None) -> pa.Buffer:
+    """``size`` bytes at ``address``, freed with ``free`` once Arrow lets go of them: the
+    block ``owner`` they lie in when given, else the one at ``address``."""
     if not address:  # nothing was ever written to it (e.g. the data of empty strings)
         return pa.py_buffer(b"")
-    return pa.foreign_buffer(address, size, base=_Owned(address, free))
+    return pa.foreign_buffer(address, size, base=_Owned(owner or address, free))
 
 
 def copy_batches(conn: psycopg.Connection, sql: str, layout: Layout, *,
                  batch_rows: int, batch_bytes: int) -> Iterator[pa.RecordBatch]:
     """The batches of ``COPY (sql) TO STDOUT (FORMAT binary)`` on ``conn`` (idle, in the
     transaction the caller began). Raises :class:`CopyError`, or ``layout.misfit(...)``.
-    Abandoned before its end, the connection is left mid-COPY: cancel and close it."""
-    lib, table = _library()
+    Abandoned before its end, the connection is left mid-COPY: cancel and close it.
+
+    A row of ``batch_bytes`` or more is a batch of its own, its largest text or bytes value
+    not copied."""
+    lib, table, freemem = _library()
     wires = list(layout.wires)
     size = max(1, len(wires))
     kinds = (ctypes.c_int32 * size)(*wires)
@@ -200,6 +221,7 @@ def copy_batches(conn: psycopg.Connection, sql: str, layout: Layout, *,
         raise MemoryError("binary COPY: cannot allocate the reader")
     names = [f"c{i}" for i in range(len(wires))]
     validity, values, offsets = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+    owner = ctypes.c_void_p()
     values_len, null_count = ctypes.c_int64(), ctypes.c_int64()
     try:
         while True:
@@ -216,12 +238,14 @@ def copy_batches(conn: psycopg.Connection, sql: str, layout: Layout, *,
             arrays = []
             for i, wire in enumerate(wires):
                 lib.rvt_take(reader, i, ctypes.byref(validity), ctypes.byref(values),
-                             ctypes.byref(offsets), ctypes.byref(values_len),
-                             ctypes.byref(null_count))
+                             ctypes.byref(offsets), ctypes.byref(owner),
+                             ctypes.byref(values_len), ctypes.byref(null_count))
                 bitmap = _buffer(validity.value, (rows + 7) // 8, lib.rvt_free)
                 if wire in _VARIABLE:
+                    data = _buffer(values.value, values_len.value,
+                                   freemem if owner.value else lib.rvt_free, owner=owner.value)
                     buffers = [bitmap, _buffer(offsets.value, 4 * (rows + 1), lib.rvt_free),
-                               _buffer(values.value, values_len.value, lib.rvt_free)]
+                               data]
                 elif wire is Wire.BOOL:
                     buffers = [bitmap, _buffer(values.value, (rows + 7) // 8, lib.rvt_free)]
                 else:
@@ -234,4 +258,5 @@ def copy_batches(conn: psycopg.Connection, sql: str, layout: Layout, *,
         lib.rvt_close(reader)
 
 
-__all__ = ["CopyError", "Layout", "Unavailable", "Wire", "copy_batches", "unavailable"]
+__all__ = ["CopyError", "Layout", "Unavailable", "Wire", "copy_batches", "libpq",
+           "unavailable"]

@@ -39,6 +39,10 @@ _QUEUE_DEPTH_PER_WORKER = 2
 _BATCH_ROWS = 1 << 20
 """Rows per decoded batch at most; the byte target usually ends a batch first."""
 _ERRORS = (psycopg.Error, CopyError, OSError, pa.ArrowException)
+RETIRE_ROW_BYTES = 16 << 20
+"""A connection that carried a row this large (Arrow bytes) is closed after its read, not
+pooled: libpq's input buffer keeps the size of the largest message until the connection
+closes, so a pooled one would hold a copy's worth of memory for the rest of the run."""
 
 
 Connect = Callable[[str], "psycopg.Connection[Any]"]
@@ -52,6 +56,9 @@ class CopyConnection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self.broken = False
+        self.largest_row = 0
+        """The most Arrow bytes per row of a batch this connection read (see
+        :data:`RETIRE_ROW_BYTES`)."""
 
     def begin(self, statements: Sequence[str]) -> CopyConnection:
         """Run ``statements`` (the read's prologue); this connection."""
@@ -72,8 +79,11 @@ class CopyConnection:
         """The batches of one COPY of ``sql``. Errors come unwrapped."""
         exhausted = False
         try:
-            yield from copy_batches(self._conn, sql, layout, batch_rows=_BATCH_ROWS,
-                                    batch_bytes=max(1, batch_bytes))
+            for batch in copy_batches(self._conn, sql, layout, batch_rows=_BATCH_ROWS,
+                                      batch_bytes=max(1, batch_bytes)):
+                self.largest_row = max(self.largest_row,
+                                       batch.nbytes // max(1, batch.num_rows))
+                yield batch
             exhausted = True
         finally:
             if not exhausted:
@@ -108,7 +118,7 @@ class CopyPool:
             return idle.pop() if idle else None
 
     def release(self, conninfo: str, conn: CopyConnection) -> None:
-        if conn.broken:
+        if conn.broken or conn.largest_row >= RETIRE_ROW_BYTES:
             conn.close()
             return
         with self._lock:

@@ -27,6 +27,13 @@ PostgreSQL's text format: Rivet's loaders are installed for the binary format on
 rows hold psycopg's own Python values (``int``, ``Decimal``, ``date``, aware ``datetime``,
 ``str``, parsed JSON).
 
+Between two exports of one run the source keeps its connections
+(:meth:`PostgresSource.reset_connection`): ``DISCARD ALL`` on the control connection and on
+the one COPY connection it keeps, so whatever a query set in its session (``set_config``,
+a temporary table, an advisory lock) is gone before the next export reads. No connection
+prepares statements (``prepare_threshold=None``), so the reset never leaves psycopg
+believing in a prepared statement the server dropped.
+
 ``Query.sql`` takes psycopg placeholders (``%s``) when ``Query.params`` is not empty; with no
 params the text is sent as written, so a literal ``%`` needs no escaping.
 """
@@ -88,24 +95,26 @@ class PostgresSource(SqlSource[psycopg.Connection[Any]]):
     def connect(self) -> psycopg.Connection[Any]:
         params = self.connection_params()
         params.warn_if_unverified(self.kind)
-        # prepare_threshold=None: no server-side prepared statements, which a
-        # transaction-mode pooler would route to the wrong backend.
         values: dict[str, Any] = keywords(params, self.config)
-        conn = self.open_connection(prepare_threshold=None, **values)
+        conn = self.open_connection(**values)
         register_loaders(conn.adapters)
         return conn
 
     def open_connection(self, conninfo: str = "", **values: Any) -> psycopg.Connection[Any]:
         """A new autocommit connection, encrypted when the TLS mode requires it (checked
         on the connection itself, not trusted to the keywords); failures as the source's
-        errors."""
+        errors. psycopg never prepares statements on it (``prepare_threshold=None``): a
+        transaction-mode pooler would route them to the wrong backend, and the ``DISCARD
+        ALL`` between exports (:meth:`reset_connection`) drops them behind psycopg's back."""
         params = self.connection_params()
+        values.setdefault("prepare_threshold", None)
         label = f"cannot connect to {self.display_name()}"
-        try:
-            conn = psycopg.connect(conninfo, autocommit=True, **values)
-        except psycopg.Error as exc:
-            raise (tls_error(exc, label, params) or wrap_error(exc, label)) from None
-        check_encrypted(conn, params, label)
+        with self.phase("connect"):
+            try:
+                conn = psycopg.connect(conninfo, autocommit=True, **values)
+            except psycopg.Error as exc:
+                raise (tls_error(exc, label, params) or wrap_error(exc, label)) from None
+            check_encrypted(conn, params, label)
         return conn
 
     def connection_alive(self, conn: psycopg.Connection[Any]) -> bool:
@@ -116,6 +125,38 @@ class PostgresSource(SqlSource[psycopg.Connection[Any]]):
 
     def forget_connection(self) -> None:
         self.types.clear()
+
+    def reset_connection(self, conn: psycopg.Connection[Any]) -> bool:
+        """``DISCARD ALL`` on the control connection and on the COPY connection kept for the
+        next export (every session setting back to the connection's defaults, temporary
+        tables, prepared statements and advisory locks gone), and the type cache
+        forgotten, so the next export learns its types afresh. A connection inside a
+        transaction is not reset: False."""
+        if conn.info.transaction_status != _IDLE:
+            return False
+        conn.execute("DISCARD ALL")
+        self.types.clear()
+        if self._pool is not None:
+            self._reset_copy_connections(self._pool)
+        return True
+
+    def _reset_copy_connections(self, pool: CopyPool) -> None:
+        """Keep one idle COPY connection, reset (``DISCARD ALL``), for the next export, and
+        close the others a parallel read opened: an export reading on one connection
+        after one that read on eight holds one. A connection that fails the reset is
+        closed."""
+        conninfo = self.copy_conninfo()
+        idle = []
+        while (taken := pool.take(conninfo)) is not None:
+            idle.append(taken)
+        for extra in idle[1:]:
+            extra.close()
+        for kept in idle[:1]:
+            try:
+                kept.execute("DISCARD ALL")
+            except psycopg.Error:
+                kept.broken = True
+            pool.release(conninfo, kept)
 
     def copy_conninfo(self) -> str:
         """The connection string of the COPY connections."""
@@ -165,17 +206,18 @@ class PostgresSource(SqlSource[psycopg.Connection[Any]]):
         cursor: psycopg.ServerCursor[Any] | None = None
         try:
             conn = self._begin(options, repeatable_read=repeatable_read)
-            cursor = new_cursor(conn)
-            names, shapes = declare(cursor, query)
-            type_names = self.types.names(conn, shapes)
-            resolved = self.types.resolve(conn, shapes)
-            scale = money_scale(conn, resolved)
-            if fetch and self.types.install_loaders(conn, shapes, resolved):
-                cursor.close()  # sends CLOSE; the transaction stays open
+            with self.phase("describe"):
                 cursor = new_cursor(conn)
                 names, shapes = declare(cursor, query)
-            columns, plan = map_columns(names, resolved, type_names, scale,
-                                        options.column_types, query.label)
+                type_names = self.types.names(conn, shapes)
+                resolved = self.types.resolve(conn, shapes)
+                scale = money_scale(conn, resolved)
+                if fetch and self.types.install_loaders(conn, shapes, resolved):
+                    cursor.close()  # sends CLOSE; the transaction stays open
+                    cursor = new_cursor(conn)
+                    names, shapes = declare(cursor, query)
+                columns, plan = map_columns(names, resolved, type_names, scale,
+                                            options.column_types, query.label)
         except psycopg.Error as exc:
             error = wrap_error(exc, query.label)
             self.close_cursor(cursor)

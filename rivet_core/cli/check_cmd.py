@@ -17,7 +17,7 @@ whether an index serves the cursor or chunk column, and each export gets a verdi
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -27,15 +27,12 @@ from rivet_core.config.connection import ConnectionConfig
 from rivet_core.errors import ExitCode, RivetError, UnsupportedTypeError, UsageError
 from rivet_core.planner import ExportPlan, Plan, Severity
 from rivet_core.redact import redact
-from rivet_core.runner.preflight import (
-    ExportPreflight,
-    describe_size,
-    preflight_export,
-    stored_cursors,
-)
 from rivet_core.sources import SqlSource
 from rivet_core.state.store import utc_now
 from rivet_core.types import ColumnInfo, Fidelity
+
+if TYPE_CHECKING:  # --preflight only: loaded when asked for (it brings the manifest reader)
+    from rivet_core.runner.preflight import ExportPreflight
 
 BAD = frozenset({Fidelity.LOSSY, Fidelity.UNSUPPORTED})
 """Fidelities ``--strict`` refuses."""
@@ -328,11 +325,14 @@ class PreflightReport:
 def preflight_report(plan: Plan) -> PreflightReport:
     """The preflight of every planned export, on one source connection; an export the
     planner rejected is not asked about."""
+    from rivet_core.runner.preflight import ExportPreflight, preflight_export, stored_cursors
+
     if not plan.exports:
         return PreflightReport(source="", exports=[])
     first = plan.exports[0]
     config_dir = plan.loaded.config.directory
-    stored, now, rejected = stored_cursors(config_dir), utc_now(), plan.rejected_exports()
+    stored = stored_cursors(config_dir, plan.loaded.config.state)
+    now, rejected = utc_now(), plan.rejected_exports()
     source: Source = first.source.spec.factory(first.source_options,
                                                SourceContext(config_dir=config_dir))
     with source:
@@ -348,6 +348,8 @@ _VERDICTS = {"ok": "ok", "heavy": "HEAVY", "dangerous": "DANGEROUS", "unknown": 
 
 
 def print_preflight(console: Console, report: PreflightReport, *, strict: bool) -> None:
+    from rivet_core.runner.preflight import describe_size
+
     console.print()
     console.print(f"preflight (plans from {report.source}):")
     for export in report.exports:

@@ -15,6 +15,7 @@ import attrs
 
 from rivet_core.errors import ConfigError, ConfigIssue, RivetError, UsageError
 from rivet_core.redact import redact
+from rivet_core.runner.timings import phase
 
 if TYPE_CHECKING:
     from rivet_core.config.loader import LoadedConfig
@@ -110,10 +111,11 @@ def load(config_path: str, params: Sequence[str] | None, *,
     from rivet_core.config.loader import load_config
     from rivet_core.plugins import build_registry
 
-    registry = build_registry()
-    loaded = load_config(Path(config_path), registry, params=parse_params(params),
-                         connect=connect)
-    _ensure_backends(registry, loaded)
+    with phase("config"):
+        registry = build_registry()
+        loaded = load_config(Path(config_path), registry, params=parse_params(params),
+                             connect=connect)
+        _ensure_backends(registry, loaded)
     config = loaded.config
     log.info("config loaded: %s (source %s; %d export(s): %s)", config.path,
              config.source.type, len(config.exports),
@@ -144,8 +146,9 @@ def plan_for(config_path: str, params: Sequence[str] | None,
         if name not in names:
             raise UsageError(f"export {name!r} not found in {Path(config_path).name}",
                              hint=f"known exports: {', '.join(names)}")
-    plan = build_plan(loaded, registry, only=list(exports) if exports else None,
-                      resume=resume)
+    with phase("plan"):
+        plan = build_plan(loaded, registry, only=list(exports) if exports else None,
+                          resume=resume)
     plan_log.info("plan built: %d export(s), %d rejected, %d diagnostic(s)", len(plan.exports),
              len(plan.rejected_exports()), len(plan.diagnostics))
     for p in plan.exports:

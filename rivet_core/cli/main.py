@@ -36,7 +36,9 @@ examples:
   rivet check -c rivet.toml          validate the config and plan, touch nothing
   rivet run -c rivet.toml            run every export
   rivet run -c rivet.toml -e orders  run one export
+  rivet run --distributed --wait     queue chunked exports for `rivet worker` processes
   rivet plugins --json               installed backends and their capabilities
+  rivet install rivet-foo            add a plugin package to Rivet's environment
   rivet -v run -c rivet.toml         log each step on stderr (-vv: every statement)
   rivet completions bash             a shell completion script
 """
@@ -44,6 +46,8 @@ examples:
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("rivet_core.cli.run_cmd", "run the exports of a config"),
+    "worker": ("rivet_core.cli.worker_cmd",
+               "read the chunks of distributed runs (rivet run --distributed)"),
     "plan": ("rivet_core.cli.plan_cmd",
              "seal what a run would do now (chunk boundaries, cursors, windows) in a file"),
     "apply": ("rivet_core.cli.plan_cmd",
@@ -68,6 +72,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "run history: status, rows, files, bytes, duration, peak memory"),
     "plugins": ("rivet_core.cli.plugins_cmd",
                 "list installed backends and their declared capabilities"),
+    "install": ("rivet_core.cli.install_cmd",
+                "install plugin packages into Rivet's own environment"),
+    "uninstall": ("rivet_core.cli.install_cmd",
+                  "uninstall plugin packages from Rivet's own environment"),
     "completions": ("rivet_core.cli.completions_cmd",
                     "print a shell completion script (bash, zsh or fish)"),
     "schema": ("rivet_core.cli.schema_cmd",
@@ -156,12 +164,15 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     """Run the CLI; returns the exit code (the console script exits with it). SIGTERM and
     SIGINT are handled from the first line to the last: exit 130, open files aborted."""
     console = console or Console()
+    # The process's own command line: its start-up time is this command's (--timings).
+    own_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     with stop_on_signals() as stop:
-        return _run(argv, console, stop)
+        return _run(argv, console, stop, own_process)
 
 
-def _run(argv: list[str], console: Console, stop: threading.Event) -> int:
+def _run(argv: list[str], console: Console, stop: threading.Event,
+         own_process: bool = False) -> int:
     as_json = "--json" in argv
     try:
         parser = build_parser(argv)
@@ -172,6 +183,7 @@ def _run(argv: list[str], console: Console, stop: threading.Event) -> int:
             parser.print_help(console.err)
             return ExitCode.USAGE
         args.stop = stop
+        args.own_process = own_process
         return int(args.handler(args, console))
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0)

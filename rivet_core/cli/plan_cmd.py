@@ -161,9 +161,10 @@ def seal(plan: Plan) -> tuple[SealedPlan, list[str]]:
     # Resolving the source's display name registers its password for redaction.
     display = source_display(first.source, first.source_options, config.directory)
     notes: list[str] = []
-    state = open_store(config.directory, inspect=True)
+    state = open_store(config.directory, state=config.state, inspect=True)
     try:
-        exports = [_seal_export(p, state, created, notes) for p in plan.exports]
+        exports = [_seal_export(p, state, created, notes, config.directory)
+                   for p in plan.exports]
     finally:
         state.close()
     sealed = SealedPlan(tool_version=__version__, created_at=created,
@@ -174,8 +175,7 @@ def seal(plan: Plan) -> tuple[SealedPlan, list[str]]:
 
 
 def _seal_export(p: ExportPlan, state: StateStore, created: dt.datetime,
-                 notes: list[str]) -> SealedExport:
-    config_dir = state.path.parent
+                 notes: list[str], config_dir: Path) -> SealedExport:
     query_file, query_sha = query_file_digest(p.config, config_dir)
     sealed = SealedExport(name=p.name, mode=p.config.mode, query=redact(p.sql),
                           query_file=query_file, query_file_sha256=query_sha)
@@ -251,7 +251,7 @@ def gather(plan: Plan, source: Registered[SourceSpec]) -> Current:
     """What a sealed plan is compared with: the same facts, taken now."""
     config = plan.loaded.config
     display = source_display(source, config.source.options, config.directory)
-    state = open_store(config.directory)
+    state = open_store(config.directory, state=config.state)
     try:
         cursors = {p.name: state.cursor(p.name) for p in plan.exports}
     finally:

@@ -17,6 +17,7 @@ import attrs
 
 from rivet_core.atomic import write_atomic
 from rivet_core.cli.common import Console, add_config_arguments, plan_for
+from rivet_core.config.models import Config
 from rivet_core.errors import ExitCode, PlanRejected, UsageError
 from rivet_core.plan import ExportPlan
 from rivet_core.planner import Severity
@@ -81,8 +82,8 @@ def handle_reconcile(args: argparse.Namespace, console: Console) -> int:
     if args.run_id is not None and not re.fullmatch(RUN_ID, args.run_id):
         raise UsageError(f"--run-id {args.run_id!r} is not a run id",
                          hint="run ids look like 20261127T121530Z-a1b2c3")
-    plan, config_dir = _chunked_export(args, console, "reconcile")
-    with _context(config_dir, args) as ctx:
+    plan, config = _chunked_export(args, console, "reconcile")
+    with _context(config, args) as ctx:
         attached = ChunkRunAttached(plan, ctx, args.run_id)
         try:
             report = attached.reconcile()
@@ -116,9 +117,9 @@ def _print_reconciliation(console: Console, report: Reconciliation) -> None:
 
 
 def handle_repair(args: argparse.Namespace, console: Console) -> int:
-    plan, config_dir = _chunked_export(args, console, "repair")
+    plan, config = _chunked_export(args, console, "repair")
     given = _read_report(args.report, plan.name) if args.report else None
-    with _context(config_dir, args) as ctx:
+    with _context(config, args) as ctx:
         attached = ChunkRunAttached(plan, ctx, given.run_id if given else None)
         try:
             attached.check_repairable()
@@ -189,9 +190,9 @@ def _print_repair(console: Console, plan: RepairPlan, repaired: list[RepairedChu
 
 
 def _chunked_export(args: argparse.Namespace, console: Console,
-                    command: str) -> tuple[ExportPlan, Path]:
-    """The export's plan and the config's directory; a usage error unless it is a chunked
-    export the planner accepts."""
+                    command: str) -> tuple[ExportPlan, Config]:
+    """The export's plan and the config; a usage error unless it is a chunked export the
+    planner accepts."""
     plan = plan_for(args.config, args.params, [args.export])
     (export,) = plan.exports
     if export.config.mode != "chunked":
@@ -207,12 +208,13 @@ def _chunked_export(args: argparse.Namespace, console: Console,
         raise PlanRejected(f"the plan was rejected ({len(plan.rejected())} problem(s) above)",
                            hint=f"rivet check -c {args.config} -e {export.name} shows every "
                                 "diagnostic")
-    return export, plan.loaded.config.directory
+    return export, plan.loaded.config
 
 
 @contextlib.contextmanager
-def _context(config_dir: Path, args: argparse.Namespace) -> Iterator[RunContext]:
-    state = open_store(config_dir)
+def _context(config: Config, args: argparse.Namespace) -> Iterator[RunContext]:
+    config_dir = config.directory
+    state = open_store(config_dir, state=config.state)
     try:
         # The CLI's signal handler sets `stop`: a repair aborts its open file and stops.
         yield RunContext(config_dir=config_dir, state=state, progress=False,

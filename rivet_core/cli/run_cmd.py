@@ -21,6 +21,15 @@ from rivet_core.naming import new_run_id
 from rivet_core.planner import Plan, Severity, parallel_connections
 from rivet_core.report import redacted, summary_document, write_reports, write_summary_output
 from rivet_core.runner import ExportResult, RunContext, run_exports
+from rivet_core.runner.timings import (
+    Recorder,
+    Timings,
+    attach,
+    phase,
+    process_age,
+    timed_state,
+)
+from rivet_core.runner.timings import render as render_timings
 from rivet_core.state import open_store
 from rivet_core.state.store import iso, utc_now
 
@@ -59,9 +68,20 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                              "its own thread and its own source connection(s), started in "
                              "config order; wins over the config's parallel_exports "
                              "(default 1: one after another)")
+    parser.add_argument("--timings", action="store_true",
+                        help="print where the time went: start-up, config, plan, and per "
+                             "export connect, describe, probe, read, encode, commit, state, "
+                             "manifest (also in the --json summary; -vv shows them too)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress on stderr, a line per running export (default: when "
                              "stderr is a terminal)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="plan the chunks of each chunked export, record them in the "
+                             "PostgreSQL state store and queue them for `rivet worker` "
+                             "processes, then return (docs/scale.md)")
+    parser.add_argument("--wait", action="store_true",
+                        help="with --distributed: follow the run (chunks done, rows) until "
+                             "the workers finish it; exit 0 on success, 1 on failure")
     parser.set_defaults(handler=handle)
 
 
@@ -77,8 +97,29 @@ def _parallel_count(text: str) -> int:
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:
-    plan = plan_for(args.config, args.params, args.exports, resume=args.resume)
+    if args.distributed:
+        from rivet_core.cli.worker_cmd import run_distributed
+
+        return run_distributed(args, console)
+    if args.wait:
+        raise UsageError("--wait follows a distributed run", hint="add --distributed")
+    if timings_wanted(args):
+        # Start-up is the process's age by now, when this process is the command.
+        args.timings_recorder = Timings(
+            startup_s=process_age() if getattr(args, "own_process", False) else None)
+    with attach(_recorder(args)):
+        plan = plan_for(args.config, args.params, args.exports, resume=args.resume)
     return execute(plan, args, console)
+
+
+def timings_wanted(args: argparse.Namespace) -> bool:
+    """``--timings``, or ``-vv``."""
+    return bool(getattr(args, "timings", False)) or (getattr(args, "verbose", 0) or 0) >= 2
+
+
+def _recorder(args: argparse.Namespace) -> Recorder | None:
+    timings: Timings | None = getattr(args, "timings_recorder", None)
+    return timings.run if timings is not None else None
 
 
 def execute(plan: Plan, args: argparse.Namespace, console: Console,
@@ -109,19 +150,28 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console,
         )
     config_dir = plan.loaded.config.directory
     started_at = utc_now()
-    state = open_store(config_dir, init=args.init_state)
-    try:
-        # The CLI's signal handler sets `stop`: writers abort their open files and stop.
-        stop = getattr(args, "stop", None) or threading.Event()
-        results = run_exports(plan.exports, RunContext(config_dir=config_dir, state=state,
-                                                       progress=args.progress,
-                                                       resume=args.resume, stop=stop,
-                                                       reconcile=args.reconcile,
-                                                       validate=args.validate,
-                                                       sealed=sealed),
-                              parallel_exports=workers)
-    finally:
-        state.close()
+    if getattr(args, "timings_recorder", None) is None and timings_wanted(args):
+        args.timings_recorder = Timings()  # `rivet apply`: its plan was made elsewhere
+    timings: Timings | None = getattr(args, "timings_recorder", None)
+    with attach(_recorder(args)):
+        with phase("state"):
+            store = open_store(config_dir, state=plan.loaded.config.state,
+                               init=args.init_state)
+        try:
+            # The CLI's signal handler sets `stop`: writers abort their open files and stop.
+            stop = getattr(args, "stop", None) or threading.Event()
+            with phase("exports"):
+                results = run_exports(
+                    plan.exports,
+                    RunContext(config_dir=config_dir,
+                               state=timed_state(store) if timings else store,
+                               progress=args.progress, resume=args.resume, stop=stop,
+                               reconcile=args.reconcile, validate=args.validate,
+                               sealed=sealed, timings=timings),
+                    parallel_exports=workers)
+        finally:
+            with phase("state"):
+                store.close()
     aggregate = aggregate_summary(results, config_path=str(plan.loaded.config.path),
                                   started_at=started_at, finished_at=utc_now(),
                                   workers=workers)
@@ -132,9 +182,14 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console,
     print_summary(console, results)
     if len(results) > 1:
         print_aggregate(console, aggregate)
-    _write_reports(console, plan, results, started_at, config_dir,
-                   {"parallel_mode": aggregate["parallel_mode"],
-                    "parallel_exports": aggregate["parallel_exports"]})
+    with attach(_recorder(args)), phase("report"):
+        _write_reports(console, plan, results, started_at, config_dir,
+                       {"parallel_mode": aggregate["parallel_mode"],
+                        "parallel_exports": aggregate["parallel_exports"]})
+    if timings is not None:
+        summary["timings"] = timings.as_dict()
+        for line in render_timings(summary["timings"]):
+            console.say(line)
     notifications = plan.loaded.config.notifications
     if notifications is not None and results:
         from rivet_core.notify import notify

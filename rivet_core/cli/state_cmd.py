@@ -10,18 +10,23 @@ from typing import Any
 import attrs
 
 from rivet_core.cli.common import Console, positive_int
-from rivet_core.config.loader import load_export_names
+from rivet_core.config.loader import load_export_names, load_state_config
+from rivet_core.config.models import STATE_URL_SCHEMES
 from rivet_core.config.values import format_bytes
 from rivet_core.errors import ExitCode, StateError, UsageError
+from rivet_core.redact import redact
 from rivet_core.runner import cursor as cursors
 from rivet_core.state import StateStore, open_store
+from rivet_core.state.backend import open_location, postgres_location, resolve_location
+from rivet_core.state.store import STATE_FILE, SQLiteStateStore
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser(
         "state", help="inspect or reset cursors, files and chunk checkpoints",
-        description="Read or change the state store (.rivet_state.db beside the config). "
-        "These commands only read the config's export names; they connect to nothing.")
+        description="Read or change the state store (.rivet_state.db beside the config, or "
+        "the PostgreSQL store [state] or RIVET_STATE_URL names). These commands only read the "
+        "config's export names and [state]; they connect to no source.")
     sub = parser.add_subparsers(dest="state_command", metavar="ACTION", required=True)
 
     def action(name: str, help_text: str, handler: Any, *, export: str = "optional") -> None:
@@ -41,6 +46,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         if name == "files":
             p.add_argument("-l", "--last", type=positive_int, default=50, metavar="N",
                            help="newest N files (default 50)")
+        if name == "migrate":
+            p.add_argument("--to", metavar="URL",
+                           help="the PostgreSQL store to copy into (default: the one [state] or "
+                                "RIVET_STATE_URL names; a URL here shows its password to "
+                                "other users of this machine)")
+            p.add_argument("--schema", metavar="NAME",
+                           help="its schema (default: [state] schema, or rivet)")
+            p.add_argument("--force", action="store_true",
+                           help="replace what the target store holds")
 
     action("show", "cursor, last run, open chunk run and lock of each export", show)
     action("reset", "forget an incremental export's cursor (the next run exports everything)",
@@ -52,6 +66,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
            reset_chunks, export="required")
     action("unlock", "remove the lock a dead run left (a process on this host that is gone, or "
            "with --force one on another host)", unlock, export="required")
+    action("migrate", "copy the SQLite state beside the config into a PostgreSQL state store",
+           migrate, export="none")
 
 
 def export_names(config_path: str) -> tuple[Path, list[str]]:
@@ -72,7 +88,9 @@ def _open(args: argparse.Namespace, *, inspect: bool = True
         raise UsageError(f"export {export!r} not found in {Path(args.config).name}",
                          hint=f"known exports: {', '.join(names) or 'none'}; "
                               "see `rivet state show`")
-    return open_store(directory, inspect=inspect), ([export] if export else names)
+    state = load_state_config(args.config)
+    return (open_store(directory, state=state, inspect=inspect),
+            ([export] if export else names))
 
 
 def show(args: argparse.Namespace, console: Console) -> int:
@@ -207,8 +225,10 @@ def unlock(args: argparse.Namespace, console: Console) -> int:
     try:
         with store.transaction() as tx:
             holder = tx.live_lock(args.export)
-            if holder is not None and not (args.force and holder.host != socket.gethostname()):
-                elsewhere = holder.host != socket.gethostname()
+            # A store that sees holders on other hosts knows this one is alive: no --force.
+            elsewhere = (holder is not None and holder.host != socket.gethostname()
+                         and not store.sees_remote_holders)
+            if holder is not None and not (args.force and elsewhere):
                 raise StateError(
                     f"export {args.export!r} is locked by run {holder.run_id} (pid "
                     f"{holder.pid} on {holder.host}, since {holder.acquired_at})"
@@ -234,3 +254,47 @@ def unlock(args: argparse.Namespace, console: Console) -> int:
                       f"on {lock.host})")
     return ExitCode.OK
 
+
+
+def migrate(args: argparse.Namespace, console: Console) -> int:
+    """Copy ``.rivet_state.db`` into a PostgreSQL store (the target must be empty, unless
+    ``--force``); the SQLite file is left as it was."""
+    from rivet_core.state.copy import copy_state
+
+    directory, _ = export_names(args.config)
+    state = load_state_config(args.config)
+    schema = args.schema or (state.schema if state is not None else "rivet")
+    if args.to is not None:
+        if not args.to.startswith(STATE_URL_SCHEMES):
+            raise UsageError(f"--to {redact(args.to)!r} is not a postgresql:// URL",
+                             hint="rivet state migrate --to postgresql://user@host:5432/db")
+        target = postgres_location(args.to, schema, origin="--to")
+    else:
+        target = resolve_location(directory, state)
+        if target.backend != "postgresql":
+            raise UsageError("no PostgreSQL state store to migrate into",
+                             hint="name it with --to URL, or with [state] url / url_env or "
+                                  "RIVET_STATE_URL (then runs use it too)")
+        if args.schema:
+            target = attrs.evolve(target, schema=args.schema)
+    path = directory / STATE_FILE
+    if not path.is_file():
+        raise StateError(f"no SQLite state to migrate: {path} does not exist",
+                         hint="run `rivet state migrate` in the project whose state it is")
+    source = SQLiteStateStore(path)
+    try:
+        destination = open_location(target)
+        try:
+            copied = copy_state(source, destination, force=args.force)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    if args.json:
+        console.json({"source": str(path), "target": target.display(), "copied": copied})
+        return ExitCode.OK
+    console.print(f"copied {path} to {target.display()}")
+    console.print("  " + ", ".join(f"{table} {n:,}" for table, n in copied.items()))
+    console.print(f"  {path.name} is unchanged; runs use the PostgreSQL store while [state] "
+                  "or RIVET_STATE_URL names it")
+    return ExitCode.OK

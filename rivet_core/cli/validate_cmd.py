@@ -14,14 +14,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Any
 
 from rivet_core.backends import Destination, DestinationContext, SupportsListing
 from rivet_core.cli.common import Console, add_config_arguments, plan_for
+from rivet_core.config.models import StateConfig
 from rivet_core.errors import DestinationError, ExitCode, UsageError
 from rivet_core.planner import ExportPlan
 from rivet_core.runner.manifest import manifest_name
-from rivet_core.state.store import STATE_FILE, StateStore
+from rivet_core.state import open_existing_store
 from rivet_core.validation import (
     RUN_ID,
     ExportValidation,
@@ -57,7 +59,8 @@ def handle(args: argparse.Namespace, console: Console) -> int:
                          hint="run ids look like 20261127T121530Z-a1b2c3")
     plan = plan_for(args.config, args.params, args.exports, connect=False)
     config_dir = plan.loaded.config.directory
-    latest, recorded = _state(config_dir / STATE_FILE, [e.name for e in plan.exports])
+    latest, recorded = _state(config_dir, plan.loaded.config.state,
+                              [e.name for e in plan.exports])
     reports = []
     for export in plan.exports:
         run_id = args.run_id or latest.get(export.name)
@@ -136,13 +139,13 @@ def _parse_run_id(run_id: str | None) -> dt.datetime | None:
     return started.replace(tzinfo=dt.UTC)
 
 
-def _state(path: Any, exports: list[str]
+def _state(config_dir: Path, state: StateConfig | None, exports: list[str]
            ) -> tuple[dict[str, str], dict[str, StateRecords]]:
     """From the state store, without creating one: the latest run id of each export, and
     what it records of each export's runs."""
-    if not path.exists():
+    store = open_existing_store(config_dir, state=state)
+    if store is None:
         return {}, {}
-    store = StateStore(path)
     try:
         latest: dict[str, str] = {}
         for run in store.runs(limit=10_000):

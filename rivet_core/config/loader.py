@@ -8,7 +8,8 @@ structuring with the one converter, plugin tables in two steps (core keys, then 
 along the way is collected and raised together as one :class:`~rivet_core.errors.ConfigError`.
 
 Commands that only read state use :func:`load_export_names`: the same reading and the same
-shape checks of ``source`` and ``exports``, without resolving anything else.
+shape checks of ``source`` and ``exports``, without resolving anything else; and
+:func:`load_state_config` for the ``[state]`` table alone.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ from rivet_core.config.models import (
     ExportConfig,
     FormatConfig,
     SourceConfig,
+    StateConfig,
     Tuning,
 )
 from rivet_core.errors import ConfigError, ConfigIssue
 from rivet_core.plugins import Registry
 
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
-_TOP_LEVEL = ("source", "exports", "notifications", "parallel_exports")
+_TOP_LEVEL = ("source", "exports", "notifications", "parallel_exports", "state")
 _TUNING_KEYS = {f.name for f in attrs.fields(Tuning)}
 MAX_DEPTH = 32
 """How deep tables and arrays may nest. Rivet's own keys nest four levels
@@ -96,6 +98,7 @@ def load_config(
     params = dict(params or {})
     environ = os.environ if environ is None else environ
     raw = _read_document(path)
+    state_as_written = raw.get("state")
 
     used: set[str] = set()
     # Unset ${VAR}s inside [source] only matter to a command that connects.
@@ -130,6 +133,7 @@ def load_config(
             check_notification_references(notifications, "notifications", issues.add,
                                           config_dir)
     parallel_exports = _parallel_exports(raw, issues)
+    state = _structure_state(raw, converter, issues, config_dir)
     queries: dict[str, str] = {}
     for index, export in exports:
         rules.check_export(export, f"exports[{index}]", registry, config_dir, issues.add)
@@ -147,12 +151,15 @@ def load_config(
         raise ConfigError(issues.items)
     assert source is not None
     config = Config(path=path.resolve(), source=source, exports=[e for _, e in exports],
-                    notifications=notifications, parallel_exports=parallel_exports)
+                    notifications=notifications, parallel_exports=parallel_exports,
+                    state=state)
     if isinstance(source.options, ConnectionConfig) and source.options.plaintext_password():
         warnings.append(
             f"{path.name}: source holds a plaintext password; prefer password_env, url_env "
             "or url_file"
         )
+    if _plaintext_password(state_as_written):
+        warnings.append(f"{path.name}: state.url holds a plaintext password; prefer url_env")
     return LoadedConfig(config=config, queries=queries, warnings=warnings)
 
 
@@ -189,6 +196,26 @@ def load_export_names(path: str | Path) -> tuple[Path, list[str]]:
     if issues.items:
         raise ConfigError(issues.items)
     return path.resolve().parent, names
+
+
+def load_state_config(path: str | Path,
+                      environ: Mapping[str, str] | None = None) -> StateConfig | None:
+    """The ``[state]`` table of a config file (None when it has none), ``${VAR}``s
+    substituted from the environment, checked as :func:`load_config` checks it; for the
+    commands that read only state."""
+    path = Path(path)
+    raw = _read_document(path)
+    if "state" not in raw:
+        return None
+    issues = _Issues(path.name)
+    nul = _Issues(path.name)
+    value = _substitute(raw["state"], "state", {}, os.environ if environ is None else environ,
+                        set(), issues, nul)
+    state = _structure_state({"state": value}, make_converter(), issues,
+                             path.resolve().parent)
+    if issues.items or nul.items:
+        raise ConfigError([*issues.items, *nul.items])
+    return state
 
 
 # ----------------------------------------------------------------------------- reading
@@ -471,6 +498,28 @@ def _structure_source(
         for key, message in source.options.reference_issues(config_dir):
             issues.add(f"source.{key}", message)
     return source
+
+
+def _structure_state(raw: dict[str, Any], converter: cattrs.Converter, issues: _Issues,
+                     config_dir: Path) -> StateConfig | None:
+    """The ``[state]`` table (None when absent or wrong, the problem reported)."""
+    if "state" not in raw:
+        return None
+    try:
+        state = converter.structure(raw["state"], StateConfig)
+    except (cattrs.BaseValidationError, KeyProblem, TypeError, ValueError) as exc:
+        _record(exc, "state", issues)
+        return None
+    for key, message in state.config_issues(config_dir):
+        issues.add(f"state.{key}", message)
+    return state
+
+
+def _plaintext_password(state: Any) -> bool:
+    """Whether a ``[state]`` table's ``url`` holds a password (before substitution: one
+    from a ``${VAR}`` is not in the file)."""
+    url = state.get("url") if isinstance(state, dict) else None
+    return isinstance(url, str) and bool(re.match(r"[a-z]+://[^/@]*:[^/@]+@", url))
 
 
 def _structure_exports(

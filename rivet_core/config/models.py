@@ -9,6 +9,7 @@ Cross-field rules live in :mod:`rivet_core.config.rules`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -156,7 +157,8 @@ class FormatConfig:
 class DestinationConfig:
     """``[exports.destination]``: where the files of one export go."""
 
-    type: str = doc("Destination backend: `local`, `stdout`, `s3`, `gcs` (or a plugin's).")
+    type: str = doc("Destination backend: `local`, `stdout`, `s3`, `gcs`, `azure` (or a "
+                    "plugin's).")
     options: Any = doc("The destination's own keys (path, bucket, ...).", default=None)
 
 
@@ -314,8 +316,10 @@ class ExportConfig:
         default=None,
     )
     chunk_size: int | None = doc(
-        "chunked: width of each key range (default 100000 keys; with sparse keys, ranges "
-        "are merged so each chunk holds about this many rows).",
+        "chunked: width of each key range (with sparse keys, ranges are merged so each "
+        "chunk holds about this many rows). Default: for a `table` export the catalog has "
+        "statistics for, sized so each chunk reads about 32 MiB of the table (1000 to "
+        "250000 keys); otherwise 100000 keys.",
         default=None,
     )
     chunk_count: int | None = doc(
@@ -344,6 +348,52 @@ class ExportConfig:
     )
 
 
+# ----------------------------------------------------------------------------------- state
+
+STATE_URL_SCHEMES = ("postgresql://", "postgres://")
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@attrs.frozen(kw_only=True)
+class StateConfig:
+    """``[state]``: where the state store lives (docs/state.md). Without ``url`` or
+    ``url_env``, the environment variable ``RIVET_STATE_URL`` names it; without that, it is
+    the SQLite file ``.rivet_state.db`` beside the config."""
+
+    url: str | None = doc(
+        "PostgreSQL URL of a state store several machines share, "
+        "`postgresql://user@host:5432/db` (add `?sslmode=verify-full` off this machine). "
+        "Wins over `RIVET_STATE_URL`. Keep the password out of the file: `url_env`, "
+        "`${VAR}` or `~/.pgpass`.",
+        default=None,
+    )
+    url_env: str | None = doc(
+        "Name of the environment variable holding that URL; wins over `RIVET_STATE_URL`. "
+        "Not with `url`.",
+        default=None,
+    )
+    schema: str = doc(
+        "PostgreSQL schema of Rivet's state tables, created on first use. Projects sharing "
+        "one database each need their own: export names key all state.",
+        default="rivet",
+    )
+
+    def config_issues(self, config_dir: Path) -> list[tuple[str, str]]:
+        issues = []
+        if self.url is not None and self.url_env is not None:
+            issues.append(("url_env", "give `url` or `url_env`, not both"))
+        if self.url is not None and not self.url.startswith(STATE_URL_SCHEMES):
+            issues.append(("url", "expected a postgresql:// URL"))
+        if self.url_env is not None and not _ENV_NAME.fullmatch(self.url_env):
+            issues.append(("url_env", f"{self.url_env!r} is not an environment variable "
+                                      "name"))
+        if not _SCHEMA_NAME.fullmatch(self.schema):
+            issues.append(("schema", f"{self.schema!r} is not a plain identifier (letters, "
+                                     "digits and _, at most 63, not starting with a digit)"))
+        return issues
+
+
 MAX_PARALLEL_EXPORTS = 32
 """The most exports one invocation runs at once (``parallel_exports``): each holds its own
 source connection(s), threads and file buffers, and past a few dozen a source server or the
@@ -359,6 +409,8 @@ class Config:
     exports: list[ExportConfig]
     notifications: NotificationsConfig | None = None
     """``[notifications]``: where a run's outcome is sent (:mod:`rivet_core.notify`)."""
+    state: StateConfig | None = None
+    """``[state]``: where the state store lives (:mod:`rivet_core.state.backend`)."""
     parallel_exports: int = doc(
         "Exports `rivet run` runs at once, each on its own thread and its own source "
         f"connection(s), started in config order (1 to {MAX_PARALLEL_EXPORTS}; "

@@ -12,7 +12,14 @@ from typing import Any
 
 import attrs
 
-from rivet_core.config.models import Config, ExportConfig, MetaColumns, SourceConfig, Tuning
+from rivet_core.config.models import (
+    Config,
+    ExportConfig,
+    MetaColumns,
+    SourceConfig,
+    StateConfig,
+    Tuning,
+)
 from rivet_core.config.quality import (
     BoundsGate,
     CountGate,
@@ -119,6 +126,15 @@ def render(registry: Registry) -> str:
         "Keys outside any table, before the first `[table]` header.",
         "",
         *table(Config, only=("parallel_exports",)),
+        "",
+        "## `[state]`",
+        "",
+        "Where the state store lives ([state.md](state.md)). Without this table, or without",
+        "`url` and `url_env` in it, the environment variable `RIVET_STATE_URL` names a",
+        "PostgreSQL store; without that, the state is the SQLite file `.rivet_state.db`",
+        "beside the config.",
+        "",
+        *table(StateConfig, "state."),
         "",
         "## `[source]`",
         "",

@@ -17,7 +17,6 @@ from rivet_core.config.quality import check_quality_config
 from rivet_core.config.values import parse_size
 from rivet_core.plugins import Registry
 from rivet_core.runner.modes import MODES
-from rivet_core.types import parse_override
 
 Add = Callable[..., None]
 
@@ -124,6 +123,9 @@ def check_export(
             add(f"{path}.max_file_size", str(exc))
 
     for column, text in export.columns.items():
+        # pyarrow parses the type: loaded only for a config that overrides a column's type.
+        from rivet_core.types import parse_override
+
         try:
             parse_override(text)
         except ValueError as exc:

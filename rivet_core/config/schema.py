@@ -28,6 +28,7 @@ from rivet_core.config.models import (
     ExportConfig,
     FormatConfig,
     SourceConfig,
+    StateConfig,
 )
 from rivet_core.config.quality import CountGate, RatioGate, UniqueKey
 from rivet_core.notify import EVENTS, NotificationsConfig, Target
@@ -205,6 +206,7 @@ class _Builder:
                 "parallel_exports": {
                     "type": "integer", "minimum": 1, "maximum": MAX_PARALLEL_EXPORTS,
                     "default": parallel.default, "description": parallel.metadata["doc"]},
+                "state": self.table(StateConfig),
             },
             "required": ["source", "exports"],
             "additionalProperties": False,

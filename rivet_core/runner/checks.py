@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from rivet_core import drift as drifts
 from rivet_core.capabilities import WriteCommitProtocol
 from rivet_core.errors import SourceError, TrustError
-from rivet_core.meta import MetaAppender, meta_problems
-from rivet_core.quality import QualityCheck
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from rivet_core.meta import MetaAppender
+    from rivet_core.quality import QualityCheck
     from rivet_core.runner.export import ExportRun
 
 
@@ -44,10 +44,14 @@ class RunChecks:
         self.run = run
         config = run.plan.config
         self.quality_config = config.quality
-        self.meta = (MetaAppender(config.meta_columns, run_id=run.result.run_id,
-                                  started_at=run.result.started_at)
-                     if config.meta_columns is not None and config.meta_columns.any()
-                     else None)
+        self.meta: MetaAppender | None = None
+        if config.meta_columns is not None and config.meta_columns.any():
+            # Imported when an export has meta columns, as the gates below: most runs never
+            # load their machinery (the row hash's C extension).
+            from rivet_core.meta import MetaAppender
+
+            self.meta = MetaAppender(config.meta_columns, run_id=run.result.run_id,
+                                     started_at=run.result.started_at)
         self.lock = threading.Lock()
         self.quality: QualityCheck | None = None
         self.widths = drifts.WidthTracker()
@@ -91,11 +95,16 @@ class RunChecks:
         run = self.run
         meta = run.plan.config.meta_columns
         if self.meta is not None and meta is not None:
+            from rivet_core.meta import meta_problems
+
             problems = meta_problems(meta, schema)
             if problems:
                 raise SourceError(f"exports: {run.plan.name}: " + "; ".join(problems))
         self._drift(schema)
         if self.quality_config is not None:
+            # Imported when an export has gates: most runs never load the gates' machinery.
+            from rivet_core.quality import QualityCheck
+
             self.quality = QualityCheck(self.quality_config, schema,
                                         started_at=run.result.started_at,
                                         spill_dir=None)
@@ -152,6 +161,8 @@ class RunChecks:
         if self.quality_config is None:
             return
         if self.quality is None:  # no stream opened: nothing was read
+            from rivet_core.quality import QualityCheck
+
             self.quality = QualityCheck(self.quality_config, None,
                                         started_at=run.result.started_at, spill_dir=None)
         try:

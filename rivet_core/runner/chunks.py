@@ -1,6 +1,10 @@
 """Splitting a chunked export into key ranges: boundary detection and the pure planning rules.
 
-Detection runs one aggregate statement over the chunk column (min, max, count, NULL count).
+Detection runs one aggregate statement over the chunk column (min, max, count, NULL count),
+or, for a ``table`` export whose table the catalog has an estimate for, two short ones (min
+and max; is there a NULL key) with the count taken from the catalog: no statement reads the
+whole table to plan it. Without ``chunk_size``, the catalog's bytes per row also size the
+chunks (:func:`size_from_catalog`) so each reads about :data:`CHUNK_TARGET_BYTES` of table.
 Ranges are half-open ``[lo, hi)`` and together cover ``[min, max]`` without gaps, so a row is
 in exactly one chunk. When keys are sparse (fewer than half the ``chunk_size``-wide windows
 would hold rows on average), a second statement counts rows per window and the plan merges
@@ -21,6 +25,15 @@ from typing import Any
 import attrs
 
 DEFAULT_CHUNK_SIZE = 100_000
+"""Keys per chunk without ``chunk_size`` when the catalog cannot say how wide rows are."""
+CHUNK_TARGET_BYTES = 32 << 20
+"""Table data one chunk reads when its size comes from the catalog: a fraction of a second
+of server work per statement on either database, whatever the row width."""
+MIN_CATALOG_CHUNK = 1_000
+MAX_CATALOG_CHUNK = 250_000
+"""At most this many keys per chunk: a chunk statement stays short on MariaDB too, whose
+range estimates can run at twice the real rows (over 1,000,000 estimated rows a query is
+not read over ConnectorX, see docs/sources.md)."""
 # More windows than this for a date split makes the planner look for empty ones to skip.
 _DAY_WINDOWS_WITHOUT_HISTOGRAM = 1000
 
@@ -50,6 +63,20 @@ class KeyStats:
     hi: Any
     count: int
     nulls: int
+    estimated: bool = False
+    """``count`` is the catalog's estimate and ``nulls`` only says whether there are any."""
+
+
+def size_from_catalog(estimated_rows: int | None, data_bytes: int | None) -> int | None:
+    """Keys per chunk so that a chunk of a dense key reads about :data:`CHUNK_TARGET_BYTES`
+    of the table, or None when the catalog does not know the table's rows and bytes."""
+    if not estimated_rows or not data_bytes or estimated_rows <= 0 or data_bytes <= 0:
+        return None
+    per_row = data_bytes / estimated_rows
+    rows = int(CHUNK_TARGET_BYTES / per_row)
+    step = 1_000 if rows >= 10_000 else 100
+    rows = max(step, rows // step * step)  # a round number reads better in the plan
+    return max(MIN_CATALOG_CHUNK, min(MAX_CATALOG_CHUNK, rows))
 
 
 @attrs.frozen(kw_only=True)
@@ -69,7 +96,8 @@ Histogram = Callable[[Any, int], list[Bucket]]
 
 def _with_null_chunk(chunks: list[Chunk], stats: KeyStats) -> list[Chunk]:
     if stats.nulls:
-        chunks.append(Chunk(idx=len(chunks), lo=None, hi=None, expected_rows=stats.nulls))
+        chunks.append(Chunk(idx=len(chunks), lo=None, hi=None,
+                            expected_rows=None if stats.estimated else stats.nulls))
     return chunks
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
+if TYPE_CHECKING:  # imported where batches are read, so the config loader does not load it
+    import pyarrow as pa
 
 _TYPES = ("int", "decimal", "float", "string", "date", "timestamp", "timestamptz")
 
@@ -75,6 +75,9 @@ def display(stored: str | None) -> str:
 def batch_max(batch: pa.RecordBatch, column: str, fallback: str | None) -> Any:
     """The largest non-NULL cursor value in a batch (``COALESCE(column, fallback)`` when a
     fallback column is given), as a Python value; None when every cursor is NULL."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     values = batch.column(column)
     if fallback is not None:
         values = pc.coalesce(values, batch.column(fallback))
@@ -89,6 +92,8 @@ def batch_max(batch: pa.RecordBatch, column: str, fallback: str | None) -> Any:
 def null_count(batch: pa.RecordBatch, column: str, fallback: str | None) -> int:
     values = batch.column(column)
     if fallback is not None:
+        import pyarrow.compute as pc
+
         values = pc.coalesce(values, batch.column(fallback))
     return values.null_count
 

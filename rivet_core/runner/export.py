@@ -37,6 +37,7 @@ from rivet_core.runner.manifest import RunManifest
 from rivet_core.runner.progress import Progress
 from rivet_core.runner.results import ExportResult, FileResult, RunContext
 from rivet_core.runner.retry import RetryPolicy
+from rivet_core.runner.timings import phase
 from rivet_core.state.store import FileRecord, utc_now
 
 if TYPE_CHECKING:
@@ -105,30 +106,72 @@ class ExportRun:
                  self.plan.source.spec.name, source.display_name(), extra=self.log_extra)
         return source
 
+    def take_source(self) -> Source:
+        """A source to read with: one the run's earlier exports left clean
+        (:mod:`rivet_core.runner.sourcepool`), else a fresh one. Hand it back with
+        :meth:`give_back_source`, or :meth:`discard_source` after a failure."""
+        pool = self.ctx.sources
+        if pool is None:
+            return self.build_source()
+        source, reused = pool.take(self.plan.source_options, self.build_source)
+        if reused:
+            log.debug("export %s: reusing the %s source connection to %s", self.plan.name,
+                      self.plan.source.spec.name, source.display_name(), extra=self.log_extra)
+        return source
+
+    def give_back_source(self, source: Source) -> None:
+        """``source`` is done with and healthy: kept for a later export (reset first) when
+        the run keeps sources, else closed."""
+        pool = self.ctx.sources
+        if pool is None:
+            source.close()
+        else:
+            pool.give_back(self.plan.source_options, source)
+
+    def discard_source(self, source: Source) -> None:
+        """Close ``source`` after a failure: its connection never serves anything again."""
+        if self.ctx.sources is None:
+            source.close()
+        else:
+            self.ctx.sources.discard(source)
+
     def fetch_rows(self, query: Query) -> list[dict[str, Any]]:
         """One of the runner's small statements (probes, key statistics), on a source kept
         for them until :meth:`release_control_source`; reads use sources of their own.
-        Transient failures are retried on a fresh connection, as reads are."""
+        Transient failures are retried on a fresh connection, as reads are; after any
+        failure the source is closed, never reused."""
         options = attrs.evolve(self.options, column_types={})
+        log.debug("export %s: %s: %s%s", self.plan.name, query.label, query.sql,
+                  f" [{len(query.params)} parameter(s)]" if query.params else "")
         attempt = 0
         while True:
             if self._control is None:
-                self._control = self.build_source()
+                # A retry gets a fresh connection, never an idle one.
+                self._control = self.build_source() if attempt else self.take_source()
             try:
-                return self._control.fetch_rows(query, options)
+                with phase("probe"):
+                    return self._control.fetch_rows(query, options)
             except RivetError as exc:
+                self._discard_control()
                 if not self.retry.should_retry(exc, attempt):
                     raise
                 attempt += 1
-                self.release_control_source()
                 self.note_retry(exc, attempt, query.label)
+            except BaseException:
+                self._discard_control()
+                raise
 
     def release_control_source(self) -> None:
-        """Close the source of the small statements (a later one opens a new one), so no
-        idle connection is held while the data is read."""
+        """Give back the source of the small statements (a later one takes a source
+        again), so this export holds no idle connection while the data is read."""
         control, self._control = self._control, None
         if control is not None:
-            control.close()
+            self.give_back_source(control)
+
+    def _discard_control(self) -> None:
+        control, self._control = self._control, None
+        if control is not None:
+            self.discard_source(control)
 
     def destination(self) -> Destination:
         """The export's destination (built once per run)."""

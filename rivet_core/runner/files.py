@@ -22,6 +22,7 @@ from rivet_core.runner import crash
 from rivet_core.runner.results import FileResult
 from rivet_core.runner.signals import uninterrupted
 from rivet_core.runner.sink import HashingSink, open_sink
+from rivet_core.runner.timings import phase
 
 log = logging.getLogger("rivet.runner")
 
@@ -70,7 +71,8 @@ class FileRoller:
         if self._writer is None:
             self._open()
         assert self._writer is not None and self._sink is not None
-        self._writer.write_batch(batch)
+        with phase("encode"):
+            self._writer.write_batch(batch)
         self._rows += batch.num_rows
         if self.max_file_bytes is not None and self._sink.size >= self.max_file_bytes:
             self.finish()
@@ -78,10 +80,13 @@ class FileRoller:
     def _open(self) -> None:
         self.part += 1
         self._name = self.name_for(self.part if self.max_file_bytes is not None else None)
-        self._target = self.destination.open(self._name)
+        with phase("commit"):
+            self._target = self.destination.open(self._name)
         self._sink, stream = open_sink(self._target)
         try:
-            self._writer = self.fmt.open(stream, self.schema, max_file_bytes=self.max_file_bytes)
+            with phase("encode"):
+                self._writer = self.fmt.open(stream, self.schema,
+                                             max_file_bytes=self.max_file_bytes)
         except BaseException:
             self.abort()
             raise
@@ -93,7 +98,8 @@ class FileRoller:
         if self._writer is None:
             return
         assert self._target is not None and self._sink is not None
-        self._writer.close()
+        with phase("encode"):
+            self._writer.close()
         finished = (self._target, self._sink, self._name, self._rows)
         self._writer = self._target = self._sink = None
         self._held.append(finished)
@@ -108,7 +114,8 @@ class FileRoller:
             # A stop signal may not fall between a commit and its record: the file would
             # be visible and in no manifest.
             with uninterrupted():
-                committed = target.commit()
+                with phase("commit"):
+                    committed = target.commit()
                 self._held.pop(0)
                 self._committed(committed, sink, rows)
 

@@ -1,19 +1,22 @@
 """The order around every mode: lock, journal, probe, run, status, manifest, metric, unlock.
 
 For one export (:func:`run_export`): the mode may adopt an interrupted run's id (a resume);
-the export's lock is taken (a concurrent run of the same export is refused); runs of this
-export whose process died are recorded as failed; the destination is probed before the
-source is opened, so a wrong bucket or a missing permission fails the run before a row is
-read (:func:`rivet_core.runner.preflight.probe_destination`); the mode runs, recording in
-the state store what each step commits (:mod:`rivet_core.runner.modes`); then, whatever
+the export's lock is taken (a concurrent run of the same export is refused) and, in the same
+state transaction, runs of this export whose process died are recorded as failed and the
+run's start is journaled; the destination is probed before the source is opened, so a wrong
+bucket or a missing permission fails the run before a row is read
+(:func:`rivet_core.runner.preflight.probe_destination`); the mode runs, recording in the
+state store what each step commits (:mod:`rivet_core.runner.modes`); then, whatever
 happened, the destination's run manifest and ``_SUCCESS`` are written after the last commit
-(:mod:`rivet_core.runner.manifest`), the run metric is recorded last, and the lock is
-released. A failure is the run's status and error, never an exception out of here: an
-interrupt (SIGINT/SIGTERM) is recorded as the run's failure and sets the stop event, and the
-CLI exits 130.
+(:mod:`rivet_core.runner.manifest`), and the run metric is recorded last, in the
+transaction that releases the lock. A failure is the run's status and error, never an
+exception out of here: an interrupt (SIGINT/SIGTERM) is recorded as the run's failure and
+sets the stop event, and the CLI exits 130.
 
 :func:`run_exports` runs the planned exports one after another, or, with
 ``parallel_exports`` above 1, in a bounded pool of threads (:mod:`rivet_core.runner.pool`).
+Either way the exports share the run's idle sources (:mod:`rivet_core.runner.sourcepool`):
+a source connection is opened once and reused by the next export, not opened per export.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import attrs
 
 from rivet_core.backends import SupportsListing
 from rivet_core.errors import DestinationError, RivetError, TrustError
@@ -35,7 +41,12 @@ from rivet_core.runner.pool import ExportPool
 from rivet_core.runner.preflight import probe_destination, progress_estimate
 from rivet_core.runner.progress import PeakMemory, Progress, ProgressBoard
 from rivet_core.runner.results import ExportResult, RunContext
+from rivet_core.runner.sourcepool import SourcePool
+from rivet_core.runner.timings import phase
 from rivet_core.state.store import RunRecord, iso, utc_now
+
+if TYPE_CHECKING:
+    from rivet_core.state import StateTx
 
 log = logging.getLogger("rivet.runner")
 
@@ -48,28 +59,48 @@ def run_exports(plans: Iterable[ExportPlan], ctx: RunContext, *,
     running export as failed and starts no further one. The results are those of the
     exports started, in config order."""
     plans = list(plans)
-    if parallel_exports > 1 and len(plans) > 1:
-        return ExportPool(plans, ctx, workers=parallel_exports, run_one=run_export).run()
-    results = []
-    for plan in plans:
-        if ctx.stop.is_set():
-            break
-        results.append(run_export(plan, ctx))
-    return results
+    workers = max(1, min(parallel_exports, len(plans)))
+    owned = ctx.sources is None
+    if owned:
+        # One idle source per export running at once: a schema of small tables connects
+        # once, not once per export (rivet_core.runner.sourcepool).
+        ctx = attrs.evolve(ctx, sources=SourcePool(limit=workers))
+    try:
+        if workers > 1:
+            return ExportPool(plans, ctx, workers=workers, run_one=run_export).run()
+        results = []
+        for plan in plans:
+            if ctx.stop.is_set():
+                break
+            results.append(run_export(plan, ctx))
+        return results
+    finally:
+        if owned and ctx.sources is not None:
+            ctx.sources.close()
 
 
 def run_export(plan: ExportPlan, ctx: RunContext, *, board: ProgressBoard | None = None,
                started: Callable[[ExportResult], None] | None = None) -> ExportResult:
     """Run one export (see the module). ``board``: the progress block of the exports
     running at once; ``started`` sees the result as soon as the run has an id."""
+    if ctx.timings is None:
+        return _run_export(plan, ctx, board=board, started=started)
+    with ctx.timings.export(plan.name):
+        return _run_export(plan, ctx, board=board, started=started)
+
+
+def _run_export(plan: ExportPlan, ctx: RunContext, *, board: ProgressBoard | None,
+                started: Callable[[ExportResult], None] | None) -> ExportResult:
     run = ExportRun(plan, ctx)
     result, mode = run.result, MODES[plan.config.mode]
     if started is not None:
         started(result)
     try:
         mode.adopt_run(run)
+        # One commit: the lock, the records of this export's runs that died, run_started.
         with run.state.transaction() as tx:
             holder = tx.acquire_lock(plan.name, result.run_id)
+            abandoned = [] if holder is not None else _start(run, tx)
     except RivetError as exc:
         return _failed_before_start(result, exc.message, exc.hint)
     if holder is not None:
@@ -82,24 +113,19 @@ def run_export(plan: ExportPlan, ctx: RunContext, *, board: ProgressBoard | None
     try:
         with PeakMemory() as memory:
             try:
-                abandoned = _record_abandoned_runs(run)
-                run.journal("run_started", mode=plan.config.mode, resume=result.resumed,
-                            destination=plan.destination.spec.name,
-                            format=plan.format.spec.name)
-                if ctx.sealed is not None:
-                    run.journal("plan_applied", digest=ctx.sealed.digest,
-                                created_at=iso(ctx.sealed.created_at),
-                                overridden=list(ctx.sealed.overridden))
                 _stop_point(ctx)
-                _probe_destination(run)
+                with phase("probe"):
+                    _probe_destination(run)
                 _remove_unrecorded_files(run, abandoned)
                 if progress.enabled:
-                    progress.estimated_rows = progress_estimate(run)
+                    with phase("probe"):
+                        progress.estimated_rows = progress_estimate(run)
                 mode.run(run)
                 _stop_point(ctx)
                 run.checks.decide()
                 _finish_status(run)
-                verify.destination_holds_the_run(run)
+                with phase("manifest"):
+                    verify.destination_holds_the_run(run)
                 if ctx.reconcile:
                     verify.reconcile(run)
                 if ctx.validate:
@@ -184,13 +210,32 @@ def _failed_before_start(result: ExportResult, error: str, hint: str | None) -> 
     return result
 
 
+def _start(run: ExportRun, tx: StateTx) -> list[str]:
+    """In the transaction that took the export's lock: the runs of this export whose
+    process died are recorded as failed, and the run's start is journaled. Returns the
+    dead runs' ids."""
+    plan, result, sealed = run.plan, run.result, run.ctx.sealed
+    abandoned = _record_abandoned_runs(run, tx)
+    tx.journal(result.run_id, plan.name, "run_started", mode=plan.config.mode,
+               resume=result.resumed, destination=plan.destination.spec.name,
+               format=plan.format.spec.name)
+    if sealed is not None:
+        tx.journal(result.run_id, plan.name, "plan_applied", digest=sealed.digest,
+                   created_at=iso(sealed.created_at), overridden=list(sealed.overridden))
+    return abandoned
+
+
 def _close_record(run: ExportRun) -> None:
-    """Record the run metric and release the lock. A state store that cannot be written
-    fails the run (its files may be complete and certified, but its record is missing),
-    without a traceback; a lock left behind is taken over once its process is gone."""
+    """Record the run metric and release the lock, in one commit. A state store that
+    cannot be written fails the run (its files may be complete and certified, but its
+    record is missing), without a traceback; the lock is then released on its own, and a
+    lock left behind is taken over once its process is gone."""
     result = run.result
     try:
-        _record_run(run)
+        with run.state.transaction() as tx:
+            _record_run(run, tx)
+            tx.release_lock(run.plan.name, result.run_id)
+        return
     except RivetError as exc:
         if result.status != "failed":
             result.error = redact(f"the run finished, but its record could not be written: "
@@ -246,24 +291,24 @@ def _validate_after_manifest(run: ExportRun) -> None:
         log.error("export %s: could not withdraw _SUCCESS: %s", run.plan.name, exc.message)
 
 
-def _record_abandoned_runs(run: ExportRun) -> list[str]:
+def _record_abandoned_runs(run: ExportRun, tx: StateTx) -> list[str]:
     """Runs of this export whose process died never recorded their metric: record them as
-    failed now, so history is complete. Returns their run ids."""
+    failed now, in ``tx`` (which holds the export's lock), so history is complete. Returns
+    their run ids."""
     name = run.plan.name
     abandoned = []
     for run_id in run.state.unfinished_runs(name):
         if run_id == run.result.run_id:
             continue
         abandoned.append(run_id)
-        with run.state.transaction() as tx:
-            now = iso(utc_now())
-            tx.record_run(RunRecord(
-                run_id=run_id, export_name=name, mode=run.plan.config.mode,
-                status="failed", started_at=run_id_time(run_id) or now, finished_at=now,
-                rows=0, files=len(run.state.files(name, run_id=run_id, limit=100_000)),
-                bytes=0, duration_ms=0, peak_rss_mb=None,
-                error="the process ended before the run finished (killed or crashed)"))
-            tx.journal(run_id, name, "run_abandoned", noticed_by=run.result.run_id)
+        now = iso(utc_now())
+        tx.record_run(RunRecord(
+            run_id=run_id, export_name=name, mode=run.plan.config.mode,
+            status="failed", started_at=run_id_time(run_id) or now, finished_at=now,
+            rows=0, files=len(run.state.files(name, run_id=run_id, limit=100_000)),
+            bytes=0, duration_ms=0, peak_rss_mb=None,
+            error="the process ended before the run finished (killed or crashed)"))
+        tx.journal(run_id, name, "run_abandoned", noticed_by=run.result.run_id)
     return abandoned
 
 
@@ -290,21 +335,20 @@ def _remove_unrecorded_files(run: ExportRun, abandoned: list[str]) -> None:
             run.journal("unrecorded_files_removed", run=run_id, files=stray)
 
 
-def _record_run(run: ExportRun) -> None:
+def _record_run(run: ExportRun, tx: StateTx) -> None:
     result = run.result
-    with run.state.transaction() as tx:
-        tx.record_run(RunRecord(
-            run_id=result.run_id, export_name=result.export, mode=result.mode,
-            status=result.status, started_at=iso(result.started_at),
-            finished_at=iso(result.finished_at or utc_now()), rows=result.rows,
-            files=len(result.files), bytes=result.bytes, duration_ms=result.duration_ms,
-            peak_rss_mb=result.peak_rss_mb, retries=result.retries, error=result.error,
-        ))
-        if result.status in ("success", "skipped"):
-            run.checks.record(tx)
-        tx.journal(result.run_id, result.export, "run_finished", status=result.status,
-                   rows=result.rows, files=len(result.files), bytes=result.bytes,
-                   error=result.error)
+    tx.record_run(RunRecord(
+        run_id=result.run_id, export_name=result.export, mode=result.mode,
+        status=result.status, started_at=iso(result.started_at),
+        finished_at=iso(result.finished_at or utc_now()), rows=result.rows,
+        files=len(result.files), bytes=result.bytes, duration_ms=result.duration_ms,
+        peak_rss_mb=result.peak_rss_mb, retries=result.retries, error=result.error,
+    ))
+    if result.status in ("success", "skipped"):
+        run.checks.record(tx)
+    tx.journal(result.run_id, result.export, "run_finished", status=result.status,
+               rows=result.rows, files=len(result.files), bytes=result.bytes,
+               error=result.error)
 
 
 def run_id_time(run_id: str) -> str | None:

@@ -39,6 +39,7 @@ from rivet_core.backends import CommittedFile, Destination, SupportsListing, Wri
 from rivet_core.drift import manifest_schema, schema_record
 from rivet_core.errors import DestinationError
 from rivet_core.redact import redact
+from rivet_core.runner.timings import phase
 from rivet_core.state.store import iso, utc_now
 
 if TYPE_CHECKING:
@@ -160,7 +161,8 @@ class RunManifest:
         if self.touched:
             return
         try:
-            destination.delete_file(success_name(self.plan.name))
+            with phase("manifest"):
+                destination.delete_file(success_name(self.plan.name))
         except DestinationError as exc:
             # The first request a run sends: the destination's own hint (a TLS failure, a
             # missing bucket) says more than a guess about permissions would.
@@ -185,6 +187,12 @@ class RunManifest:
         result = self.result
         if not self.touched and result.status not in COMPLETE:
             return  # failed before writing anything: the destination is as it was
+        with phase("manifest"):
+            self._write(build_destination, schema)
+
+    def _write(self, build_destination: Callable[[], Destination],
+               schema: pa.Schema | None) -> None:
+        result = self.result
         try:
             destination = build_destination()
         except Exception as exc:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _DONE = object()
 _INTERRUPTED = object()

@@ -49,6 +49,7 @@ from rivet_core.runner.manifest import manifest_dir
 from rivet_core.runner.modes.time_window import window_start
 
 if TYPE_CHECKING:
+    from rivet_core.config.models import StateConfig
     from rivet_core.plan import ExportPlan
     from rivet_core.runner.export import ExportRun
 
@@ -92,7 +93,7 @@ def probe_destination(destination: Destination, *, export: str, run_id: str) -> 
 def progress_estimate(run: ExportRun) -> int | None:
     """The rows a ``full`` export is expected to read, for the progress line's percentage:
     one cheap statement (the table's statistics for a ``table`` export, else the plan's
-    estimate of the query) on a connection of its own, closed at once. None for the other
+    estimate of the query) on a source of its own, given back at once. None for the other
     modes (their statement depends on state they read later; chunked runs count chunks
     instead), when the dialect cannot say, or when the statement fails (the run goes on
     without a percentage)."""
@@ -105,15 +106,17 @@ def progress_estimate(run: ExportRun) -> int | None:
         query = dialect.explain(dialect.full(plan.sql, table=table))
     else:
         return None
-    source = run.build_source()
+    source = run.take_source()
     try:
         rows = source.fetch_rows(query, ReadOptions(
             statement_timeout_s=plan.tuning.statement_timeout_s,
             lock_timeout_s=plan.tuning.lock_timeout_s))
-    except RivetError:
-        return None
-    finally:
-        source.close()
+    except BaseException as exc:
+        run.discard_source(source)
+        if isinstance(exc, RivetError):
+            return None
+        raise
+    run.give_back_source(source)
     if isinstance(dialect, SupportsTableStats) and table is not None:
         found = rows[0].get("estimated_rows") if rows else None
         return None if found is None else int(found)
@@ -453,17 +456,17 @@ class ExportPreflight:
         }
 
 
-def stored_cursors(config_dir: Path) -> dict[str, str]:
-    """Each export's stored cursor, read-only from the state store beside the config; empty
-    when there is none or it cannot be read (the preflight then plans a first run)."""
-    from rivet_core.state.store import STATE_FILE, StateStore
+def stored_cursors(config_dir: Path, state: StateConfig | None) -> dict[str, str]:
+    """Each export's stored cursor, read-only from the project's state store (``state``:
+    the config's ``[state]``); empty when there is none or it cannot be read (the preflight
+    then plans a first run)."""
+    from rivet_core.state import open_existing_store
 
-    path = config_dir / STATE_FILE
-    if not path.is_file() or path.stat().st_size == 0:
-        return {}
     try:
-        store = StateStore(path, readonly=True)
+        store = open_existing_store(config_dir, state=state, readonly=True)
     except StateError:
+        return {}
+    if store is None:
         return {}
     try:
         return {c.export_name: c.value for c in store.cursors()}

@@ -15,6 +15,8 @@ import attrs
 from rivet_core.state.store import StateStore, iso, utc_now
 
 if TYPE_CHECKING:
+    from rivet_core.runner.sourcepool import SourcePool
+    from rivet_core.runner.timings import Timings
     from rivet_core.sealed import SealedExport, SealedPlan
 
 
@@ -126,6 +128,12 @@ class RunContext:
     sealed: SealedPlan | None = None
     """``rivet apply``: the sealed plan being run. Its modes take their chunk boundaries,
     starting cursor and window start from it instead of deciding them now."""
+    timings: Timings | None = None
+    """``rivet run --timings`` (or ``-vv``): where each export's phases are recorded."""
+    sources: SourcePool | None = None
+    """The sources kept open between the exports of the invocation (set by
+    :func:`~rivet_core.runner.lifecycle.run_exports`); None: every export opens and closes
+    its own."""
 
     def sealed_export(self, name: str) -> SealedExport | None:
         """What the applied plan sealed for export ``name`` (None outside ``rivet apply``)."""

@@ -30,6 +30,7 @@ from rivet_core.errors import RivetError, SourceError
 from rivet_core.runner import crash
 from rivet_core.runner.prefetch import prefetch
 from rivet_core.runner.results import FileResult
+from rivet_core.runner.timings import phase
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -63,26 +64,34 @@ class Unit:
 
 
 class SourceHolder:
-    """The source a worker reads with: built on first use, kept across units, replaced by
-    a fresh one (a new connection) after a failure."""
+    """The source a worker reads with: taken on first use (from the run's idle sources, or
+    new), kept across units, replaced by a fresh one (a new connection, never an idle one)
+    after a failure, and given back when the worker is done."""
 
     def __init__(self, run: ExportRun) -> None:
         self.run = run
         self._source: Source | None = None
+        self._failed = False
 
     def get(self) -> Source:
         if self._source is None:
-            self._source = self.run.build_source()
+            self._source = self.run.build_source() if self._failed else self.run.take_source()
         return self._source
 
     def reset(self) -> None:
-        """Close the source; the next :meth:`get` builds a fresh one."""
+        """Close the source after a failure (its connection is never reused); the next
+        :meth:`get` builds a fresh one."""
         source, self._source = self._source, None
+        self._failed = True
         if source is not None:
-            source.close()
+            self.run.discard_source(source)
 
     def close(self) -> None:
-        self.reset()
+        """The worker is done: give the source back (a later export may reuse it once it
+        has reset its session)."""
+        source, self._source = self._source, None
+        if source is not None:
+            self.run.give_back_source(source)
 
 
 def write_unit(run: ExportRun, unit: Unit, sources: SourceHolder) -> tuple[int, list[FileResult]]:
@@ -93,7 +102,11 @@ def write_unit(run: ExportRun, unit: Unit, sources: SourceHolder) -> tuple[int, 
         try:
             tried.write(sources.get())
             return tried.rows, tried.committed
-        except RivetError as exc:
+        except BaseException as exc:
+            # Whatever failed, the connection is in an unknown state: never reused.
+            sources.reset()
+            if not isinstance(exc, RivetError):
+                raise
             # Only the rows of files that stay committed count; a retracted attempt's none.
             kept = 0 if unit.retract else sum(f.rows for f in tried.committed)
             run.count(-(tried.rows - kept))
@@ -115,7 +128,6 @@ def write_unit(run: ExportRun, unit: Unit, sources: SourceHolder) -> tuple[int, 
             _retract(run, tried.committed)
             attempt += 1
             run.note_retry(exc, attempt, unit.query.label)
-            sources.reset()
 
 
 class _Attempt:
@@ -145,7 +157,9 @@ class _Attempt:
         log.debug("export %s: %s: %s [%d parameter(s), parallel %d, batch_size %d]",
                   run.plan.name, query.label, " ".join(query.sql.split()), len(query.params),
                   unit.parallel, options.batch_size, extra=run.log_extra)
-        with source.read(unit.query, options) as stream:
+        with phase("read"):
+            stream = source.read(unit.query, options)
+        with stream:
             _refuse_duplicate_names(stream.schema.names, unit.query.label)
             schema = run.checks.opened(stream.schema)
             run.stream_opened(stream, schema)
@@ -157,7 +171,12 @@ class _Attempt:
                                 hold=unit.decide and run.checks.holds)
             batches = prefetch(stream, interrupt=run.ctx.stop)
             try:
-                for batch in batches:
+                while True:
+                    with phase("read"):
+                        try:
+                            batch = next(batches)
+                        except StopIteration:
+                            break
                     if batch is None or run.ctx.stop.is_set():
                         # The invocation is stopping (a signal): the server stops the
                         # statement, so the reader waiting on it lets go at once.

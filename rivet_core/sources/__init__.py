@@ -3,7 +3,8 @@ does the same way, so a plugin keeps only what is specific to its database and d
 
 - :class:`SqlSource` (:mod:`.base`): resolved, redacted connection settings, one reused
   connection (:class:`ConnectionSlot`, :mod:`.connection`: replaced once when found dead),
-  one read at a time, closing.
+  one read at a time, closing; the reset that lets one source serve the next export of a
+  run (``reset_session``, with the plugin's ``reset_connection``).
 - :class:`FetchingBatchStream` (:mod:`.stream`): the fetch loop of a server-side result:
   ``batch_size`` rows per fetch, halved while batches exceed ``max_batch_bytes``, a pause
   of ``throttle_ms`` between fetches, the transaction ended as soon as the last row is in.

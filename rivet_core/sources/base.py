@@ -5,12 +5,15 @@ implements how to connect, how to tell a live connection, and the reads
 (:meth:`~rivet_core.backends.Source.describe`, :meth:`~rivet_core.backends.Source.read`,
 and :meth:`~rivet_core.backends.Source.fetch_rows` when the driver cannot type expression
 columns). Settings are resolved on first use, so building a source touches nothing; every
-message shows the connection without its password.
+message shows the connection without its password. A source whose plugin can reset a
+connection's session (:meth:`SqlSource.reset_connection`) serves several exports of one run
+(:meth:`SqlSource.reset_session`, :mod:`rivet_core.runner.sourcepool`).
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -18,6 +21,7 @@ from rivet_core.backends import BatchStream, Source
 from rivet_core.config.connection import ConnectionConfig, ConnectionParams
 from rivet_core.errors import SourceError
 from rivet_core.redact import redact
+from rivet_core.runner import timings
 from rivet_core.sources.connection import ConnectionSlot
 
 C = TypeVar("C")
@@ -65,6 +69,20 @@ class SqlSource(Source, Generic[C]):
     def forget_connection(self) -> None:
         """The connection was discarded: drop what was cached about it."""
 
+    def reset_connection(self, conn: C) -> bool:
+        """Make ``conn``, idle between reads, fit for another export of the run: end
+        whatever session state a read's statements may have left (settings, variables,
+        temporary objects) and forget what was cached about it. True when done; False (the
+        default: a source that does not know how) closes the source instead of keeping it.
+        Failures may raise: the source is then closed."""
+        return False
+
+    @staticmethod
+    def phase(name: str) -> contextlib.AbstractContextManager[None]:
+        """Time the block as phase ``name`` of the export being read (``rivet run
+        --timings``: ``connect``, ``describe``, ``read``); nothing when timings are off."""
+        return timings.phase(name)
+
     # ------------------------------------------------------------------ settings
 
     def connection_params(self) -> ConnectionParams:
@@ -109,6 +127,20 @@ class SqlSource(Source, Generic[C]):
     def stream_ended(self, stream: BatchStream) -> None:
         if self.active is stream:
             self.active = None
+
+    def reset_session(self) -> bool:
+        """Ready for another export of the run (:mod:`rivet_core.runner.sourcepool`): no
+        read open, and the connection, if there is a live one, reset
+        (:meth:`reset_connection`)."""
+        if self.active is not None:
+            return False
+        conn = self.slot.current
+        if conn is None:
+            return True
+        if not self.connection_alive(conn):
+            self.slot.discard()
+            return True
+        return self.reset_connection(conn)
 
     def close(self) -> None:
         if self.active is not None:

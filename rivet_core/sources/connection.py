@@ -1,9 +1,11 @@
 """One reused database connection: opened on first use, replaced when found dead.
 
 A source keeps one connection between reads (connecting costs round trips and, on a busy
-server, a backend). A connection can die while idle (server restart, idle timeout, a pooler
-dropping it); :meth:`ConnectionSlot.first_use` notices on the first statement of a read and
-replaces it once, which cannot repeat work because nothing of the read has run yet.
+server, a backend), and, reset, between the exports of a run
+(:meth:`~rivet_core.sources.SqlSource.reset_session`). A connection can die while idle
+(server restart, idle timeout, a pooler dropping it); :meth:`ConnectionSlot.first_use`
+notices on the first statement of a read and replaces it once, which cannot repeat work
+because nothing of the read has run yet.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from rivet_core.runner.timings import phase
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -42,7 +46,8 @@ class ConnectionSlot(Generic[C]):
         if self.current is not None and not self._alive(self.current):
             self.discard()
         if self.current is None:
-            self.current = self._connect()
+            with phase("connect"):
+                self.current = self._connect()
         return self.current
 
     def discard(self) -> None:

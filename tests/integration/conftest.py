@@ -1,6 +1,6 @@
 """Fixtures of the integration tests: ``cloud`` (an S3 or GCS test server with a fresh bucket,
-as destination TOML), and ``database``, for tests that run the same scenario on PostgreSQL
-and MariaDB.
+as destination TOML; ``s3``, ``gcs`` and ``azure`` (Azurite, a fresh container) one each),
+and ``database``, for tests that run the same scenario on PostgreSQL and MariaDB.
 
 ``database`` is parametrized over both servers; each gives a URL for configs, a way to run
 SQL, a qualified table name inside this session's own schema/database, and the column types
@@ -106,22 +106,18 @@ def database(request: pytest.FixtureRequest) -> Iterator[Database]:
 
 
 @pytest.fixture(params=["s3", "gcs"])
-def cloud(request, monkeypatch) -> Cloud:
-    if request.param == "s3":
-        endpoint = request.getfixturevalue("moto_endpoint")
-        bucket = request.getfixturevalue("s3_bucket")
-        for name, value in S3_ENV.items():
-            monkeypatch.setenv(name, value)
-        lines = (f'type = "s3"\nbucket = "{bucket}"\nendpoint = "{endpoint}"\n'
-                 'allow_http = true\nregion = "us-east-1"\npart_size = "5MB"\n'
-                 'access_key_env = "RIVET_T_S3_KEY"\nsecret_key_env = "RIVET_T_S3_SECRET"')
-    else:
-        endpoint = request.getfixturevalue("gcs_endpoint")
-        bucket = request.getfixturevalue("gcs_bucket")
-        credentials = request.getfixturevalue("gcs_credentials")
-        lines = (f'type = "gcs"\nbucket = "{bucket}"\nendpoint = "{endpoint}"\n'
-                 f'allow_http = true\npart_size = "5MB"\ncredentials_file = "{credentials}"')
-    return Cloud(kind=request.param, endpoint=endpoint, bucket=bucket, destination=lines)
+def cloud(request) -> Cloud:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def s3(moto_endpoint, s3_bucket, monkeypatch) -> Cloud:
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    lines = (f'type = "s3"\nbucket = "{s3_bucket}"\nendpoint = "{moto_endpoint}"\n'
+             'allow_http = true\nregion = "us-east-1"\npart_size = "5MB"\n'
+             'access_key_env = "RIVET_T_S3_KEY"\nsecret_key_env = "RIVET_T_S3_SECRET"')
+    return Cloud(kind="s3", endpoint=moto_endpoint, bucket=s3_bucket, destination=lines)
 
 
 @pytest.fixture
@@ -129,3 +125,13 @@ def gcs(gcs_endpoint, gcs_bucket, gcs_credentials) -> Cloud:
     lines = (f'type = "gcs"\nbucket = "{gcs_bucket}"\nendpoint = "{gcs_endpoint}"\n'
              f'allow_http = true\npart_size = "5MB"\ncredentials_file = "{gcs_credentials}"')
     return Cloud(kind="gcs", endpoint=gcs_endpoint, bucket=gcs_bucket, destination=lines)
+
+
+@pytest.fixture
+def azure(azurite_endpoint, azure_container, monkeypatch) -> Cloud:
+    from servers.azurite import AZURE_KEY_ENV, AzureCloud, azure_destination
+
+    for name, value in AZURE_KEY_ENV.items():
+        monkeypatch.setenv(name, value)
+    return AzureCloud(kind="azure", endpoint=azurite_endpoint, bucket=azure_container,
+                      destination=azure_destination(azurite_endpoint, azure_container))

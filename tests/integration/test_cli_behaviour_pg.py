@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rivet_core.errors import ExitCode
-from rivet_core.state.store import ChunkRun, ChunkTask, StateStore, iso, utc_now
+from rivet_core.state.store import ChunkRun, ChunkTask, SQLiteStateStore, iso, utc_now
 
 PASSWORD = "pw-never-shown-9"
 
@@ -152,7 +152,7 @@ format = "csv"
 [exports.destination]
 type = "local"
 """)
-    store = StateStore(rivet_project.path / ".rivet_state.db")
+    store = SQLiteStateStore(rivet_project.path / ".rivet_state.db")
     now = iso(utc_now())
     try:
         with store.transaction() as tx:
@@ -204,7 +204,7 @@ type = "stdout"
     assert "Traceback" not in err and "BrokenPipeError" not in err
     assert ("error: stdout was closed by its reader before the whole file was written: the "
             "export is incomplete") in err
-    store = StateStore(rivet_project.path / ".rivet_state.db")
+    store = SQLiteStateStore(rivet_project.path / ".rivet_state.db")
     try:
         (run,) = store.runs("nums")
     finally:

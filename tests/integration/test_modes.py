@@ -467,3 +467,33 @@ def test_a_permanent_chunk_error_is_not_claimed_again(rivet_project, database, f
     assert export["retries"] == 0
     shown = rivet_project.run("state", "chunks", "-e", "ev", "--json").json()
     assert [t["attempts"] for t in shown["tasks"]] == [1, 1, 1, 1, 1]
+
+
+def test_chunked_table_export_is_planned_from_the_catalog_without_reading_the_table(
+        rivet_project, database, events, caplog):
+    """A ``table`` export the catalog knows is planned by min/max and a NULL probe (short,
+    index-assisted statements), never a COUNT over the whole table; without ``chunk_size``
+    the catalog's bytes per row size the chunks."""
+    database.execute(f"ANALYZE {events}" if database.kind == "postgres"
+                     else f"ANALYZE TABLE {events}")
+    rivet_project.write_config(config(database, f'table = "{events}"\nmode = "chunked"\n'
+                                                'chunk_column = "id"'))
+    outcome = rivet_project.run("-vv", "run", "--json").assert_success()
+    summary = outcome.json()["exports"][0]
+    assert sorted(exported_ids(rivet_project)) == list(range(1, 1001))
+    assert any(w.startswith("chunk_size not set: ") and "from the catalog" in w
+               for w in summary["warnings"])
+    assert "chunk key bounds: SELECT MIN(" in caplog.text
+    assert "chunk key range" not in caplog.text  # the full-table aggregate
+    assert summary["chunks"]["total"] == 1  # 1000 small rows: far below 32 MiB
+
+
+def test_chunked_without_catalog_statistics_counts_the_keys(rivet_project, database, events,
+                                                          caplog):
+    """A query export has no catalog estimate: the one aggregate statement plans it."""
+    rivet_project.write_config(config(
+        database, f'query = "SELECT * FROM {events} WHERE id > 500"\nmode = "chunked"\n'
+                  'chunk_column = "id"\nchunk_size = 100'))
+    outcome = rivet_project.run("-vv", "run", "--json").assert_success()
+    assert "chunk key range: SELECT MIN(" in caplog.text
+    assert outcome.json()["exports"][0]["chunks"]["total"] == 5

@@ -15,7 +15,7 @@ import pytest
 
 from rivet_core.errors import ExitCode
 from rivet_core.runner.preflight import Estimate, Facts, PlanStep, Statement, assess
-from rivet_core.state.store import STATE_FILE, StateStore
+from rivet_core.state.store import STATE_FILE, SQLiteStateStore
 
 CLOSED = "postgresql://postgres@127.0.0.1:1/test"
 """A source no run may reach: nothing listens on port 1."""
@@ -111,7 +111,7 @@ def test_the_read_after_a_stored_cursor_is_the_statement_planned(rivet_project, 
     rivet_project.write_config(project_config(
         f'type = "postgres"\nurl = "{pg_url}"',
         export("ev", f'table = "{pg_schema}.ev"\nmode = "incremental"\ncursor_column = "at"')))
-    store = StateStore(rivet_project.path / STATE_FILE)
+    store = SQLiteStateStore(rivet_project.path / STATE_FILE)
     with store.transaction() as tx:
         tx.set_cursor("ev", '{"type": "timestamptz", "value": "2024-01-03T00:00:00.000000'
                             '+00:00"}', "20240101T000000Z-abcdef")

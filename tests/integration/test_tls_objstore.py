@@ -1,6 +1,6 @@
-"""S3 and GCS destinations at an https endpoint whose certificate a private CA signed.
+"""S3, GCS and Azure destinations at an https endpoint whose certificate a private CA signed.
 
-moto and the suite's GCS server speak plain HTTP, so each gets an https front of its own
+moto, the suite's GCS server and Azurite speak plain HTTP, so each gets an https front of its own
 (tests/servers/tls.py: a TLS-terminating relay in its own process) presenting a certificate
 from the suite's test CA. What arrived is read back over plain HTTP from the server behind
 the front, never through obstore. The "system" CA store of every test is a bundle holding
@@ -16,9 +16,11 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from servers import BucketReader, gcs_service_account, new_bucket
+from servers.azurite import AZURE_KEY_ENV, ContainerReader, azure_destination, new_container
 from servers.tls import Pki, https_front, make_pki, scratch_directory
 
 from rivet_core.errors import ExitCode
@@ -51,6 +53,8 @@ def system_store_without_the_test_cas(monkeypatch: pytest.MonkeyPatch, base: Pat
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-certs"))
     monkeypatch.setenv("RIVET_T_S3_KEY", "testing")
     monkeypatch.setenv("RIVET_T_S3_SECRET", "testing-secret")
+    for name, value in AZURE_KEY_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 def front(pki: Pki, cert: str, upstream: str):  # type: ignore[no-untyped-def]
@@ -61,10 +65,14 @@ def destination(kind: str, bucket: str, endpoint: str, *, ca_file: Path | None,
                 credentials: Path | None = None) -> str:
     lines = [f'type = "{kind}"', f'bucket = "{bucket}"', f'endpoint = "{endpoint}"',
              'prefix = "tls"', "max_retries = 1"]
-    if kind == "s3":
+    if kind == "azure":
+        lines = [line for line in azure_destination(endpoint, bucket).splitlines()
+                 if not line.startswith(("allow_http", "part_size"))]
+        lines += ['prefix = "tls"', "max_retries = 1"]
+    elif kind == "s3":
         lines += ['region = "us-east-1"', 'access_key_env = "RIVET_T_S3_KEY"',
                   'secret_key_env = "RIVET_T_S3_SECRET"']
-    else:
+    elif kind == "gcs":
         lines.append(f'credentials_file = "{credentials}"')
     if ca_file is not None:
         lines.append(f'ca_file = "{ca_file}"')
@@ -78,9 +86,12 @@ def config(destination_toml: str) -> str:
             f"[exports.destination]\n{destination_toml}\n")
 
 
-@pytest.fixture(params=["s3", "gcs"])
+@pytest.fixture(params=["s3", "gcs", "azure"])
 def store(request) -> tuple[str, str, str]:
-    """(kind, plain-HTTP endpoint behind the front, a fresh bucket)."""
+    """(kind, plain-HTTP endpoint behind the front, a fresh bucket or container)."""
+    if request.param == "azure":
+        endpoint = request.getfixturevalue("azurite_endpoint")
+        return "azure", endpoint, new_container(endpoint)
     endpoint = request.getfixturevalue(f"{'moto' if request.param == 's3' else 'gcs'}"
                                        "_endpoint")
     return request.param, endpoint, new_bucket(endpoint)
@@ -89,14 +100,16 @@ def store(request) -> tuple[str, str, str]:
 def test_https_endpoint_signed_by_the_ca_file_receives_the_export(
         rivet_project, pki, store, tmp_path):
     kind, plain, bucket = store
-    with front(pki, "good", plain) as https:
+    # Azurite's endpoint names the account in its path; the front relays to the server.
+    parts = urlsplit(plain)
+    with front(pki, "good", f"http://{parts.netloc}") as https:
         credentials = gcs_service_account(https, tmp_path) if kind == "gcs" else None
-        rivet_project.write_config(config(destination(kind, bucket, https, ca_file=pki.ca,
-                                                      credentials=credentials)))
+        rivet_project.write_config(config(destination(kind, bucket, https + parts.path,
+                                                      ca_file=pki.ca, credentials=credentials)))
         rivet_project.run("run").assert_success()
-    objects = BucketReader(plain, bucket).list("tls/")
-    (data,) = [k for k in objects if k.endswith(".csv")]
-    rows = list(csv.DictReader(io.StringIO(BucketReader(plain, bucket).read(data).decode())))
+    reader = (ContainerReader if kind == "azure" else BucketReader)(plain, bucket)
+    (data,) = [k for k in reader.list("tls/") if k.endswith(".csv")]
+    rows = list(csv.DictReader(io.StringIO(reader.read(data).decode())))
     assert rows == [{"answer": "42", "how": "over https"}]
 
 

@@ -23,7 +23,7 @@ from rivet_core.cli import logs
 from rivet_core.errors import DestinationError, ExitCode
 from rivet_core.redact import forget_secrets, register_secret
 from rivet_core.runner.manifest import encode, success_marker
-from rivet_core.state.store import StateStore
+from rivet_core.state.store import SQLiteStateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -346,7 +346,7 @@ def test_rendering_a_template_with_an_unknown_placeholder_is_refused(tmp_path):
 
 def test_a_run_refused_by_the_lock_prints_no_unknown_peak_memory(rivet_project):
     rivet_project.write_config(config())
-    store = StateStore(rivet_project.path / ".rivet_state.db")
+    store = SQLiteStateStore(rivet_project.path / ".rivet_state.db")
     try:
         with store.transaction() as tx:  # held by this live process
             assert tx.acquire_lock("nums", "20260101T000000Z-000000") is None
@@ -412,7 +412,7 @@ def test_a_file_the_state_store_records_for_an_earlier_run_is_accepted(site):
     earlier_run = "20250101T000000Z-abcdef"
     earlier = f"{EXPORT}_{earlier_run}_part0001.csv"
     (site.directory / earlier).write_text("id\n0\n")
-    store = StateStore(site.root / ".rivet_state.db")
+    store = SQLiteStateStore(site.root / ".rivet_state.db")
     try:
         with store.transaction() as tx:
             tx.record_file(FileRecord(run_id=earlier_run, export_name=EXPORT, file_name=earlier,

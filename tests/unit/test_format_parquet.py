@@ -362,3 +362,20 @@ def test_importing_the_plugin_does_not_import_pyarrow_parquet() -> None:
     code = ("import sys, rivet_parquet; rivet_parquet.rivet_formats(); "
             "sys.exit('pyarrow.parquet' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_only_text_columns_whose_values_repeat_get_a_dictionary() -> None:
+    rows = 20_000
+    table = pa.table({
+        "status": pa.array(["open", "closed", "held"] * (rows // 3) + ["open"] * (rows % 3)),
+        "comment": pa.array([f"note {i:08d} about nothing in particular" for i in range(rows)]),
+        "n": pa.array(range(rows), pa.int64()),
+    })
+    data = write(table, chunk=5_000)
+    metadata = pq.ParquetFile(pa.BufferReader(data)).metadata
+    encodings = {metadata.schema.column(i).name: metadata.row_group(0).column(i).encodings
+                 for i in range(metadata.num_columns)}
+    assert any("DICTIONARY" in e for e in encodings["status"])
+    assert not any("DICTIONARY" in e for e in encodings["comment"])
+    assert not any("DICTIONARY" in e for e in encodings["n"])  # numbers never had one
+    assert pq.read_table(pa.BufferReader(data)).equals(table)

@@ -304,7 +304,7 @@ COMMANDS = config_commands()
 def test_every_config_command_is_covered():
     assert {c[0] for c in COMMANDS} >= {"run", "check", "validate", "state", "journal",
                                         "metrics"}
-    assert len([c for c in COMMANDS if c[0] == "state"]) == 6
+    assert len([c for c in COMMANDS if c[0] == "state"]) == 7  # migrate included
 
 
 def write_document(project: Path, content: bytes | str | None) -> Path:

@@ -157,3 +157,17 @@ def test_retry_policy_bounds_attempts_and_spares_timeouts_unless_asked():
         timeout, 0)
     delays = [policy.delay(n) for n in (1, 2, 3)]
     assert 0.05 <= delays[0] <= 0.1 and 0.1 <= delays[1] <= 0.2 and 0.2 <= delays[2] <= 0.4
+
+
+def test_chunk_size_from_catalog_targets_bytes_per_chunk_within_bounds():
+    from rivet_core.runner import chunks
+
+    # 10M rows of 160 bytes: ~209k rows make 32 MiB.
+    assert chunks.size_from_catalog(10_000_000, 1_600_000_000) == 209_000
+    # 2 KB rows: fewer keys per chunk; tiny rows: capped; huge rows: floored.
+    assert chunks.size_from_catalog(2_000_000, 4_300_000_000) == 15_000
+    assert chunks.size_from_catalog(10**9, 10**9) == chunks.MAX_CATALOG_CHUNK
+    assert chunks.size_from_catalog(1000, 10**12) == chunks.MIN_CATALOG_CHUNK
+    assert chunks.size_from_catalog(None, 100) is None
+    assert chunks.size_from_catalog(0, 100) is None
+    assert chunks.size_from_catalog(100, None) is None

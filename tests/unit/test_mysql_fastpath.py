@@ -134,10 +134,10 @@ def test_key_ranges_cover_every_key_and_stay_open_at_both_ends():
 
 
 def test_ranges_are_bounded_in_bytes_so_wide_tables_get_more_of_them():
-    assert keyranges.range_rows(72) == (32 << 20) // 72
-    assert keyranges.range_rows(2_756) == (32 << 20) // 2_756
+    assert keyranges.range_rows(72) == keyranges.RANGE_BYTES // 72
+    assert keyranges.range_rows(2_756) == max(keyranges.MIN_RANGE_ROWS, keyranges.RANGE_BYTES // 2_756)
     assert keyranges.range_rows(10**9) == keyranges.MIN_RANGE_ROWS
-    assert keyranges.range_rows(None) == 32 << 20
+    assert keyranges.range_rows(None) == keyranges.RANGE_BYTES
 
 
 def test_wide_rows_shrink_the_batch():

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+RIVET_PLUGIN_API = ">=1.0,<2"
+"""The plugin API versions this plugin is written for: 1.0 and every later 1.x, which only
+add what it need not know about. Rivet registers no hook of a plugin whose range excludes
+the API it runs (``rivet plugins`` then says why, and how to fix it)."""
+
 
 def build_source(config: SqliteConfig, context: SourceContext) -> Source:
     """The source spec's factory; the file is opened on first use."""

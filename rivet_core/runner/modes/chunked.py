@@ -19,12 +19,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rivet_core.backends import SupportsListing
-from rivet_core.dialect import SupportsDayArithmetic, SupportsPrimaryKey
+from rivet_core.dialect import SupportsDayArithmetic, SupportsPrimaryKey, SupportsTableStats
 from rivet_core.errors import RivetError, SourceError, StateError, TransientError, TrustError
 from rivet_core.naming import file_stem
 from rivet_core.redact import redact
 from rivet_core.runner import chunks as chunking
-from rivet_core.runner import crash
+from rivet_core.runner import crash, timings
 from rivet_core.runner import cursor as cursors
 from rivet_core.runner.modes.base import Add, Mode
 from rivet_core.runner.results import FileResult
@@ -87,10 +87,7 @@ class Chunked(Mode):
         config = run.plan.config
         try:
             column = _chunk_column(run)
-            fingerprint = chunking.plan_hash(sql=run.plan.sql, chunk_column=column,
-                                             chunk_size=config.chunk_size,
-                                             chunk_count=config.chunk_count,
-                                             chunk_by_days=config.chunk_by_days)
+            fingerprint = chunk_fingerprint(run, column)
             if config.chunk_checkpoint:
                 tasks, max_attempts = self._checkpoint_tasks(run, column, fingerprint)
             else:
@@ -152,6 +149,32 @@ class Chunked(Mode):
         return run.state.chunk_tasks(result.run_id), max_attempts
 
 
+def chunk_fingerprint(run: ExportRun, column: str) -> str:
+    """The plan hash a checkpointed chunk run stores: what ``--resume`` (and a worker of a
+    distributed run) checks its own config against."""
+    config = run.plan.config
+    return chunking.plan_hash(sql=run.plan.sql, chunk_column=column,
+                              chunk_size=config.chunk_size, chunk_count=config.chunk_count,
+                              chunk_by_days=config.chunk_by_days)
+
+
+def checkpointed_tasks(run: ExportRun) -> tuple[str, list[ChunkTask], int]:
+    """Plan the run's chunks and record them as a checkpointed chunk run (or, with
+    ``--resume``, reopen the interrupted one), exactly as a local run does, without reading
+    any: for a run whose chunks other processes read (:mod:`rivet_core.runner.distributed`).
+    Returns the chunk column, every task, and the most attempts a task may have."""
+    try:
+        column = _chunk_column(run)
+        tasks, max_attempts = Chunked()._checkpoint_tasks(run, column,
+                                                          chunk_fingerprint(run, column))
+    finally:
+        run.release_control_source()
+    run.journal("chunks_planned", column=column, total=len(tasks),
+                pending=sum(t.status != "completed" for t in tasks),
+                plan_hash=chunk_fingerprint(run, column))
+    return column, tasks, max_attempts
+
+
 def _task(run: ExportRun, chunk: chunking.Chunk) -> ChunkTask:
     return ChunkTask(run_id=run.result.run_id, idx=chunk.idx, lo=_encode_bound(chunk.lo),
                      hi=_encode_bound(chunk.hi), expected_rows=chunk.expected_rows,
@@ -194,9 +217,26 @@ def _plan_chunks(run: ExportRun, column: str) -> list[chunking.Chunk]:
         # `rivet apply`: the boundaries sealed in the plan, not those of the data now.
         return sealed.chunks_for(column)
     config, dialect, sql = run.plan.config, run.dialect, run.plan.sql
-    (row,) = run.fetch_rows(dialect.key_stats(sql, column))
-    stats = chunking.KeyStats(lo=row["lo"], hi=row["hi"], count=int(row["n"]),
-                              nulls=int(row["nulls"]))
+    estimate = _catalog_estimate(run)
+    if estimate is not None:
+        # The catalog knows the table: two short statements instead of a full count.
+        (row,) = run.fetch_rows(dialect.chunk_key_bounds(sql, column))
+        found = bool(run.fetch_rows(dialect.chunk_key_has_nulls(sql, column)))
+        stats = chunking.KeyStats(lo=row["lo"], hi=row["hi"],
+                                  count=0 if row["lo"] is None else max(1, estimate[0]),
+                                  nulls=int(found), estimated=True)
+    else:
+        (row,) = run.fetch_rows(dialect.key_stats(sql, column))
+        stats = chunking.KeyStats(lo=row["lo"], hi=row["hi"], count=int(row["n"]),
+                                  nulls=int(row["nulls"]))
+    chunk_size = config.chunk_size
+    if chunk_size is None and config.chunk_count is None and estimate is not None:
+        chunk_size = chunking.size_from_catalog(*estimate)
+        if chunk_size is not None and config.chunk_by_days is None:
+            run.result.warnings.append(
+                f"chunk_size not set: {chunk_size:,} keys per chunk (about "
+                f"{chunking.CHUNK_TARGET_BYTES >> 20} MiB of the table each, from the "
+                "catalog's statistics)")
     by_days = config.chunk_by_days is not None
 
     def histogram(origin: Any, width: int) -> list[chunking.Bucket]:
@@ -210,8 +250,23 @@ def _plan_chunks(run: ExportRun, column: str) -> list[chunking.Chunk]:
             "mode splits integer keys, or dates with chunk_by_days")
     if by_days:
         return chunking.plan_day_chunks(stats, histogram, days=config.chunk_by_days or 1)
-    return chunking.plan_integer_chunks(stats, histogram, chunk_size=config.chunk_size,
+    return chunking.plan_integer_chunks(stats, histogram, chunk_size=chunk_size,
                                         chunk_count=config.chunk_count)
+
+
+def _catalog_estimate(run: ExportRun) -> tuple[int, int] | None:
+    """The catalog's (rows, data bytes) of a ``table`` export's table, or None (a query
+    export, a dialect without table statistics, a table never analyzed)."""
+    table, dialect = run.plan.config.table, run.dialect
+    if table is None or not isinstance(dialect, SupportsTableStats):
+        return None
+    rows = run.fetch_rows(dialect.table_stats(table))
+    if not rows:
+        return None
+    estimated, data_bytes = rows[0].get("estimated_rows"), rows[0].get("data_bytes")
+    if not estimated or not data_bytes or int(estimated) <= 0:
+        return None
+    return int(estimated), int(data_bytes)
 
 
 STOP_GRACE_S = 30.0
@@ -245,7 +300,9 @@ class _ChunkPool:
         # (CPython 3.11): the grace period below would then be skipped.
         count = min(self.run.plan.config.parallel, max(1, self.total))
         ended = [threading.Event() for _ in range(count)]
-        workers = [threading.Thread(target=self._worker, args=(done,),
+        # The workers' phases count for this export (--timings).
+        recorder = timings.current()
+        workers = [threading.Thread(target=self._worker, args=(done, recorder),
                                     name=f"rivet-chunk-{i}", daemon=True)
                    for i, done in enumerate(ended)]
         for thread in workers:
@@ -280,7 +337,11 @@ class _ChunkPool:
         with self.run.lock:
             return self.queue.pop() if self.queue else None
 
-    def _worker(self, ended: threading.Event) -> None:
+    def _worker(self, ended: threading.Event, recorder: timings.Recorder | None) -> None:
+        with timings.attach(recorder):
+            self._work(ended)
+
+    def _work(self, ended: threading.Event) -> None:
         sources = SourceHolder(self.run)
         try:
             while True:
@@ -334,30 +395,7 @@ class _ChunkPool:
             self._stop_with(state_failure)
 
     def _run_chunk(self, task: ChunkTask, sources: SourceHolder) -> None:
-        run = self.run
-        chunk = chunking.Chunk(idx=task.idx, lo=_decode_bound(task.lo),
-                               hi=_decode_bound(task.hi), expected_rows=task.expected_rows)
-        query = run.dialect.chunk(run.plan.sql, self.column, chunk.lo, chunk.hi,
-                                  label=chunk.label())
-        if self.checkpoint and task.attempts > 1:
-            _remove_earlier_attempts(run, task.idx)
-        unit = Unit(query=query, chunk=task.idx, retract=True, record=False,
-                    crash_point="mid_chunk")
-        rows, committed = write_unit(run, unit, sources)
-        crash.point("after_chunk_file")
-        with run.state.transaction() as tx:
-            for f in committed:
-                tx.record_file(run.file_record(f))
-            if self.checkpoint:
-                tx.complete_chunk(run.result.run_id, task.idx, rows=rows,
-                                  files=len(committed), bytes_=sum(f.bytes for f in committed))
-            tx.journal(run.result.run_id, run.plan.name, "chunk_completed", chunk=task.idx,
-                       rows=rows, files=[f.name for f in committed])
-        log.info("export %s: chunk %d completed and recorded (%d rows, %d file(s))",
-                 run.plan.name, task.idx, rows, len(committed), extra=run.log_extra)
-        with run.lock:
-            run.result.files.extend(committed)
-        crash.point("after_chunk_complete")
+        write_chunk(self.run, self.column, task, sources, checkpoint=self.checkpoint)
 
     def _raise_first(self) -> None:
         first, summary = self.errors[0], self.summary
@@ -371,6 +409,37 @@ class _ChunkPool:
                 hint=(f"rerun with `rivet run -e {self.run.plan.name} --resume` to continue "
                       "from the completed chunks") if self.checkpoint else first.hint)
         raise first
+
+
+def write_chunk(run: ExportRun, column: str, task: ChunkTask, sources: SourceHolder, *,
+                checkpoint: bool) -> tuple[int, list[FileResult]]:
+    """Read one claimed chunk into committed files, then record them and (``checkpoint``)
+    complete its task in one state transaction: what every worker of a chunked run does
+    with a chunk, in this process or another (:mod:`rivet_core.runner.distributed`).
+    Returns the rows and the files."""
+    chunk = chunking.Chunk(idx=task.idx, lo=_decode_bound(task.lo),
+                           hi=_decode_bound(task.hi), expected_rows=task.expected_rows)
+    query = run.dialect.chunk(run.plan.sql, column, chunk.lo, chunk.hi, label=chunk.label())
+    if checkpoint and task.attempts > 1:
+        _remove_earlier_attempts(run, task.idx)
+    unit = Unit(query=query, chunk=task.idx, retract=True, record=False,
+                crash_point="mid_chunk")
+    rows, committed = write_unit(run, unit, sources)
+    crash.point("after_chunk_file")
+    with run.state.transaction() as tx:
+        for f in committed:
+            tx.record_file(run.file_record(f))
+        if checkpoint:
+            tx.complete_chunk(run.result.run_id, task.idx, rows=rows,
+                              files=len(committed), bytes_=sum(f.bytes for f in committed))
+        tx.journal(run.result.run_id, run.plan.name, "chunk_completed", chunk=task.idx,
+                   rows=rows, files=[f.name for f in committed])
+    log.info("export %s: chunk %d completed and recorded (%d rows, %d file(s))",
+             run.plan.name, task.idx, rows, len(committed), extra=run.log_extra)
+    with run.lock:
+        run.result.files.extend(committed)
+    crash.point("after_chunk_complete")
+    return rows, committed
 
 
 def _remove_earlier_attempts(run: ExportRun, idx: int) -> None:
