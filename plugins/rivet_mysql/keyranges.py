@@ -32,7 +32,7 @@ RANGE_BYTES = 16 << 20
 a statement's rows as fast as the server sends them, whatever the consumer's pace (its
 stream has no back-pressure), so a range is the most it can hold ahead: a bounded range
 keeps memory flat, and keeps each statement short. 16 MiB: with 32 MiB the narrow benchmark
-table (10M rows) peaked at 317–322 MB RSS, over the 300 MB bound; with 16 MiB, 288–291 MB."""
+table (10M rows) peaked at 317-322 MB RSS, over the 300 MB bound; with 16 MiB, 288-291 MB."""
 
 MIN_RANGE_ROWS = 10_000
 QUERY_ROWS = 1_000_000

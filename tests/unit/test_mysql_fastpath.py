@@ -135,7 +135,8 @@ def test_key_ranges_cover_every_key_and_stay_open_at_both_ends():
 
 def test_ranges_are_bounded_in_bytes_so_wide_tables_get_more_of_them():
     assert keyranges.range_rows(72) == keyranges.RANGE_BYTES // 72
-    assert keyranges.range_rows(2_756) == max(keyranges.MIN_RANGE_ROWS, keyranges.RANGE_BYTES // 2_756)
+    assert keyranges.range_rows(2_756) == max(keyranges.MIN_RANGE_ROWS,
+                                              keyranges.RANGE_BYTES // 2_756)
     assert keyranges.range_rows(10**9) == keyranges.MIN_RANGE_ROWS
     assert keyranges.range_rows(None) == keyranges.RANGE_BYTES
 

@@ -3,6 +3,8 @@ connection strings, batch slicing and the checks on what the driver returns."""
 
 from __future__ import annotations
 
+import itertools
+
 import datetime as dt
 from decimal import Decimal
 
@@ -231,7 +233,7 @@ def test_block_ranges_cover_every_block_once_whatever_the_speed(seconds_per_bloc
     taken = _cover(ranges, seconds_per_block)
     assert taken[0] == (0, 1024)
     assert taken[-1][1] is None
-    for (_, hi), (lo, _) in zip(taken, taken[1:], strict=False):
+    for (_, hi), (lo, _) in itertools.pairwise(taken):
         assert hi == lo  # contiguous, no gap, no overlap
     assert taken[-1][0] < 100_000 <= taken[-1][0] + copyplan.MAX_BLOCKS_PER_RANGE
 
