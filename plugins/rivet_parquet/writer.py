@@ -95,8 +95,9 @@ class ParquetFormat(Format):
             # shrink a lot. The writer keeps only those whose values repeat in the file's
             # first row group (repetitive_columns): a high-cardinality one would fill its
             # dictionary page, fall back to plain encoding, and waste the work. Numbers and
-            # timestamps are rarely repetitive, and building their dictionaries doubled the encoding time for a file barely
-            # smaller after zstd (measured: 10M rows of ids, amounts and timestamps).
+            # timestamps are rarely repetitive, and building their dictionaries doubled the
+            # encoding time for a file barely smaller after zstd (measured: 10M rows of ids,
+            # amounts and timestamps).
             "use_dictionary": True if schema is None else dictionary_columns(schema),
             "write_statistics": self.options.write_statistics,
             # Timestamps keep their own unit (microseconds from every built-in source) as

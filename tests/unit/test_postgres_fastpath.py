@@ -3,9 +3,8 @@ connection strings, batch slicing and the checks on what the driver returns."""
 
 from __future__ import annotations
 
-import itertools
-
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import pyarrow as pa
