@@ -35,7 +35,7 @@ from rivet_postgres.copybin import CopyError, Layout, copy_batches
 from rivet_postgres.copyplan import BlockRanges
 from rivet_postgres.errors import wrap_error
 
-_QUEUE_DEPTH_PER_WORKER = 2
+_QUEUE_DEPTH_PER_WORKER = 1
 _BATCH_ROWS = 1 << 20
 """Rows per decoded batch at most; the byte target usually ends a batch first."""
 _ERRORS = (psycopg.Error, CopyError, OSError, pa.ArrowException)

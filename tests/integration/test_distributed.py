@@ -112,7 +112,9 @@ class Workers:
         codes = []
         for proc in self.procs:
             try:
-                codes.append(proc.wait(timeout=20))
+                # Beyond the worker's 60 s grace for a chunk being read: under a loaded
+                # machine one worker once took over 20 s to stop (see docs/scale.md).
+                codes.append(proc.wait(timeout=75))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 codes.append(proc.wait())
