@@ -170,8 +170,8 @@ def quote_ident(name: str) -> str:
 # ------------------------------------------------------------------------ table ranges
 
 BLOCKS_PER_RANGE = 1024
-"""Heap blocks (8 KiB each: 8 MiB) the first range statement reads, and the fixed size of
-:func:`block_ranges`: a fraction of a second of server work even on a busy machine."""
+"""Heap blocks (8 KiB each: 8 MiB) the first range statement reads: a fraction of a second
+of server work even on a busy machine."""
 
 MAX_BLOCKS_PER_RANGE = 16384
 """The most blocks (128 MiB) one range statement reads, however fast the server is."""
@@ -183,20 +183,6 @@ RANGE_TARGET_S = 0.25
 """How long one range statement should run: long enough that the pause between two
 statements on one connection (a round trip, planning, the scan's start) is a few percent of
 the read, short enough that no statement holds the server for long."""
-
-
-def block_ranges(blocks: int, per_range: int | None = None) -> list[tuple[int, int | None]]:
-    """``[lo, hi)`` block ranges of ``per_range`` blocks (default :data:`BLOCKS_PER_RANGE`)
-    covering a table of ``blocks`` blocks; the last is open (``hi`` None) so rows in blocks
-    added after the size was read are not missed."""
-    per_range = max(1, BLOCKS_PER_RANGE if per_range is None else per_range)
-    ranges: list[tuple[int, int | None]] = []
-    lo = 0
-    while lo + per_range < blocks:
-        ranges.append((lo, lo + per_range))
-        lo += per_range
-    ranges.append((lo, None))
-    return ranges
 
 
 class BlockRanges:
@@ -302,5 +288,5 @@ def render_params(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]
     return cursor.mogrify(sql, literals)
 
 
-__all__ = ["BlockRanges", "Carry", "FastColumn", "block_ranges", "carry_for", "range_sql",
+__all__ = ["BlockRanges", "Carry", "FastColumn", "carry_for", "range_sql",
            "reads_whole_table", "render_params", "select_sql", "unwrappable", "wire_of"]

@@ -86,8 +86,7 @@ def start(source: PostgresSource, conn: psycopg.Connection[Any], opened: Opened,
     try:
         settings = source.copy_conninfo()
         table = table_blocks(conn, query.table) if ranged and query.table else None
-        ranges = copyplan.BlockRanges(table[1]) if table is not None else None
-        if table is not None and ranges is not None and ranges.spans_several():
+        if table is not None and (ranges := copyplan.BlockRanges(table[1])).spans_several():
             name, blocks = table
             (snapshot,) = conn.execute("SELECT pg_export_snapshot()").fetchone() or ("",)
             opened.cursor.close()  # CLOSE; the transaction (and snapshot) stays open

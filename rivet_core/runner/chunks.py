@@ -94,6 +94,13 @@ Histogram = Callable[[Any, int], list[Bucket]]
 """Fetches the non-empty windows of width ``width`` starting at ``origin``, in key order."""
 
 
+def default_chunk_size(estimated_rows: int | None, data_bytes: int | None) -> int:
+    """Keys per chunk when ``chunk_size`` is not set: from the catalog's rows and bytes of
+    the table (:func:`size_from_catalog`) when it has them, else :data:`DEFAULT_CHUNK_SIZE`.
+    The run and ``rivet check --preflight`` both size chunks with it."""
+    return size_from_catalog(estimated_rows, data_bytes) or DEFAULT_CHUNK_SIZE
+
+
 def _with_null_chunk(chunks: list[Chunk], stats: KeyStats) -> list[Chunk]:
     if stats.nulls:
         chunks.append(Chunk(idx=len(chunks), lo=None, hi=None,

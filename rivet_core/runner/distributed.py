@@ -46,9 +46,9 @@ from rivet_core.redact import redact
 from rivet_core.runner import verify
 from rivet_core.runner.export import ExportRun
 from rivet_core.runner.lifecycle import (
-    _record_abandoned_runs,
-    _record_run,
-    _remove_unrecorded_files,
+    record_abandoned_runs,
+    record_run,
+    remove_unrecorded_files,
 )
 from rivet_core.runner.modes import MODES
 from rivet_core.runner.modes.chunked import checkpointed_tasks, chunk_fingerprint, write_chunk
@@ -109,7 +109,7 @@ def start_run(plan: ExportPlan, ctx: RunContext) -> StartedRun:
     name, result = plan.name, run.result
     with ctx.state.transaction() as tx:
         holder = tx.acquire_lock(name, result.run_id)
-        abandoned = [] if holder is not None else _record_abandoned_runs(run, tx)
+        abandoned = [] if holder is not None else record_abandoned_runs(run, tx)
         if holder is None:
             tx.journal(result.run_id, name, STARTED, mode=plan.config.mode,
                        resume=result.resumed, destination=plan.destination.spec.name,
@@ -122,7 +122,7 @@ def start_run(plan: ExportPlan, ctx: RunContext) -> StartedRun:
     try:
         run.result.warnings.extend(probe_destination(run.destination(), export=name,
                                                      run_id=result.run_id))
-        _remove_unrecorded_files(run, abandoned)
+        remove_unrecorded_files(run, abandoned)
         column, tasks, _ = checkpointed_tasks(run)
         pending = [t.idx for t in tasks if t.status != "completed"]
         with ctx.state.transaction() as tx:
@@ -134,7 +134,7 @@ def start_run(plan: ExportPlan, ctx: RunContext) -> StartedRun:
         result.error = redact(exc.message if isinstance(exc, RivetError) else str(exc))
         result.finished_at = utc_now()
         with ctx.state.transaction() as tx:
-            _record_run(run, tx)
+            record_run(run, tx)
             tx.release_lock(name, result.run_id)
         raise
     log.info("export %s: distributed run %s: %d chunk(s) of %s, %d to read", name,
@@ -355,7 +355,7 @@ class ChunkWorker:
             if result.status != "failed":
                 tx.finish_chunk_run(run_id, planned=len(tasks))
                 tx.journal(run_id, name, "chunk_run_completed", total=len(tasks))
-            _record_run(run, tx)
+            record_run(run, tx)
         log.info("export %s: distributed run %s finished: %s, %d rows, %d file(s)", name,
                  run_id, result.status, result.rows, len(result.files), extra=run.log_extra)
         return True

@@ -116,7 +116,7 @@ def _run_export(plan: ExportPlan, ctx: RunContext, *, board: ProgressBoard | Non
                 _stop_point(ctx)
                 with phase("probe"):
                     _probe_destination(run)
-                _remove_unrecorded_files(run, abandoned)
+                remove_unrecorded_files(run, abandoned)
                 if progress.enabled:
                     with phase("probe"):
                         progress.estimated_rows = progress_estimate(run)
@@ -215,7 +215,7 @@ def _start(run: ExportRun, tx: StateTx) -> list[str]:
     process died are recorded as failed, and the run's start is journaled. Returns the
     dead runs' ids."""
     plan, result, sealed = run.plan, run.result, run.ctx.sealed
-    abandoned = _record_abandoned_runs(run, tx)
+    abandoned = record_abandoned_runs(run, tx)
     tx.journal(result.run_id, plan.name, "run_started", mode=plan.config.mode,
                resume=result.resumed, destination=plan.destination.spec.name,
                format=plan.format.spec.name)
@@ -233,7 +233,7 @@ def _close_record(run: ExportRun) -> None:
     result = run.result
     try:
         with run.state.transaction() as tx:
-            _record_run(run, tx)
+            record_run(run, tx)
             tx.release_lock(run.plan.name, result.run_id)
         return
     except RivetError as exc:
@@ -291,7 +291,7 @@ def _validate_after_manifest(run: ExportRun) -> None:
         log.error("export %s: could not withdraw _SUCCESS: %s", run.plan.name, exc.message)
 
 
-def _record_abandoned_runs(run: ExportRun, tx: StateTx) -> list[str]:
+def record_abandoned_runs(run: ExportRun, tx: StateTx) -> list[str]:
     """Runs of this export whose process died never recorded their metric: record them as
     failed now, in ``tx`` (which holds the export's lock), so history is complete. Returns
     their run ids."""
@@ -312,7 +312,7 @@ def _record_abandoned_runs(run: ExportRun, tx: StateTx) -> list[str]:
     return abandoned
 
 
-def _remove_unrecorded_files(run: ExportRun, abandoned: list[str]) -> None:
+def remove_unrecorded_files(run: ExportRun, abandoned: list[str]) -> None:
     """A process killed between a file's commit and its record left a visible file that no
     manifest, state row or cursor accounts for: its rows are read again by this run (the
     cursor never moved past them), so a reader of the prefix would read them twice. Such
@@ -335,7 +335,7 @@ def _remove_unrecorded_files(run: ExportRun, abandoned: list[str]) -> None:
             run.journal("unrecorded_files_removed", run=run_id, files=stray)
 
 
-def _record_run(run: ExportRun, tx: StateTx) -> None:
+def record_run(run: ExportRun, tx: StateTx) -> None:
     result = run.result
     tx.record_run(RunRecord(
         run_id=result.run_id, export_name=result.export, mode=result.mode,

@@ -44,7 +44,7 @@ from rivet_core.dialect import (
 from rivet_core.errors import DestinationError, RivetError, SourceError, StateError
 from rivet_core.redact import redact
 from rivet_core.runner import cursor as cursors
-from rivet_core.runner.chunks import DEFAULT_CHUNK_SIZE
+from rivet_core.runner.chunks import DEFAULT_CHUNK_SIZE, default_chunk_size
 from rivet_core.runner.manifest import manifest_dir
 from rivet_core.runner.modes.time_window import window_start
 
@@ -295,7 +295,16 @@ def estimated_chunks(facts: Facts) -> int | None:
         return facts.chunk_count
     if facts.chunk_by_days is not None or facts.estimate.rows is None:
         return None
-    return max(1, math.ceil(facts.estimate.rows / (facts.chunk_size or DEFAULT_CHUNK_SIZE)))
+    return max(1, math.ceil(facts.estimate.rows
+                            / (facts.chunk_size or _default_chunk_size(facts.estimate))))
+
+
+def _default_chunk_size(estimate: Estimate) -> int:
+    """The keys per chunk a run plans without ``chunk_size``: sized from the table's
+    statistics when that is where the estimate comes from, as the chunked mode does."""
+    if estimate.origin == "table statistics":
+        return default_chunk_size(estimate.rows, estimate.bytes)
+    return DEFAULT_CHUNK_SIZE
 
 
 def _round_size(rows: float) -> int:
@@ -567,7 +576,7 @@ def _statements(source: Source, plan: ExportPlan, options: ReadOptions,
         hi: Any = now.date()
         lo: Any = hi - dt.timedelta(days=config.chunk_by_days)
     else:
-        width = config.chunk_size or DEFAULT_CHUNK_SIZE
+        width = config.chunk_size or _default_chunk_size(estimate)
         if config.chunk_count is not None and estimate.rows:
             width = max(1, math.ceil(estimate.rows / config.chunk_count))
         lo, hi = 0, width

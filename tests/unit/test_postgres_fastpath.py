@@ -78,16 +78,6 @@ def test_duplicate_names_only_matter_when_a_column_is_converted():
     assert copyplan.unwrappable(["a", "a"], mixed) == "the result has two columns named 'a'"
 
 
-@pytest.mark.parametrize(("blocks", "per_range", "expected"), [
-    (0, 4, [(0, None)]),
-    (4, 4, [(0, None)]),
-    (5, 4, [(0, 4), (4, None)]),
-    (12, 4, [(0, 4), (4, 8), (8, None)]),
-])
-def test_block_ranges_cover_the_table_and_leave_the_last_open(blocks, per_range, expected):
-    assert copyplan.block_ranges(blocks, per_range) == expected
-
-
 def test_range_sql_is_a_tid_range_scan():
     assert copyplan.range_sql('"s"."t"', (4, 8)) == (
         "SELECT * FROM \"s\".\"t\" WHERE ctid >= '(4,0)'::tid AND ctid < '(8,0)'::tid")
