@@ -300,7 +300,7 @@ def print_aggregate(console: Console, aggregate: dict[str, Any]) -> None:
     a = aggregate
     seconds = a["duration_ms"] / 1000
     how = (f"{a['parallel_exports']} exports at once" if a["parallel_mode"] != "sequential"
-           else "one export at a time")
+           else "one export reading at a time")
     rate = f"  {a['rows_per_second']:,} rows/s" if a["rows_per_second"] else ""
     files = f"{a['total_files']} file" + ("" if a["total_files"] == 1 else "s")
     console.say()

@@ -414,7 +414,9 @@ class Config:
     parallel_exports: int = doc(
         "Exports `rivet run` runs at once, each on its own thread and its own source "
         f"connection(s), started in config order (1 to {MAX_PARALLEL_EXPORTS}; "
-        "`--parallel-exports N` wins). 1 runs them one after another.",
+        "`--parallel-exports N` wins). 1 runs them one after another: one export reads at a "
+        "time, the next starting while a small one finishes its files "
+        "([cli](cli.md#many-exports-at-once)).",
         default=1,
     )
 

@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rivet.runner")
 
+OVERLAP_MAX_BYTES = 32 << 20
+"""The most Arrow data an export may have read for the next export to start while it
+finishes (:meth:`ExportRun.read_finished`): what it still holds then (its last row group,
+being encoded) is small, so two exports at once stay within the memory of one."""
+
 
 class ExportRun:
     """One run of one planned export. Safe to use from the worker threads of a mode."""
@@ -167,6 +172,20 @@ class ExportRun:
         control, self._control = self._control, None
         if control is not None:
             self.give_back_source(control)
+
+    def read_finished(self, nbytes: int) -> None:
+        """The export has read everything it will read from the source (its last
+        statement's stream is closed; ``nbytes`` of Arrow data came in). Its idle control
+        source goes back at once; when it read little (at most :data:`OVERLAP_MAX_BYTES`)
+        and nothing else of this run reads the source again (``--reconcile`` counts on it
+        after the mode), the run may start the next export while this one encodes, commits
+        and records its file (:class:`~rivet_core.runner.pool.ExportPool`)."""
+        self.release_control_source()
+        if self.ctx.read_done is None or self.ctx.reconcile or nbytes > OVERLAP_MAX_BYTES:
+            return
+        log.debug("export %s: read done (%d bytes): the next export may start", self.plan.name,
+                  nbytes, extra=self.log_extra)
+        self.ctx.read_done()
 
     def _discard_control(self) -> None:
         control, self._control = self._control, None

@@ -60,14 +60,17 @@ def run_exports(plans: Iterable[ExportPlan], ctx: RunContext, *,
     exports started, in config order."""
     plans = list(plans)
     workers = max(1, min(parallel_exports, len(plans)))
+    overlap = len(plans) > workers
     owned = ctx.sources is None
     if owned:
-        # One idle source per export running at once: a schema of small tables connects
-        # once, not once per export (rivet_core.runner.sourcepool).
-        ctx = attrs.evolve(ctx, sources=SourcePool(limit=workers))
+        # One idle source per export running at once (and one for the export finishing
+        # while the next one reads): a schema of small tables connects once or twice, not
+        # once per export (rivet_core.runner.sourcepool).
+        ctx = attrs.evolve(ctx, sources=SourcePool(limit=workers + overlap))
     try:
-        if workers > 1:
-            return ExportPool(plans, ctx, workers=workers, run_one=run_export).run()
+        if workers > 1 or overlap:
+            return ExportPool(plans, ctx, workers=workers, run_one=run_export,
+                              overlap=overlap).run()
         results = []
         for plan in plans:
             if ctx.stop.is_set():

@@ -5,6 +5,17 @@ order and runs it whole (:func:`rivet_core.runner.lifecycle.run_export`), then t
 so exports start in config order, at most N at a time, and their results come back in
 config order. An export that fails fails alone: its failure is its result.
 
+**Overlap** (``overlap=True``; :func:`~rivet_core.runner.lifecycle.run_exports` asks for it
+whenever a run has more exports than it runs at once, ``--parallel-exports 1`` included):
+at most N exports *read* at once, and one more may be finishing. An export holds a reading
+slot from its start until it has read all it will read, if that was little
+(:meth:`~rivet_core.runner.export.ExportRun.read_finished`: at most 32 MiB of Arrow data,
+no ``--reconcile``), else until it ends. So while a small export encodes its last row
+group, commits its file, writes its manifest and records its run, the next one already
+connects, describes and reads: the source still sees N statements at a time at most, and
+what the finishing export holds is small. Everything else stays per export: its lock, its
+commit order, its state transactions, its result.
+
 The main thread only waits. A stop signal (SIGTERM/SIGINT) reaches it alone, as
 ``KeyboardInterrupt``: it sets the invocation's stop event, which every writing thread
 checks between batches, so each running export aborts its open files and is recorded as
@@ -31,6 +42,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
+
+import attrs
 
 from rivet_core.naming import new_run_id
 from rivet_core.redact import redact
@@ -59,12 +72,18 @@ class ExportPool:
     """``workers`` threads running the ``plans`` whole, in config order of start."""
 
     def __init__(self, plans: Sequence[ExportPlan], ctx: RunContext, *, workers: int,
-                 run_one: RunOne) -> None:
+                 run_one: RunOne, overlap: bool = False) -> None:
         self.plans = list(plans)
         self.ctx = ctx
         self.workers = max(1, min(workers, len(self.plans)))
         self.run_one = run_one
         self.board = ProgressBoard(enabled=ctx.progress)
+        self.overlap = overlap and len(self.plans) > self.workers
+        """One more thread than ``workers``: an export that has read all it will read, and
+        little, hands its reading slot on while it finishes (see the module)."""
+        self._reading = threading.BoundedSemaphore(self.workers)
+        """The reading slots: an export takes one before it starts, and gives it back when
+        it says its reading is done, or when it ends."""
         self._lock = threading.Lock()
         self._next = 0
         """The index of the next export to start."""
@@ -79,7 +98,7 @@ class ExportPool:
         # Thread.join: a KeyboardInterrupt landing in join() marks the joined thread as
         # stopped while it still runs (CPython 3.11, the bpo-45274 fix), and a later join
         # would then return at once.
-        ended = [threading.Event() for _ in range(self.workers)]
+        ended = [threading.Event() for _ in range(self.workers + self.overlap)]
         threads = [threading.Thread(target=self._worker, args=(done,),
                                     name=f"rivet-export-{i}", daemon=True)
                    for i, done in enumerate(ended)]
@@ -98,25 +117,44 @@ class ExportPool:
 
     def _worker(self, ended: threading.Event) -> None:
         try:
-            while True:
+            while self._take_slot():
                 with self._lock:
                     # Taken under the lock with the stop check: no export starts after a
                     # stop.
                     if self.ctx.stop.is_set() or self._next == len(self.plans):
+                        self._reading.release()
                         return
                     index, self._next = self._next, self._next + 1
                 self._run(index)
         finally:
             ended.set()
 
+    def _take_slot(self) -> bool:
+        """Wait for a reading slot; False once the run is stopping or every export has
+        started."""
+        while not self._reading.acquire(timeout=0.1):
+            if self.ctx.stop.is_set() or self._next == len(self.plans):
+                return False
+        return True
+
     def _run(self, index: int) -> None:
         plan = self.plans[index]
+        given_back = False
+
+        def give_slot_back() -> None:
+            nonlocal given_back
+            with self._lock:
+                if given_back:
+                    return
+                given_back = True
+            self._reading.release()
 
         def started(result: ExportResult) -> None:
             self._results[index] = result
 
+        ctx = attrs.evolve(self.ctx, read_done=give_slot_back) if self.overlap else self.ctx
         try:
-            self._results[index] = self.run_one(plan, self.ctx, board=self.board,
+            self._results[index] = self.run_one(plan, ctx, board=self.board,
                                                 started=started)
         except Exception as exc:
             # run_export turns every failure into its result; this is a bug in it, and the
@@ -129,6 +167,8 @@ class ExportPool:
             result.hint = "this is a bug in Rivet or a plugin; please report it"
             result.finished_at = result.finished_at or utc_now()
             self._results[index] = result
+        finally:
+            give_slot_back()
 
     def _wait_for_the_stop(self, threads: list[threading.Thread],
                            ended: list[threading.Event]) -> None:

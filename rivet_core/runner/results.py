@@ -134,6 +134,11 @@ class RunContext:
     """The sources kept open between the exports of the invocation (set by
     :func:`~rivet_core.runner.lifecycle.run_exports`); None: every export opens and closes
     its own."""
+    read_done: Callable[[], None] | None = None
+    """Called by an export once it will read nothing more from its source and what it read
+    is small: the run may then start the next export while this one encodes, commits and
+    records its file (:mod:`rivet_core.runner.pool`). Set per export by the pool; None
+    outside it."""
 
     def sealed_export(self, name: str) -> SealedExport | None:
         """What the applied plan sealed for export ``name`` (None outside ``rivet apply``)."""

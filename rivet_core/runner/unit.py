@@ -35,7 +35,9 @@ from rivet_core.runner.timings import phase
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from rivet_core.runner.checks import AttemptChecks
     from rivet_core.runner.export import ExportRun
+    from rivet_core.runner.files import FileRoller
 
 log = logging.getLogger("rivet.runner")
 
@@ -100,7 +102,7 @@ def write_unit(run: ExportRun, unit: Unit, sources: SourceHolder) -> tuple[int, 
     while True:
         tried = _Attempt(run, unit)
         try:
-            tried.write(sources.get())
+            tried.write(sources)
             return tried.rows, tried.committed
         except BaseException as exc:
             # Whatever failed, the connection is in an unknown state: never reused.
@@ -148,7 +150,7 @@ class _Attempt:
         log.info("export %s: committed %s (%d rows, %d bytes)", self.run.plan.name, f.name,
                  f.rows, f.bytes, extra=self.run.log_extra)
 
-    def write(self, source: Source) -> None:
+    def write(self, sources: SourceHolder) -> None:
         run, unit = self.run, self.unit
         detail = unit.query.label if unit.chunk is not None else ""
         options = attrs.evolve(run.options, parallel=unit.parallel)
@@ -158,51 +160,74 @@ class _Attempt:
                   run.plan.name, query.label, " ".join(query.sql.split()), len(query.params),
                   unit.parallel, options.batch_size, extra=run.log_extra)
         with phase("read"):
-            stream = source.read(unit.query, options)
-        with stream:
-            _refuse_duplicate_names(stream.schema.names, unit.query.label)
-            schema = run.checks.opened(stream.schema)
-            run.stream_opened(stream, schema)
-            log.info("export %s: reading %s: %d column(s) via %s", run.plan.name, query.label,
-                     len(schema), stream.read_path or "the source's reader",
-                     extra=run.log_extra)
-            checks = run.checks.attempt()
-            roller = run.roller(schema, chunk=unit.chunk, on_commit=self._committed,
-                                hold=unit.decide and run.checks.holds)
-            batches = prefetch(stream, interrupt=run.ctx.stop)
-            try:
-                while True:
-                    with phase("read"):
-                        try:
-                            batch = next(batches)
-                        except StopIteration:
-                            break
-                    if batch is None or run.ctx.stop.is_set():
-                        # The invocation is stopping (a signal): the server stops the
-                        # statement, so the reader waiting on it lets go at once.
-                        stream.cancel()
-                        raise KeyboardInterrupt
-                    if batch.num_rows == 0:
-                        continue
-                    if unit.on_batch is not None:
-                        unit.on_batch(batch)
-                    roller.write(checks.observe(batch))
-                    self.rows += batch.num_rows
-                    run.count(batch.num_rows, roller, detail)
-                    crash.point(unit.crash_point)
-                roller.finish()
-                checks.done()
-                if unit.decide:
-                    run.checks.decide()
-                roller.release()
-            except BaseException:
-                # Abort the open file first; closing the reader may wait for a slow read.
-                self.emitted = roller.emitted_bytes
-                checks.discard()
-                roller.abort()
-                raise
-            finally:
-                batches.close()
+            stream = sources.get().read(unit.query, options)
+        nbytes = 0
+        roller: FileRoller | None = None
+        checks: AttemptChecks | None = None
+        try:
+            with stream:
+                _refuse_duplicate_names(stream.schema.names, unit.query.label)
+                schema = run.checks.opened(stream.schema)
+                run.stream_opened(stream, schema)
+                log.info("export %s: reading %s: %d column(s) via %s", run.plan.name,
+                         query.label, len(schema), stream.read_path or "the source's reader",
+                         extra=run.log_extra)
+                checks = run.checks.attempt()
+                roller = run.roller(schema, chunk=unit.chunk, on_commit=self._committed,
+                                    hold=unit.decide and run.checks.holds)
+                batches = prefetch(stream, interrupt=run.ctx.stop)
+                try:
+                    while True:
+                        with phase("read"):
+                            try:
+                                batch = next(batches)
+                            except StopIteration:
+                                break
+                        if batch is None or run.ctx.stop.is_set():
+                            # The invocation is stopping (a signal): the server stops the
+                            # statement, so the reader waiting on it lets go at once.
+                            stream.cancel()
+                            raise KeyboardInterrupt
+                        if batch.num_rows == 0:
+                            continue
+                        if unit.on_batch is not None:
+                            unit.on_batch(batch)
+                        roller.write(checks.observe(batch))
+                        self.rows += batch.num_rows
+                        nbytes += batch.nbytes
+                        run.count(batch.num_rows, roller, detail)
+                        crash.point(unit.crash_point)
+                except BaseException:
+                    # Abort the open file first; closing the reader may wait for a slow read.
+                    roller, checks = self._abort(roller, checks)
+                    raise
+                finally:
+                    batches.close()
+            # Every row is in and the stream is closed (its transaction ended): a unit that
+            # is the whole run gives its source back before its last file is encoded and
+            # committed.
+            if unit.decide:
+                sources.close()
+                run.read_finished(nbytes)
+            roller.finish()
+            checks.done()
+            if unit.decide:
+                run.checks.decide()
+            roller.release()
+        except BaseException:
+            self._abort(roller, checks)
+            raise
+
+    def _abort(self, roller: FileRoller | None, checks: AttemptChecks | None) -> tuple[None, None]:
+        """Discard the attempt's open and held files and its observations (once: the
+        caller forgets them through the returned Nones)."""
+        if roller is not None:
+            self.emitted = roller.emitted_bytes
+        if checks is not None:
+            checks.discard()
+        if roller is not None:
+            roller.abort()
+        return None, None
 
 
 def _refuse_duplicate_names(names: list[str], label: str) -> None:

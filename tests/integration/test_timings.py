@@ -67,7 +67,10 @@ def test_timings_in_the_json_summary_add_up_per_export(rivet_project, pg_url, pg
             assert phases[phase] > 0, (phase, export)
     # The first export connects; the next ones reuse its connection.
     assert timings["exports"][0]["phases"]["connect"] > 0
-    assert timings["exports_ms"] >= sum(e["wall_ms"] for e in timings["exports"]) - 1
+    # One export reads at a time, the next one starting while the last finishes its small
+    # file: the exports' time is more than the longest one's, less than the sum plus a bit.
+    walls = [e["wall_ms"] for e in timings["exports"]]
+    assert max(walls) <= timings["exports_ms"] <= sum(walls) + 50
     assert timings["total_ms"] >= timings["exports_ms"]
     median = timings["per_export_median"]
     assert set(median["phases"]) == set(PHASES) and median["wall_ms"] > 0
