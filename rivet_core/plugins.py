@@ -132,11 +132,14 @@ class DistributionInfo:
     """For an editable install, the project directory it runs from."""
 
     @classmethod
-    def of(cls, dist: importlib.metadata.Distribution) -> DistributionInfo:
-        if _canonical(dist.name) == BUILT_IN:
-            return cls(name=dist.name, version=dist.version, origin="built-in")
+    def of(cls, dist: importlib.metadata.Distribution, name: str,
+           version: str) -> DistributionInfo:
+        """``name`` and ``version``: the distribution's (read once by the caller: each
+        ``dist.name`` parses its METADATA file again)."""
+        if _canonical(name) == BUILT_IN:
+            return cls(name=name, version=version, origin="built-in")
         location = _editable_location(dist)
-        return cls(name=dist.name, version=dist.version,
+        return cls(name=name, version=version,
                    origin="third-party" if location is None else "editable",
                    location=location)
 
@@ -310,15 +313,25 @@ def _entry_point_candidates(blocked: set[str], registry: Registry) -> list[_Cand
     first is registered under its qualified name) and the clash is reported, because
     blocking that name blocks them all."""
     claims: dict[str, list[tuple[PluginInfo, importlib.metadata.EntryPoint]]] = {}
+    # The name and version of each distribution, by identity: the entry points of one
+    # distribution share its object, and each ``dist.name`` or ``dist.version`` would parse
+    # its whole METADATA file (README included) again.
+    named: dict[int, tuple[str, str]] = {}
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
+        distribution = version = None
         if dist is not None:
-            registry.distributions.setdefault(_canonical(dist.name), DistributionInfo.of(dist))
+            if id(dist) not in named:
+                metadata = dist.metadata
+                named[id(dist)] = (metadata["Name"], metadata["Version"])
+                registry.distributions.setdefault(
+                    _canonical(named[id(dist)][0]), DistributionInfo.of(dist, *named[id(dist)]))
+            distribution, version = named[id(dist)]
         info = PluginInfo(
             name=ep.name,
             module=ep.value,
-            distribution=dist.name if dist else None,
-            version=dist.version if dist else None,
+            distribution=distribution,
+            version=version,
         )
         same_name = claims.setdefault(ep.name, [])
         if not any(_same_distribution(info, seen) for seen, _ in same_name):
