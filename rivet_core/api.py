@@ -32,7 +32,8 @@ Formats
     :class:`SupportsRowCount`.
 Destinations
     :class:`Destination`, :class:`WriteTarget`, :class:`CommittedFile`,
-    :class:`DestinationContext`, :class:`SupportsListing`, :class:`SupportsCredentialSource`.
+    :class:`DestinationContext`, :class:`SupportsListing`, :class:`SupportsCredentialSource`,
+    :class:`SupportsScratchWrite`.
 Errors
     :class:`RivetError`, :class:`SourceError`, :class:`TransientSourceError`,
     :func:`source_error`, :class:`UnsupportedTypeError`, :class:`FormatError`,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         SupportsCredentialSource,
         SupportsListing,
         SupportsRowCount,
+        SupportsScratchWrite,
         WriteTarget,
     )
     from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
@@ -125,7 +127,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rivet_core.backends": (
         "BatchStream", "CommittedFile", "Compression", "Destination", "DestinationContext",
         "Format", "FormatWriter", "ReadOptions", "SinkGate", "Source", "SourceContext",
-        "SupportsCredentialSource", "SupportsListing", "SupportsRowCount", "WriteTarget"),
+        "SupportsCredentialSource", "SupportsListing", "SupportsRowCount",
+        "SupportsScratchWrite", "WriteTarget"),
     "rivet_core.capabilities": ("DestinationCapabilities", "WriteCommitProtocol"),
     "rivet_core.config.connection": ("ConnectionConfig", "ConnectionParams", "TLSConfig"),
     "rivet_core.config.models": ("ChecksConfig", "ChecksReferences", "doc"),
@@ -198,6 +201,7 @@ __all__ = [
     "SupportsPlanSteps",
     "SupportsPrimaryKey",
     "SupportsRowCount",
+    "SupportsScratchWrite",
     "SupportsServerInfo",
     "SupportsServerTime",
     "SupportsTableStats",

@@ -462,3 +462,27 @@ class SupportsListing(Protocol):
 
         .. versionadded:: 1.0
         """
+
+
+@runtime_checkable
+class SupportsScratchWrite(Protocol):
+    """A listing destination that can store a small object atomically without making it
+    durable: :meth:`write_scratch` is ``write_small`` less the flushes to disk. Optional.
+
+    ``rivet run`` probes the destination before every export (it writes, reads back and
+    deletes an object under ``_rivet/<export>/``); that object is deleted within
+    milliseconds and means nothing after a crash, so a durable write (two ``fsync`` s on a
+    local disk) is pure cost, paid per export. The write must go through the same steps
+    as ``write_small`` (create, write, rename), so it needs, and proves, the same
+    permissions. Tested with ``isinstance``; a destination without it is probed with
+    ``write_small`` (an object store's PUT has no cheaper form).
+
+    .. versionadded:: 1.1
+    """
+
+    def write_scratch(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name`` as ``write_small`` does, a reader seeing the whole
+        object or none, but without waiting for it to reach the disk.
+
+        .. versionadded:: 1.1
+        """

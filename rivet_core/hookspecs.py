@@ -23,13 +23,14 @@ from rivet_core.specs import DestinationSpec, FormatSpec, SourceSpec
 
 hookspec = pluggy.HookspecMarker("rivet")
 
-PLUGIN_API_VERSION: Final = "1.0"
+PLUGIN_API_VERSION: Final = "1.1"
 """The plugin API this Rivet implements, ``MAJOR.MINOR``. A minor version adds only what an
 older plugin need not know about: a hook (pluggy calls no plugin that lacks it), an ABC
 method with a default body, a ``Supports*`` protocol, a name in :mod:`rivet_core.api`, a
 spec field with a default. Anything else (a hook or name removed or renamed, a changed
 signature, a new abstract method, a default that changes meaning) is a new major version.
-1.0 is the API as Rivet 0.1 shipped it."""
+1.0 is the API as Rivet 0.1 shipped it; 1.1 added
+:class:`~rivet_core.backends.SupportsScratchWrite`."""
 
 API_DECLARATION: Final = "RIVET_PLUGIN_API"
 """The module attribute in which a plugin declares the plugin API versions it supports: a

@@ -4,12 +4,17 @@ Each probe returns :class:`Check` s (``OK``, ``WARN`` or ``FAIL``, a detail and 
 never raises for what it finds, and leaves nothing behind.
 
 - :func:`probe_destination` works through the public destination API only: it lists the
-  location, writes a small probe object (``write_small``), reads it back, deletes it and
-  lists again to see it gone. A destination without
+  location, writes a small probe object (``write_small``, or ``write_scratch`` where the
+  destination offers it: :class:`~rivet_core.backends.SupportsScratchWrite`), reads it
+  back, deletes it and lists again to see it gone. A destination without
   :class:`~rivet_core.backends.SupportsListing` cannot be probed (a ``WARN``:
   writing to ``stdout`` would corrupt the data stream). One that implements
   :class:`SupportsCredentialSource` says which credentials it uses. For a ``file://``
-  location, the free space is reported, and directories the probe created are removed.
+  location, directories the probe created are removed, and the free space is reported
+  (not to ``rivet run``, which acts on failures only). ``rivet run`` probes before every
+  export, so the round trip is kept cheap: the listings ask for the probe object's name
+  as the prefix (a destination reads what it can match, not the whole location), and the
+  object is not flushed to disk where the destination can skip that.
 - :func:`probe_source` connects, asks the dialect
   (:class:`~rivet_core.dialect.SupportsServerInfo`) for the server's version, time zone,
   the read-only transaction and the session's TLS, and describes each export's query with
@@ -38,6 +43,7 @@ from rivet_core.backends import (
     Source,
     SupportsCredentialSource,
     SupportsListing,
+    SupportsScratchWrite,
 )
 from rivet_core.config.connection import ConnectionConfig, ConnectionParams
 from rivet_core.dialect import Dialect, Query, SupportsServerInfo
@@ -93,10 +99,12 @@ class Check:
 
 
 def probe_destination(destination: Destination, *, subject: str | None = None,
-                      name: str | None = None) -> list[Check]:
+                      name: str | None = None, free_space: bool = True) -> list[Check]:
     """List, write, read back and delete a probe object at ``destination``'s location
     (``name``, relative to it; default ``_rivet-probe-<random>``), and leave nothing behind.
-    ``rivet doctor`` prints the checks; ``rivet run`` raises the failures before reading."""
+    ``rivet doctor`` prints the checks; ``rivet run`` raises the failures before reading,
+    and leaves out the free space of a local destination (``free_space``), which is never
+    a failure."""
     location = destination.location()
     subject = subject or location
     checks = []
@@ -118,7 +126,7 @@ def probe_destination(destination: Destination, *, subject: str | None = None,
     finally:
         if local is not None and existing is not None:
             _remove_created(local, existing)
-    if local is not None:
+    if local is not None and free_space:
         checks.append(_free_space(subject, local))
     return checks
 
@@ -134,7 +142,10 @@ def _round_trip(destination: SupportsListing, subject: str, location: str,
     reachable = Check(subject=subject, name="list", status=Status.OK,
                       detail=f"{location} can be listed")
     try:
-        destination.write_small(name, body)
+        if isinstance(destination, SupportsScratchWrite):
+            destination.write_scratch(name, body)
+        else:
+            destination.write_small(name, body)
     except RivetError as exc:
         return [reachable, _failed(subject, "write", exc,
                                    "check that the credentials (or the user running rivet) "

@@ -14,7 +14,15 @@ Every string of a document is passed through :func:`~rivet_core.redact.redact` b
 rendered or written (errors quote drivers, which may quote secrets), string by string, so
 JSON escaping cannot hide a secret from the mask. Files are replaced atomically (temporary
 file in the same directory, then ``os.replace``): a reader sees the old report or the new
-one, never half of one. Not here: printing to the terminal and the ``-`` (stdout) choice,
+one, never half of one.
+
+The per-export reports are atomic but not fsynced (``write_atomic(..., durable=False)``):
+they are a convenience copy for people, and the record of a run is the state store and the
+destination's manifest and ``_SUCCESS``, which are made durable where they are written. A
+flush per file would cost a run of many small exports two disk flushes per export, for
+files whose loss in a power cut loses nothing that cannot be read elsewhere (``rivet
+metrics``, the manifest). ``--summary-output`` stays durable: a scheduler may act on it as
+the invocation's result. Not here: printing to the terminal and the ``-`` (stdout) choice,
 which are the CLI's.
 """
 
@@ -197,7 +205,12 @@ def render_markdown(document: Mapping[str, Any]) -> str:
     """The report for people: header, a table of the exports, then one section per export
     (error and hint, warnings, quality gates, schema drift, reconcile, validation, files).
     Keys an entry does not carry are left out; the document is redacted first."""
-    doc = redacted(document)
+    return _markdown(redacted(document))
+
+
+def _markdown(doc: Mapping[str, Any]) -> str:
+    """:func:`render_markdown` of a document already :func:`redacted` (the text is masked
+    once more as a whole: redaction is idempotent)."""
     entries: list[dict[str, Any]] = [e for e in doc.get("exports") or [] if isinstance(e, dict)]
     if doc.get("scope") == "export" and len(entries) == 1:
         title = (f"# Rivet run {_code(entries[0].get('run_id'))}: export "
@@ -368,9 +381,14 @@ def _files_lines(files: Sequence[Any]) -> list[str]:
 
 
 def _encode_json(document: Mapping[str, Any]) -> bytes:
-    # ASCII escapes keep any string (lone surrogates included) valid JSON; redaction has
-    # already happened string by string, so the escaping cannot hide a secret.
-    return (json.dumps(redacted(document), indent=2) + "\n").encode("ascii")
+    return _json_bytes(redacted(document))
+
+
+def _json_bytes(doc: Mapping[str, Any]) -> bytes:
+    """A document already :func:`redacted`, as JSON. ASCII escapes keep any string (lone
+    surrogates included) valid JSON; redaction has already happened string by string, so
+    the escaping cannot hide a secret."""
+    return (json.dumps(doc, indent=2) + "\n").encode("ascii")
 
 
 def report_dir(config_dir: Path, run_id: str) -> Path:
@@ -385,28 +403,30 @@ def write_reports(config_dir: Path, document: Mapping[str, Any]) -> list[Path]:
     """Write ``summary.json`` and ``summary.md`` for each export of ``document`` under
     :func:`report_dir`, and return their paths in order. ``OSError`` (a directory that
     cannot be created, a full disk) is raised at the first failure for the caller to turn
-    into a warning; reports written before it stay."""
+    into a warning; reports written before it stay. Atomic, not fsynced: see the module."""
     paths: list[Path] = []
     for entry in document.get("exports") or []:
         run_id = entry.get("run_id")
         if not isinstance(run_id, str):
             raise ValueError(f"export {entry.get('export')!r} has no run id to file its "
                              "report under")
-        # The directory is named by the run id as given; only the contents are redacted.
+        # The directory is named by the run id as given; only the contents are redacted,
+        # once for both renderings.
         directory = report_dir(config_dir, run_id)
         report = redacted(export_document(document, entry))
         directory.mkdir(parents=True, exist_ok=True)
-        for name, data in (("summary.json", _encode_json(report)),
+        for name, data in (("summary.json", _json_bytes(report)),
                            ("summary.md",
-                            render_markdown(report).encode("utf-8", "backslashreplace"))):
-            write_atomic(directory / name, data)
+                            _markdown(report).encode("utf-8", "backslashreplace"))):
+            write_atomic(directory / name, data, durable=False)
             paths.append(directory / name)
     return paths
 
 
 def write_summary_output(path: Path, document: Mapping[str, Any]) -> None:
-    """Write the whole document as JSON at ``path`` (``--summary-output``), atomically. The
-    directory must exist. ``-`` is refused: stdout is the caller's to choose."""
+    """Write the whole document as JSON at ``path`` (``--summary-output``), atomically and
+    durably (a scheduler may act on it). The directory must exist. ``-`` is refused: stdout
+    is the caller's to choose."""
     if str(path) == "-":
         raise ValueError("write_summary_output writes files; the caller prints '-' itself")
     write_atomic(Path(path), _encode_json(document))

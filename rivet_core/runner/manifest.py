@@ -19,6 +19,14 @@ Order within a run (:class:`RunManifest`):
    SHA-256 of the exact manifest bytes. A failed run writes its manifest with
    ``status: failed`` and no marker.
 
+Durability follows the same order. On a local disk each step is flushed before the next
+starts, with one flush per file and one per directory entry: a data file, then its
+directory (at its commit); ``manifest.json``, then ``_rivet/<export>/``; ``_SUCCESS``, then
+``_rivet/<export>/`` again. The two flushes of that directory are not a duplicate: the first
+makes the manifest's rename durable before ``_SUCCESS`` is renamed, so after a power loss a
+marker is never on disk without the manifest it names. Nothing else flushes (the probe's
+object, the run reports): see :mod:`rivet_core.probe` and :mod:`rivet_core.report`.
+
 A run that fails before its first commit leaves the destination as it was. Only destinations that
 implement :class:`~rivet_core.backends.SupportsListing` get a manifest (not stdout). The
 checks that read all this back live in :mod:`rivet_core.validation`.

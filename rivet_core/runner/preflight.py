@@ -4,7 +4,10 @@ estimate of the progress line, and the source assessment of ``rivet check --pref
 **Destination probe** (:func:`probe_destination`): before the source is opened, a run
 writes a tiny object under a reserved name in its export's ``_rivet/<export>/`` directory,
 reads it back, deletes it and lists the directory once, so a wrong bucket, a missing
-permission or a bad credential fails the run before a row is read. It goes to the
+permission or a bad credential fails the run before a row is read. It runs before every
+export, so it is kept cheap: the object is not flushed to disk where the destination can
+skip that (:class:`~rivet_core.backends.SupportsScratchWrite`: it is deleted at once and means
+nothing after a crash), and the free space is not measured (never a failure). It goes to the
 destination itself, not the guarded one files are opened on: it is not the run's first
 commit and never retires the previous ``_SUCCESS``.
 
@@ -76,7 +79,8 @@ def probe_destination(destination: Destination, *, export: str, run_id: str) -> 
     from rivet_core.probe import probe_destination as probe
 
     warnings = []
-    for check in probe(destination, subject=export, name=probe_name(export, run_id)):
+    for check in probe(destination, subject=export, name=probe_name(export, run_id),
+                       free_space=False):
         if check.status is not Status.FAIL:
             continue
         if check.name == "read back":

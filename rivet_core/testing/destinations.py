@@ -50,6 +50,7 @@ from rivet_core.backends import (
     Destination,
     DestinationContext,
     SupportsListing,
+    SupportsScratchWrite,
     WriteTarget,
 )
 from rivet_core.capabilities import DestinationCapabilities, WriteCommitProtocol
@@ -658,6 +659,24 @@ class DestinationTests:
             (name, len(new))], "the overwritten small file is not one object of the new size"
         assert_same_bytes(backdoor.read(name), new, f"{name} after the last write_small")
         assert self.listed(api, "_rivet/") == {name: len(new)}
+
+    def test_write_scratch_is_a_whole_object_listed_read_and_deleted(
+            self, destination_spec: DestinationSpec, destination: Destination,
+            backdoor: Backdoor) -> None:
+        """``write_scratch`` (optional, :class:`SupportsScratchWrite`: the run's probe
+        object) stores what ``write_small`` would, minus the flush: the object is there
+        whole, listed at its size, read back exactly, and gone after ``delete_file``."""
+        api = self.listing_api(destination_spec, destination)
+        if not isinstance(destination, SupportsScratchWrite):
+            pytest.skip(f"{destination_spec.name!r} does not implement SupportsScratchWrite")
+        name = "_rivet/kit/_probe-scratch"
+        data = payload_bytes((64 << 10) + 3, 5)
+        destination.write_scratch(name, data)
+        assert_same_bytes(backdoor.read(name), data, f"{name} after write_scratch")
+        assert self.listed(api, "_rivet/kit/_probe") == {name: len(data)}
+        assert_same_bytes(api.read_file(name), data, f"read_file({name!r})")
+        api.delete_file(name)
+        assert self.listed(api, "_rivet/kit/_probe") == {}, "deleted, yet still listed"
 
     def test_delete_file_removes_and_a_missing_name_is_not_an_error(
             self, destination_spec: DestinationSpec, destination: Destination,

@@ -263,7 +263,7 @@ def test_a_plugin_for_another_api_is_refused_with_a_fix_that_works(environment: 
         "installed: rivet-future 2.0.0  third-party  plugin API >=2,<3")
     assert ("rivet: error: rivet-future 2.0.0 is installed but Rivet cannot use it: "
             "rivet_future (rivet-future 2.0.0): not loaded: it supports plugin API >=2,<3, "
-            "and this Rivet runs plugin API 1.0") in refused.err
+            "and this Rivet runs plugin API 1.1") in refused.err
     assert "hint: `rivet install 'rivet-future<2.0.0'`" in refused.err
 
     listed = environment.rivet("plugins").ok()

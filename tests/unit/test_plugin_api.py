@@ -148,7 +148,7 @@ def test_the_running_api_version_is_public_and_a_version():
     import rivet_core.api as api
 
     assert api.PLUGIN_API_VERSION == hookspecs.PLUGIN_API_VERSION
-    assert Version(api.PLUGIN_API_VERSION).release[:2] == (1, 0)
+    assert Version(api.PLUGIN_API_VERSION).release[:2] == (1, 1)
 
 
 # ---------------------------------------------------------------------- refused plugins
@@ -164,7 +164,7 @@ def test_a_plugin_built_for_a_newer_api_is_never_registered_and_says_how_to_fix_
     (problem,) = registry.problems
     assert problem.plugin == "future_plugin (rivet-future 2.0.0)"
     assert problem.message == (
-        "not loaded: it supports plugin API >=2,<3, and this Rivet runs plugin API 1.0 (the "
+        "not loaded: it supports plugin API >=2,<3, and this Rivet runs plugin API 1.1 (the "
         "plugin needs a newer Rivet: upgrade rivet-cli, or install an earlier release of "
         "the plugin)")
     assert problem.fix == "rivet install 'rivet-future<2.0.0'"
@@ -196,7 +196,8 @@ def test_a_plugin_importing_a_name_the_api_lacks_is_pointed_to_an_upgrade(site):
                  "from rivet_core.api import RemovedLongAgo\n")
     (problem,) = build_registry().problems
     assert problem.message.startswith("failed to load: ImportError(")
-    assert "may be built for another plugin API than this Rivet's 1.0" in problem.message
+    assert (f"may be built for another plugin API than this Rivet's "
+            f"{hookspecs.PLUGIN_API_VERSION}") in problem.message
     assert problem.fix == "rivet install --upgrade rivet-stale"
 
 
@@ -219,7 +220,7 @@ def test_a_config_needing_a_refused_plugin_fails_with_the_reason_and_the_fix(
     outcome = rivet_project.run("check").assert_failed(ExitCode.PLUGIN)
     assert "exports[0].destination.type: unknown destination type 'future'" in outcome.err
     assert ("future_plugin (rivet-future 2.0.0) may provide it: not loaded: it supports "
-            "plugin API >=2,<3, and this Rivet runs plugin API 1.0") in outcome.err
+            "plugin API >=2,<3, and this Rivet runs plugin API 1.1") in outcome.err
     assert "fix: `rivet install 'rivet-future<2.0.0'`" in outcome.err
     assert "Traceback" not in outcome.err
 
@@ -231,7 +232,7 @@ def test_rivet_plugins_lists_a_refused_plugin_with_its_range_and_fix(site, rivet
     assert "  rivet-future 2.0.0  third-party  plugin API >=2,<3\n" in text
     assert "    future_plugin (future_plugin): not loaded\n" in text
     assert ("problem: future_plugin (rivet-future 2.0.0): not loaded: it supports plugin API "
-            ">=2,<3, and this Rivet runs plugin API 1.0") in text
+            ">=2,<3, and this Rivet runs plugin API 1.1") in text
     assert "  fix: rivet install 'rivet-future<2.0.0'\n" in text
     document = rivet_project.run("plugins", "--json").assert_success().json()
     (future,) = [d for d in document["distributions"] if d["name"] == "rivet-future"]
@@ -267,7 +268,8 @@ def test_rivet_plugins_shows_each_distribution_its_origin_range_and_hooks(
     assert (plain["origin"], plain["location"]) == ("third-party", None)
     assert (plain["plugin_api"], plain["plugin_api_declared"]) == (">=1.0,<2", False)
     built_in = dists["rivet-cli"]
-    assert (built_in["origin"], built_in["plugin_api"]) == ("built-in", "==1.0")
+    assert (built_in["origin"], built_in["plugin_api"]) == (
+        "built-in", f"=={hookspecs.PLUGIN_API_VERSION}")
     assert {"local", "stdout"} <= {b["name"] for b in built_in["backends"]}
     (backend,) = [b for b in document["backends"] if b["name"] == "vault"]
     assert (backend["origin"], backend["hook"]) == ("editable", "rivet_destinations")
@@ -276,7 +278,7 @@ def test_rivet_plugins_shows_each_distribution_its_origin_range_and_hooks(
     assert (f"  rivet-vault 0.4.1  editable {tmp_path / 'src'}  plugin API >=1.0,<2\n"
             "    vault_plugin (vault_plugin): rivet_destinations → destination vault\n") in text
     assert "  rivet-plain 1.2  third-party  plugin API >=1.0,<2 (not declared: assumed)\n" in text
-    assert "  rivet-cli " in text and "  built-in  plugin API 1.0\n" in text
+    assert "  rivet-cli " in text and "  built-in  plugin API 1.1\n" in text
 
 
 def test_a_blocked_plugin_is_listed_as_blocked(site, rivet_project, monkeypatch):
@@ -363,9 +365,10 @@ def test_a_1_0_plugin_may_implement_a_newer_hook_as_optional_and_loads_on_1_0(si
     assert "ahead" in registry.destinations
 
 
-def test_a_plugin_needing_1_1_is_refused_by_rivet_on_1_0(site):
-    site.install("rivet-new-minor", "1.1.0", "new_minor",
-                 destination_plugin("new", ">=1.1,<2", extra=NOTIFIER))
+def test_a_plugin_needing_a_newer_minor_api_is_refused(site):
+    assert hookspecs.PLUGIN_API_VERSION == "1.1"
+    site.install("rivet-new-minor", "1.2.0", "new_minor",
+                 destination_plugin("new", ">=1.2,<2", extra=NOTIFIER))
     registry = build_registry()
     assert "new" not in registry.destinations
     (problem,) = registry.problems

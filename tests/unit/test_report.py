@@ -263,14 +263,76 @@ def test_a_failed_write_keeps_the_previous_report_and_no_temporary(tmp_path: Pat
     path = tmp_path / ".rivet" / "runs" / RUN_A / "summary.json"
     before = path.read_bytes()
 
-    def disk_full(fd: int) -> None:
-        raise OSError(28, "No space left on device")
+    real_fdopen = os.fdopen
 
-    monkeypatch.setattr(atomic.os, "fsync", disk_full)
+    class DiskFull:
+        def __init__(self, handle: Any) -> None:
+            self.handle = handle
+
+        def __enter__(self) -> DiskFull:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: DiskFull(real_fdopen(fd, mode)))
     with pytest.raises(OSError, match="No space left"):
         write_reports(tmp_path, document(export_entry(rows=2)))
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["summary.json", "summary.md"]
+
+
+def _count_fsyncs(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = os.fsync
+
+    def counted(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", counted)
+    return calls
+
+
+def test_reports_are_atomic_without_a_flush_per_file(tmp_path: Path, monkeypatch):
+    """A copy for people: renamed into place whole, but no disk flush per file (a run of
+    many small exports would pay two per export)."""
+    fsyncs = _count_fsyncs(monkeypatch)
+    renamed: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        assert Path(src).parent == Path(dst).parent and Path(src).name.endswith(".tmp")
+        renamed.append((Path(src).name, Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    doc = document(export_entry(), failed_entry(error="boom"))
+    paths = write_reports(tmp_path, doc)
+    assert fsyncs == []
+    assert [dst for _, dst in renamed] == [p.name for p in paths]
+    assert json.loads(paths[2].read_text()) == export_document(doc, doc["exports"][1])
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == ["summary.json", "summary.md"]
+
+
+def test_summary_output_is_flushed_to_disk(tmp_path: Path, monkeypatch):
+    """``--summary-output`` may be what a scheduler acts on: it stays durable."""
+    fsyncs = _count_fsyncs(monkeypatch)
+    write_summary_output(tmp_path / "summary.json", document(export_entry()))
+    assert len(fsyncs) == 1
+
+
+def test_write_atomic_is_durable_unless_told_otherwise(tmp_path: Path, monkeypatch):
+    fsyncs = _count_fsyncs(monkeypatch)
+    atomic.write_atomic(tmp_path / "a", b"durable")
+    atomic.write_atomic(tmp_path / "b", b"volatile", durable=False)
+    assert len(fsyncs) == 1
+    assert (tmp_path / "a").read_bytes() == b"durable"
+    assert (tmp_path / "b").read_bytes() == b"volatile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
 def test_report_directory_that_cannot_be_created_raises_oserror(tmp_path: Path):
