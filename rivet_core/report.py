@@ -129,6 +129,8 @@ def redacted(value: Any) -> Any:
 def _printable(text: str, keep: str = "") -> str:
     """``text`` with unprintable characters escaped (``\\x1b``, ``\\udcff``), except those
     in ``keep``."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 

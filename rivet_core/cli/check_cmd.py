@@ -11,7 +11,7 @@ the source type, the Arrow type, the fidelity and the notes, overrides from
 big the data is, which plan it would use for the statements the export's mode sends and
 whether an index serves the cursor or chunk column, and each export gets a verdict
 (``ok``, ``heavy``, ``dangerous``, ``unknown``) with recommendations
-(:mod:`rivet_core.runner.preflight`). Nothing is exported and nothing is written.
+(:mod:`rivet_core.runner.preflight_check`). Nothing is exported and nothing is written.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from rivet_core.state.store import utc_now
 from rivet_core.types import ColumnInfo, Fidelity
 
 if TYPE_CHECKING:  # --preflight only: loaded when asked for (it brings the manifest reader)
-    from rivet_core.runner.preflight import ExportPreflight
+    from rivet_core.runner.preflight_check import ExportPreflight
 
 BAD = frozenset({Fidelity.LOSSY, Fidelity.UNSUPPORTED})
 """Fidelities ``--strict`` refuses."""
@@ -325,7 +325,7 @@ class PreflightReport:
 def preflight_report(plan: Plan) -> PreflightReport:
     """The preflight of every planned export, on one source connection; an export the
     planner rejected is not asked about."""
-    from rivet_core.runner.preflight import ExportPreflight, preflight_export, stored_cursors
+    from rivet_core.runner.preflight_check import ExportPreflight, preflight_export, stored_cursors
 
     if not plan.exports:
         return PreflightReport(source="", exports=[])
@@ -348,7 +348,7 @@ _VERDICTS = {"ok": "ok", "heavy": "HEAVY", "dangerous": "DANGEROUS", "unknown": 
 
 
 def print_preflight(console: Console, report: PreflightReport, *, strict: bool) -> None:
-    from rivet_core.runner.preflight import describe_size
+    from rivet_core.runner.preflight_check import describe_size
 
     console.print()
     console.print(f"preflight (plans from {report.source}):")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -209,6 +210,15 @@ def _run(argv: list[str], console: Console, stop: threading.Event,
         return ExitCode.INTERRUPTED
 
 
+GC_THRESHOLDS = (10_000, 50, 50)
+"""The cyclic garbage collector's thresholds for the ``rivet`` process. Start-up creates
+some hundred thousand objects that live as long as the process (modules, classes, the
+methods attrs generates), and Python's defaults (700, 10, 10) walk them again and again:
+124 collections, 60 ms of a 2-second run of 20 small exports, against 8 and 25 ms with
+these. Data never goes through the collector (Arrow buffers are freed by reference count),
+so the higher first threshold holds back a few thousand small objects at most."""
+
+
 def console_script() -> None:
     """The ``rivet`` command. A signal outside :func:`main`'s own handling (just before it,
     or after the summary) still ends the process the documented way, exit 130; and the
@@ -216,6 +226,7 @@ def console_script() -> None:
     signal to kill with the default action (-15)."""
     for sig in SIGNALS:
         signal.signal(sig, _exit_interrupted)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         code = main()
     except SystemExit as exc:  # a signal after main returned

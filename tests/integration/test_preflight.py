@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from rivet_core.errors import ExitCode
-from rivet_core.runner.preflight import Estimate, Facts, PlanStep, Statement, assess
+from rivet_core.runner.preflight_check import Estimate, Facts, PlanStep, Statement, assess
 from rivet_core.state.store import STATE_FILE, SQLiteStateStore
 
 CLOSED = "postgresql://postgres@127.0.0.1:1/test"
