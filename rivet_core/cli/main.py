@@ -219,6 +219,26 @@ these. Data never goes through the collector (Arrow buffers are freed by referen
 so the higher first threshold holds back a few thousand small objects at most."""
 
 
+def _no_transparent_huge_pages() -> None:
+    """Turn transparent huge pages off for this process (Linux ``PR_SET_THP_DISABLE``).
+
+    Arrow's allocator returns freed memory to the kernel and takes it again as the next
+    batches and files come; where the system grants huge pages, each new 2 MiB page is
+    zeroed whole on its first touch. A run of 20 small exports spent 6 % of its CPU there:
+    without them it takes 5 % less CPU and 20 MB less peak RSS (streamed batches gain
+    nothing from fewer TLB misses). Elsewhere, or if the call fails, nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
+
+
+PR_SET_THP_DISABLE = 41
+"""``<linux/prctl.h>``."""
+
+
 def console_script() -> None:
     """The ``rivet`` command. A signal outside :func:`main`'s own handling (just before it,
     or after the summary) still ends the process the documented way, exit 130; and the
@@ -227,6 +247,7 @@ def console_script() -> None:
     for sig in SIGNALS:
         signal.signal(sig, _exit_interrupted)
     gc.set_threshold(*GC_THRESHOLDS)
+    _no_transparent_huge_pages()
     try:
         code = main()
     except SystemExit as exc:  # a signal after main returned

@@ -105,6 +105,7 @@ class ExportRun:
 
     def build_source(self) -> Source:
         """A fresh source (it connects on first use)."""
+        self._wait_to_read()
         source: Source = self.plan.source.spec.factory(
             self.plan.source_options, SourceContext(config_dir=self.ctx.config_dir))
         log.info("export %s: new %s source connection to %s", self.plan.name,
@@ -118,11 +119,19 @@ class ExportRun:
         pool = self.ctx.sources
         if pool is None:
             return self.build_source()
+        self._wait_to_read()
         source, reused = pool.take(self.plan.source_options, self.build_source)
         if reused:
             log.debug("export %s: reusing the %s source connection to %s", self.plan.name,
                       self.plan.source.spec.name, source.display_name(), extra=self.log_extra)
         return source
+
+    def _wait_to_read(self) -> None:
+        """Before the export's first statement on the source: when the run overlaps its
+        exports, wait for a reading slot (what came before, the lock, the journal and the
+        destination probe, never touches the source)."""
+        if self.ctx.read_slot is not None:
+            self.ctx.read_slot()
 
     def give_back_source(self, source: Source) -> None:
         """``source`` is done with and healthy: kept for a later export (reset first) when

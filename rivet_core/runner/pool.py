@@ -7,14 +7,16 @@ config order. An export that fails fails alone: its failure is its result.
 
 **Overlap** (``overlap=True``; :func:`~rivet_core.runner.lifecycle.run_exports` asks for it
 whenever a run has more exports than it runs at once, ``--parallel-exports 1`` included):
-at most N exports *read* at once, and one more may be finishing. An export holds a reading
-slot from its start until it has read all it will read, if that was little
+at most N exports *read* at once, on one more thread than N. An export takes a reading slot
+before its first statement on the source (:class:`_Slot`; what comes before, the lock, the
+journal and the destination probe, never touches the source) and gives it back once it has
+read all it will read, if that was little
 (:meth:`~rivet_core.runner.export.ExportRun.read_finished`: at most 32 MiB of Arrow data,
-no ``--reconcile``), else until it ends. So while a small export encodes its last row
+no ``--reconcile``), else when it ends. So while a small export encodes its last row
 group, commits its file, writes its manifest and records its run, the next one already
-connects, describes and reads: the source still sees N statements at a time at most, and
-what the finishing export holds is small. Everything else stays per export: its lock, its
-commit order, its state transactions, its result.
+describes and reads, and the one after it prepares: the source still sees N exports'
+statements at a time at most, and what the finishing export holds is small. Everything
+else stays per export: its lock, its commit order, its state transactions, its result.
 
 The main thread only waits. A stop signal (SIGTERM/SIGINT) reaches it alone, as
 ``KeyboardInterrupt``: it sets the invocation's stop event, which every writing thread
@@ -117,42 +119,26 @@ class ExportPool:
 
     def _worker(self, ended: threading.Event) -> None:
         try:
-            while self._take_slot():
+            while True:
                 with self._lock:
                     # Taken under the lock with the stop check: no export starts after a
                     # stop.
                     if self.ctx.stop.is_set() or self._next == len(self.plans):
-                        self._reading.release()
                         return
                     index, self._next = self._next, self._next + 1
                 self._run(index)
         finally:
             ended.set()
 
-    def _take_slot(self) -> bool:
-        """Wait for a reading slot; False once the run is stopping or every export has
-        started."""
-        while not self._reading.acquire(timeout=0.1):
-            if self.ctx.stop.is_set() or self._next == len(self.plans):
-                return False
-        return True
-
     def _run(self, index: int) -> None:
         plan = self.plans[index]
-        given_back = False
-
-        def give_slot_back() -> None:
-            nonlocal given_back
-            with self._lock:
-                if given_back:
-                    return
-                given_back = True
-            self._reading.release()
+        slot = _Slot(self._reading, self.ctx.stop)
 
         def started(result: ExportResult) -> None:
             self._results[index] = result
 
-        ctx = attrs.evolve(self.ctx, read_done=give_slot_back) if self.overlap else self.ctx
+        ctx = (attrs.evolve(self.ctx, read_slot=slot.take, read_done=slot.give_back)
+               if self.overlap else self.ctx)
         try:
             self._results[index] = self.run_one(plan, ctx, board=self.board,
                                                 started=started)
@@ -168,7 +154,7 @@ class ExportPool:
             result.finished_at = result.finished_at or utc_now()
             self._results[index] = result
         finally:
-            give_slot_back()
+            slot.give_back()
 
     def _wait_for_the_stop(self, threads: list[threading.Thread],
                            ended: list[threading.Event]) -> None:
@@ -191,3 +177,37 @@ class ExportPool:
                                "`rivet validate` shows whether its destination holds a "
                                "file it did not record")
                 result.finished_at = utc_now()
+
+
+class _Slot:
+    """One export's claim on a reading slot: taken before its first statement on the
+    source (:meth:`take`, waiting while every slot is held), given back once (:meth:`give_back`:
+    when its reading is done, or when it ends). An export that never reads never takes one."""
+
+    def __init__(self, slots: threading.BoundedSemaphore, stop: threading.Event) -> None:
+        self._slots = slots
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._held = False
+        self._done = False
+
+    def take(self) -> None:
+        """Wait for a slot, unless this export holds one or has given it back (a statement
+        after its reading is done, rare, does not wait). A stop signal while waiting ends
+        the export as interrupted."""
+        with self._lock:
+            if self._held or self._done:
+                return
+            while not self._slots.acquire(timeout=0.1):
+                if self._stop.is_set():
+                    raise KeyboardInterrupt
+            self._held = True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._done = True
+            if not self._held:
+                return
+            self._held = False
+        self._slots.release()
+

@@ -134,9 +134,13 @@ class RunContext:
     """The sources kept open between the exports of the invocation (set by
     :func:`~rivet_core.runner.lifecycle.run_exports`); None: every export opens and closes
     its own."""
+    read_slot: Callable[[], None] | None = None
+    """Called by an export before each source it takes: the first call waits for one of
+    the run's reading slots (:mod:`rivet_core.runner.pool`), later ones return at once.
+    Set per export by the pool; None outside it."""
     read_done: Callable[[], None] | None = None
     """Called by an export once it will read nothing more from its source and what it read
-    is small: the run may then start the next export while this one encodes, commits and
+    is small: its reading slot goes to the next export while this one encodes, commits and
     records its file (:mod:`rivet_core.runner.pool`). Set per export by the pool; None
     outside it."""
 

@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -469,3 +470,16 @@ def _quiet_logs():
     yield
     # The CLI reconfigures logging on every invocation; leave it as a fresh process has it.
     logs.setup(0, "text", io.StringIO())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux process setting")
+def test_the_rivet_process_turns_transparent_huge_pages_off():
+    """Each new 2 MiB page of Arrow's allocator was zeroed whole on first touch: the rivet
+    process asks the kernel for none (PR_SET_THP_DISABLE)."""
+    code = ("from rivet_core.cli.main import _no_transparent_huge_pages as off\n"
+            "def status():\n"
+            "    return open('/proc/self/status').read().split('THP_enabled:')[1].split()[0]\n"
+            "before = status(); off(); print(before, status())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["1", "0"]
