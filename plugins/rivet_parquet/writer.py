@@ -149,6 +149,11 @@ def large_columns(table: pa.Table, names: Sequence[str]) -> list[str]:
 
 DICTIONARY_SAMPLE_ROWS = 65_536
 """Rows of the first row group whose distinct values decide a column's dictionary."""
+DICTIONARY_PROBE_ROWS = 8_192
+"""Rows counted first: a column whose first 8,192 values are 95 % distinct is taken as
+distinct without counting the whole sample (values drawn from a pool that large would still
+be more than half distinct over 65,536 rows). Counting distinct text values is the costly
+part of the choice (~90 ns a value: 5 % of the CPU of a run of small tables)."""
 
 
 def repetitive_columns(table: pa.Table, names: Sequence[str]) -> list[str]:
@@ -156,14 +161,20 @@ def repetitive_columns(table: pa.Table, names: Sequence[str]) -> list[str]:
     first :data:`DICTIONARY_SAMPLE_ROWS` values distinct. A dictionary pays off only there:
     for a column of mostly distinct values (comments, ids as text) pyarrow fills its
     dictionary page, falls back to plain encoding, and the work was for nothing (measured
-    on the benchmark's order lines: 7 % of the encoding CPU, for a file 0.3 % smaller)."""
+    on the benchmark's order lines: 7 % of the encoding CPU, for a file 0.3 % smaller).
+    A column distinct in its first :data:`DICTIONARY_PROBE_ROWS` values is decided on
+    those alone (so one whose values start repeating only after them gets none)."""
     rows = min(table.num_rows, DICTIONARY_SAMPLE_ROWS)
     if rows < 1024:  # too few to judge, and too few for the choice to cost anything
         return list(names)
     found = []
     for name in names:
-        sample = table.column(name).slice(0, rows)
-        if pc.count_distinct(sample, mode="all").as_py() * 2 <= rows:
+        column = table.column(name)
+        if rows >= 2 * DICTIONARY_PROBE_ROWS:
+            head = pc.count_distinct(column.slice(0, DICTIONARY_PROBE_ROWS), mode="all")
+            if head.as_py() * 20 >= DICTIONARY_PROBE_ROWS * 19:
+                continue
+        if pc.count_distinct(column.slice(0, rows), mode="all").as_py() * 2 <= rows:
             found.append(name)
     return found
 

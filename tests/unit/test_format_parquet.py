@@ -379,3 +379,29 @@ def test_only_text_columns_whose_values_repeat_get_a_dictionary() -> None:
     assert not any("DICTIONARY" in e for e in encodings["comment"])
     assert not any("DICTIONARY" in e for e in encodings["n"])  # numbers never had one
     assert pq.read_table(pa.BufferReader(data)).equals(table)
+
+
+def test_the_dictionary_choice_counts_a_distinct_column_on_its_first_values_only(
+        monkeypatch) -> None:
+    from rivet_parquet import writer
+
+    rows = 50_000
+    counted: list[int] = []
+    real = writer.pc.count_distinct
+
+    def count_distinct(values, **kwargs):
+        counted.append(len(values))
+        return real(values, **kwargs)
+
+    monkeypatch.setattr(writer.pc, "count_distinct", count_distinct)
+    table = pa.table({
+        "comment": pa.array([f"note {i:08d}" for i in range(rows)]),
+        "status": pa.array(["open", "closed", "held", "new"] * (rows // 4)),
+        # Distinct at first, repeating after: decided on its first values (no dictionary).
+        "late": pa.array([f"v{i}" if i < 10_000 else "same" for i in range(rows)]),
+    })
+    assert writer.repetitive_columns(table, ["comment", "status", "late"]) == ["status"]
+    assert counted == [writer.DICTIONARY_PROBE_ROWS,  # comment: distinct from the start
+                       writer.DICTIONARY_PROBE_ROWS, rows,  # status: counted on the sample
+                       writer.DICTIONARY_PROBE_ROWS]  # late
+
