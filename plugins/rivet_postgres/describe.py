@@ -73,6 +73,10 @@ def money_scale(conn: psycopg.Connection[Any],
     return int(row[0]) if row else None
 
 
+FIRST_USER_OID = 16384
+"""PostgreSQL's ``FirstNormalObjectId``: OIDs below it belong to the system catalogs."""
+
+
 class TypeCache:
     """What one connection has learnt about types: the names ``format_type`` gives, the
     ``pg_type`` rows of non-built-in types, and the loaders installed for them. OIDs of
@@ -86,6 +90,16 @@ class TypeCache:
 
     def clear(self) -> None:
         self._names.clear()
+        self._catalog.clear()
+        self._loaders.clear()
+
+    def forget_session(self) -> None:
+        """The connection is reset for another export: forget what a user type could have
+        changed (names, ``pg_type`` rows, loaders), keep the names of built-in types
+        (OIDs below :data:`FIRST_USER_OID`, fixed for the server's life), so an export of
+        built-in types alone asks for no name again."""
+        self._names = {shape: name for shape, name in self._names.items()
+                       if shape[0] < FIRST_USER_OID}
         self._catalog.clear()
         self._loaders.clear()
 

@@ -129,13 +129,13 @@ class PostgresSource(SqlSource[psycopg.Connection[Any]]):
     def reset_connection(self, conn: psycopg.Connection[Any]) -> bool:
         """``DISCARD ALL`` on the control connection and on the COPY connection kept for the
         next export (every session setting back to the connection's defaults, temporary
-        tables, prepared statements and advisory locks gone), and the type cache
-        forgotten, so the next export learns its types afresh. A connection inside a
-        transaction is not reset: False."""
+        tables, prepared statements and advisory locks gone), and what the type cache
+        knows of user types forgotten, so the next export learns them afresh. A
+        connection inside a transaction is not reset: False."""
         if conn.info.transaction_status != _IDLE:
             return False
         conn.execute("DISCARD ALL")
-        self.types.clear()
+        self.types.forget_session()
         if self._pool is not None:
             self._reset_copy_connections(self._pool)
         return True

@@ -170,3 +170,21 @@ def test_an_export_after_a_reused_session_reads_correct_data(rivet_project, pg_u
     for i in range(1, 4):
         assert sorted(column(rivet_project, f"e{i}", "a")) == [1, 2]
         assert sorted(column(rivet_project, f"e{i}", "b")) == ["x", "y"]
+
+
+def test_a_reset_keeps_built_in_type_names_and_forgets_user_types(pg):
+    """Between exports the source forgets what a user type could have changed (it may be
+    renamed or dropped and its OID reused), but keeps the names of built-in types, so an
+    export of built-in columns only asks for no type name again."""
+    from rivet_postgres.describe import FIRST_USER_OID, TypeCache
+
+    pg.execute("CREATE TYPE mood AS ENUM ('calm', 'loud')")
+    (mood,) = pg.execute("SELECT 'mood'::regtype::oid::int").fetchone()
+    assert mood >= FIRST_USER_OID
+    cache = TypeCache()
+    shapes = [(20, -1), (1700, 786438), (mood, -1)]
+    assert cache.names(pg, shapes) == ["bigint", "numeric(12,2)", "mood"]
+    cache.forget_session()
+    assert set(cache._names) == {(20, -1), (1700, 786438)}
+    pg.execute("ALTER TYPE mood RENAME TO feeling")
+    assert cache.names(pg, shapes) == ["bigint", "numeric(12,2)", "feeling"]
