@@ -233,7 +233,9 @@ class MysqlSource(SqlSource["Connection[Any]"]):
             return f"the statement cannot be prepared ({wrap_error(exc, 'prepare').message})"
         columns, plan = self._map(fields, options, query.label)
         return cxplan.plan(conn, sql, fields, columns, plan, query, options,
-                           native_dates=self.config.zero_dates == "error")
+                           native_dates=self.config.zero_dates == "error",
+                           small_rows=cxplan.SMALL_TABLE_ROWS
+                           if self.config.read_path == "auto" else 0)
 
     def kill_query(self, busy: Connection[Any]) -> None:
         """``KILL QUERY`` the statement ``busy`` runs, from a connection of its own (any

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from rivet_mysql import MysqlConfig, factory, keyranges
+from rivet_mysql import MysqlConfig, cxplan, factory, keyranges
 
 from rivet_core.backends import Query, ReadOptions, SourceContext
 from rivet_core.errors import SourceError
@@ -131,9 +131,23 @@ def test_forcing_connectorx_fails_on_what_it_cannot_carry(my, mysql_db_url):
         src.read(Query(sql="SELECT f FROM floats"), ReadOptions(column_types={"f": pa.float64()}))
 
 
+def test_a_small_table_is_read_on_the_sources_own_connection(mysql_db_url, events):
+    """ConnectorX's own connections and key statistics cost ~60 ms before its first row: a
+    table of a thousand rows is read over pymysql, with the reason, and the same data."""
+    path, table = read(mysql_db_url, Query(sql="SELECT * FROM events", table="events"))
+    assert re.fullmatch(f"{COMPAT}: a small table \\(about 1,0\\d\\d rows\\): one statement "
+                        "on the source's own connection costs less than ConnectorX's "
+                        "connections", path), path  # the server's estimate
+    forced, fast = read(mysql_db_url, Query(sql="SELECT * FROM events", table="events"),
+                        "connectorx")
+    assert forced.startswith(FAST)
+    assert table.equals(fast)
+
+
 def test_a_table_export_is_read_in_bounded_key_ranges_one_after_the_other(
         mysql_db_url, events, monkeypatch):
     monkeypatch.setattr(keyranges, "range_rows", lambda row_bytes: 150)
+    monkeypatch.setattr(cxplan, "SMALL_TABLE_ROWS", 0)
     path, table = read(mysql_db_url, Query(sql="SELECT * FROM events", table="events"))
     assert re.fullmatch(f"{FAST}, 1 connection over \\d+ ranges of id", path), path
     assert sorted(table.column("id").to_pylist()) == list(range(1, 1001))
