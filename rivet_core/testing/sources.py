@@ -616,9 +616,13 @@ class SourceTests:
         before = count()
         source = build_source()
         stream = source.read(sample_query, ReadOptions(batch_size=7))
-        next(iter(stream))
+        # The iterator is kept: a generator dropped after its first batch is closed at
+        # once, and with it a read that streams on the source's own connection.
+        batches = iter(stream)
+        next(batches)
         during = count()
         stream.close()
+        del batches
         read_batches(source, sample_query, read_options)
         assert during > before, (
             f"open_sessions() counts {during} sessions while a read is open, {before} before "

@@ -371,7 +371,8 @@ def test_mysql_fast_path_reads_the_configured_port_not_the_socket_the_server_rep
                              "(3, 'local')")
             mark = impostor.mark()
             rivet_project.write_config(
-                source_toml(configured, mode="disable", ca_file=None, app="item4")
+                source_toml(configured, mode="disable", ca_file=None, app="item4",
+                            read_path="connectorx")  # three rows: auto reads them on pymysql
                 + export_toml())
             outcome = rivet_project.run("run", "--json").assert_success()
             assert impostor.seen(mark) == []
