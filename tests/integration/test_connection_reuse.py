@@ -6,6 +6,8 @@ memory."""
 
 from __future__ import annotations
 
+import re
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -75,10 +77,10 @@ def test_a_session_setting_of_one_export_does_not_reach_the_next(rivet_project, 
 
 
 def test_a_failed_export_does_not_poison_the_connection_of_the_next(rivet_project, pg_url):
-    # e2 fails on the server midway (division by zero at row 500): its session is closed,
-    # so e3 is served by a new one, which e4 then reuses.
-    failing = ("SELECT pg_backend_pid() AS pid, 1 / (g - 500) AS x "
-               "FROM generate_series(1, 1000) g")
+    # e2 fails on the server midway (row 500 cannot be cast, and the error names its
+    # session's pid): that session is closed, so no later export is served by it.
+    failing = ("SELECT pg_backend_pid() AS pid, CASE WHEN g < 500 THEN g "
+               "ELSE ('pid ' || pg_backend_pid())::int END AS x FROM generate_series(1, 1000) g")
     rivet_project.write_config(pg_config(pg_url, [
         ("e1", PG_SESSION, ""),
         ("e2", failing, "[exports.tuning]\nbatch_size = 100\nmax_retries = 0"),
@@ -86,10 +88,11 @@ def test_a_failed_export_does_not_poison_the_connection_of_the_next(rivet_projec
         ("e4", PG_SESSION, ""),
     ]))
     outcome = rivet_project.run("run", "--json").assert_failed(1)
-    status = {e["export"]: e["status"] for e in outcome.json()["exports"]}
-    assert status == {"e1": "success", "e2": "failed", "e3": "success", "e4": "success"}
-    assert only(rivet_project, "e3", "pid") != only(rivet_project, "e1", "pid")
-    assert only(rivet_project, "e4", "pid") == only(rivet_project, "e3", "pid")
+    exports = {e["export"]: e for e in outcome.json()["exports"]}
+    assert {name: e["status"] for name, e in exports.items()} == {
+        "e1": "success", "e2": "failed", "e3": "success", "e4": "success"}
+    (failed_pid,) = (int(pid) for pid in re.findall(r'"pid (\d+)"', exports["e2"]["error"]))
+    assert failed_pid not in {only(rivet_project, name, "pid") for name in ("e3", "e4")}
     assert only(rivet_project, "e3", "work_mem") == only(rivet_project, "e1", "work_mem")
 
 
@@ -151,10 +154,17 @@ def test_a_failed_mysql_export_does_not_poison_the_connection_of_the_next(
          "[exports.tuning]\nmax_retries = 0"),
         ("e3", MY_SESSION, ""),
     ]))
-    outcome = rivet_project.run("run", "--json").assert_failed(1)
+    outcome = rivet_project.run("-vv", "run", "--json").assert_failed(1)
     status = {e["export"]: e["status"] for e in outcome.json()["exports"]}
     assert status == {"e1": "success", "e2": "failed", "e3": "success"}
-    assert only(rivet_project, "e3", "id") != only(rivet_project, "e1", "id")
+    # e2's source was closed, not given back: if it had been e1's session, e3 cannot be
+    # served by it (with a turn to read taken early, e2 may also have had one of its own).
+    if "export e2: reusing the mysql source connection" in outcome.err:
+        assert only(rivet_project, "e3", "id") != only(rivet_project, "e1", "id")
+    # e3 reads in a clean session either way.
+    assert only(rivet_project, "e3", "leaked") is None
+    assert float(only(rivet_project, "e3", "timeout")) == float(
+        only(rivet_project, "e1", "timeout"))
 
 
 @pytest.mark.parametrize("kind", ["postgres", "mysql"])
