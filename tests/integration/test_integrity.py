@@ -195,8 +195,13 @@ def test_sigterm_reaches_every_worker_holding_an_open_file(rivet_project, databa
                                                            rows_table):
     """SIGTERM interrupted only the main thread: the chunk workers kept their open uploads
     and temp files, though the docs say open files are aborted first."""
-    rivet_project.write_config(config(database, slow_query(database, rows_table),
-                                      CHUNKED + "\nparallel = 2"))
+    # Rows of ~600 bytes: MariaDB sends a result in 16 KiB packets, and a chunk of small
+    # rows would arrive whole at its end, its file open only for the moment of its encode.
+    padded = slow_query(database, rows_table).replace(
+        "SELECT id, v FROM", "SELECT id, " + ("v || repeat('y', 540)" if database.kind ==
+                                             "postgres" else "CONCAT(v, REPEAT('y', 540))")
+        + " AS v FROM")
+    rivet_project.write_config(config(database, padded, CHUNKED + "\nparallel = 2"))
     process = start(rivet_project)
     # Chunks are written by worker threads only (the main thread waits for them).
     wait_for(lambda: temp_files(rivet_project), process, "an open file")
