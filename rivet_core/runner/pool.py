@@ -7,10 +7,11 @@ config order. An export that fails fails alone: its failure is its result.
 
 **Overlap** (``overlap=True``; :func:`~rivet_core.runner.lifecycle.run_exports` asks for it
 whenever a run has more exports than it runs at once, ``--parallel-exports 1`` included):
-at most N exports *read* at once, on one more thread than N. An export takes a reading slot
-before its first statement on the source (:class:`_Slot`; what comes before, the lock, the
-journal and the destination probe, never touches the source) and gives it back once it has
-read all it will read, if that was little
+at most N exports *read* at once, on one more thread than N, and they take their turns to
+read in config order (:class:`_Turns`). An export takes a reading slot before its first
+statement on the source (:class:`_Slot`; what comes before, the lock, the journal and the
+destination probe, never touches the source) and gives it back once it has read all it
+will read, if that was little
 (:meth:`~rivet_core.runner.export.ExportRun.read_finished`: at most 32 MiB of Arrow data,
 no ``--reconcile``), else when it ends. So while a small export encodes its last row
 group, commits its file, writes its manifest and records its run, the next one already
@@ -83,9 +84,8 @@ class ExportPool:
         self.overlap = overlap and len(self.plans) > self.workers
         """One more thread than ``workers``: an export that has read all it will read, and
         little, hands its reading slot on while it finishes (see the module)."""
-        self._reading = threading.BoundedSemaphore(self.workers)
-        """The reading slots: an export takes one before it starts, and gives it back when
-        it says its reading is done, or when it ends."""
+        self._reading = _Turns(self.workers, ctx.stop)
+        """The reading slots, taken in config order."""
         self._lock = threading.Lock()
         self._next = 0
         """The index of the next export to start."""
@@ -132,7 +132,7 @@ class ExportPool:
 
     def _run(self, index: int) -> None:
         plan = self.plans[index]
-        slot = _Slot(self._reading, self.ctx.stop)
+        slot = _Slot(self._reading, index)
 
         def started(result: ExportResult) -> None:
             self._results[index] = result
@@ -179,35 +179,81 @@ class ExportPool:
                 result.finished_at = utc_now()
 
 
+class _Turns:
+    """The reading slots of a run, handed out in config order: export ``i`` reads only
+    once every export before it has taken its slot (or ended without reading), so a later
+    export whose preparation was quicker never reads ahead of an earlier one."""
+
+    def __init__(self, slots: int, stop: threading.Event) -> None:
+        self._free = slots
+        self._turn = 0
+        """The config index of the next export allowed to take a slot."""
+        self._passed: set[int] = set()
+        """Exports after the turn that ended without reading: the turn skips them."""
+        self._stop = stop
+        self._cond = threading.Condition()
+
+    def take(self, index: int) -> None:
+        with self._cond:
+            while not (self._turn == index and self._free > 0):
+                if self._stop.is_set():
+                    raise KeyboardInterrupt
+                self._cond.wait(0.1)
+            self._free -= 1
+            self._advance(index + 1)
+
+    def give_back(self) -> None:
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
+
+    def pass_turn(self, index: int) -> None:
+        """Export ``index`` ends without having read."""
+        with self._cond:
+            if self._turn == index:
+                self._advance(index + 1)
+            elif self._turn < index:
+                self._passed.add(index)
+            self._cond.notify_all()
+
+    def _advance(self, turn: int) -> None:
+        while turn in self._passed:
+            self._passed.discard(turn)
+            turn += 1
+        self._turn = turn
+        self._cond.notify_all()
+
+
 class _Slot:
     """One export's claim on a reading slot: taken before its first statement on the
-    source (:meth:`take`, waiting while every slot is held), given back once (:meth:`give_back`:
-    when its reading is done, or when it ends). An export that never reads never takes one."""
+    source (:meth:`take`, waiting for its turn and a free slot), given back once
+    (:meth:`give_back`: when its reading is done, or when it ends). An export that never
+    reads passes its turn."""
 
-    def __init__(self, slots: threading.BoundedSemaphore, stop: threading.Event) -> None:
-        self._slots = slots
-        self._stop = stop
+    def __init__(self, turns: _Turns, index: int) -> None:
+        self._turns = turns
+        self._index = index
         self._lock = threading.Lock()
         self._held = False
         self._done = False
 
     def take(self) -> None:
-        """Wait for a slot, unless this export holds one or has given it back (a statement
-        after its reading is done, rare, does not wait). A stop signal while waiting ends
-        the export as interrupted."""
+        """Wait for this export's turn and a slot, unless it holds one or has given it back
+        (a statement after its reading is done, rare, does not wait). A stop signal while
+        waiting ends the export as interrupted."""
         with self._lock:
             if self._held or self._done:
                 return
-            while not self._slots.acquire(timeout=0.1):
-                if self._stop.is_set():
-                    raise KeyboardInterrupt
+            self._turns.take(self._index)
             self._held = True
 
     def give_back(self) -> None:
         with self._lock:
-            self._done = True
-            if not self._held:
+            if self._done:
                 return
-            self._held = False
-        self._slots.release()
-
+            self._done = True
+            held, self._held = self._held, False
+        if held:
+            self._turns.give_back()
+        else:
+            self._turns.pass_turn(self._index)

@@ -426,3 +426,26 @@ def test_the_pool_leaves_unstarted_exports_out_when_the_signal_lands_in_the_wait
     assert ctx.stop.is_set()
     assert [r.export for r in results] == ["p0", "p1"]
     assert {r.status for r in results} == {"failed"}
+
+
+def test_turns_to_read_go_in_config_order_and_skip_an_export_that_never_reads():
+    from rivet_core.runner.pool import _Turns
+
+    turns = _Turns(1, threading.Event())
+    order: list[int] = []
+
+    def reader(index):
+        turns.take(index)
+        order.append(index)
+        turns.give_back()
+
+    later = threading.Thread(target=reader, args=(2,))
+    later.start()  # ready first, but its turn comes after 0 and 1
+    time.sleep(0.3)
+    assert order == []
+    reader(0)
+    time.sleep(0.3)
+    assert order == [0]  # 2 still waits for 1
+    turns.pass_turn(1)  # 1 ended without reading
+    later.join(5)
+    assert order == [0, 2]
